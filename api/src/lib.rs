@@ -1,0 +1,80 @@
+//! The HTTP intake: builds the router over one [`ApiContext`] and serves it
+//! until a shutdown signal.
+
+pub mod error;
+mod health;
+mod middleware;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use lockers_core::config::Config;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    pub redis: Option<redis::aio::ConnectionManager>,
+}
+
+/// The whole router: `/api/v1` resources plus the operational routes.
+pub fn router(ctx: ApiContext) -> Router {
+    let api_v1 = Router::new();
+    let timeout = ctx.config.request_timeout;
+    let app = Router::new()
+        .nest("/api/v1", api_v1)
+        .merge(health::router())
+        .fallback(middleware::not_found)
+        .with_state(ctx);
+    middleware::apply(app, timeout)
+}
+
+/// A built, bound intake that has not started serving yet.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `config.listen_addr` (port 0 picks a free port) and builds the router.
+    pub async fn build(config: Arc<Config>, db: PgPool) -> anyhow::Result<Self> {
+        let redis = match &config.redis_url {
+            Some(url) => Some(connect_redis(url).await?),
+            None => None,
+        };
+        let ctx = ApiContext { config: config.clone(), db, redis };
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("Failed to bind {}", config.listen_addr))?;
+        Ok(Self { listener, router: router(ctx) })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listener.local_addr().context("Failed to read the bound address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("HTTP server failed")
+    }
+}
+
+async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(2)));
+    redis::aio::ConnectionManager::new_with_config(client, config)
+        .await
+        .context("Failed to connect to Redis")
+}

@@ -1,0 +1,441 @@
+//! The whole configuration: one typed struct read from the environment (and
+//! `.env` outside production), validated once at start-up.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::contact::Email;
+use crate::jobs::Queue;
+
+/// Where the process runs. Production refuses development conveniences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmsProvider {
+    /// Prints messages to the log: development only.
+    Console,
+    Twilio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmailProvider {
+    /// Prints messages to the log: development only.
+    Console,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoorDriver {
+    /// Acknowledges every open and reports the door closed: development only.
+    Simulated,
+    /// Door controller protocol v1 over HTTP, per locker point.
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A random 256-bit secret, hex-encoded: the development default.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Concurrency per queue, written `otp=8,notify=8,sweep=1`.
+/// Queues left out are not run by this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConcurrency(pub Vec<(Queue, usize)>);
+
+impl QueueConcurrency {
+    pub fn get(&self, queue: Queue) -> Option<usize> {
+        self.0.iter().find(|(q, _)| *q == queue).map(|(_, n)| *n)
+    }
+}
+
+impl FromStr for QueueConcurrency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out: Vec<(Queue, usize)> = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, n) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not `queue=concurrency`"))?;
+            let queue: Queue = name.trim().parse()?;
+            let n: usize = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("concurrency for `{name}` must be a positive integer"))?;
+            if n == 0 || n > 1024 {
+                return Err(format!("concurrency for `{name}` must be between 1 and 1024"));
+            }
+            if out.iter().any(|(q, _)| *q == queue) {
+                return Err(format!("queue `{name}` is listed twice"));
+            }
+            out.push((queue, n));
+        }
+        Ok(Self(out))
+    }
+}
+
+/// A cron expression with seconds (`sec min hour day month weekday`), parsed at start-up.
+#[derive(Clone, Debug)]
+pub struct CronSchedule(pub cron::Schedule);
+
+impl FromStr for CronSchedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        cron::Schedule::from_str(s)
+            .map(Self)
+            .map_err(|e| format!("invalid cron expression `{s}`: {e}"))
+    }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("`{s}` is not a whole number of seconds"))
+}
+
+/// Every setting of the system. Each field reads the environment variable named
+/// in its `env` attribute; `--help` on any binary lists them with their defaults.
+#[derive(Debug, Clone, Parser)]
+#[command(about = None, long_about = None)]
+pub struct Config {
+    /// PostgreSQL database; created and migrated at start-up if missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/lockers")]
+    pub database_url: String,
+
+    /// Largest number of PostgreSQL connections this process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// Redis for rate limits shared between intake replicas; unset: in-process limiter.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key this process writes, so deployments can share a server.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "lockers:")]
+    pub redis_key_prefix: String,
+
+    /// Address the HTTP intake listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// `production` refuses console providers, simulated doors and missing secrets.
+    #[arg(long, env = "APP_ENV", value_enum, default_value = "development")]
+    pub app_env: AppEnv,
+
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// HMAC key for access tokens (at least 32 bytes); random per start in development.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Server secret keying the hashes of one-time codes; random per start in development.
+    #[arg(long, env = "OTP_PEPPER", hide_env_values = true)]
+    pub otp_pepper: Option<Secret>,
+
+    /// How SMS messages are sent.
+    #[arg(long, env = "SMS_PROVIDER", value_enum, default_value = "console")]
+    pub sms_provider: SmsProvider,
+
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<Secret>,
+
+    /// Sender number (E.164) or messaging service id for SMS.
+    #[arg(long, env = "TWILIO_FROM")]
+    pub twilio_from: Option<String>,
+
+    /// Base URL of the Twilio REST API (tests point it at a fake server).
+    #[arg(long, env = "TWILIO_API_BASE", default_value = "https://api.twilio.com")]
+    pub twilio_api_base: String,
+
+    /// How email is sent.
+    #[arg(long, env = "EMAIL_PROVIDER", value_enum, default_value = "console")]
+    pub email_provider: EmailProvider,
+
+    #[arg(long, env = "SMTP_HOST")]
+    pub smtp_host: Option<String>,
+
+    #[arg(long, env = "SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+
+    #[arg(long, env = "SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+
+    #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<Secret>,
+
+    /// `starttls`, `tls` (implicit) or `none`.
+    #[arg(long, env = "SMTP_TLS", value_enum, default_value = "starttls")]
+    pub smtp_tls: SmtpTls,
+
+    /// From address of every email, e.g. `Lockers <no-reply@example.com>`.
+    #[arg(long, env = "EMAIL_FROM")]
+    pub email_from: Option<String>,
+
+    /// How door commands reach the lockers.
+    #[arg(long, env = "DOOR_DRIVER", value_enum, default_value = "simulated")]
+    pub door_driver: DoorDriver,
+
+    /// Price per started hour in minor units, for sizes without a tariff row.
+    #[arg(long, env = "DEFAULT_TARIFF_PAISE", default_value_t = 5000)]
+    pub default_tariff_paise: i64,
+
+    /// ISO 4217 currency of the default tariff.
+    #[arg(long, env = "CURRENCY", default_value = "INR")]
+    pub currency: String,
+
+    /// Queues this process works and how many jobs of each run at once.
+    #[arg(
+        long,
+        env = "WORKER_QUEUES",
+        default_value = "otp=8,notify=8,sweep=1"
+    )]
+    pub worker_queues: QueueConcurrency,
+
+    /// Whether this process runs the cron scheduler (billing, sweeps).
+    #[arg(long, env = "SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scheduler: bool,
+
+    /// When expired reservations, codes and tokens are swept (cron with seconds, UTC).
+    #[arg(long, env = "SWEEP_CRON", default_value = "0 * * * * *")]
+    pub sweep_cron: CronSchedule,
+
+    /// Seconds in-flight requests and jobs get to finish after a shutdown signal.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value = "30", value_parser = parse_secs)]
+    pub shutdown_timeout: Duration,
+
+    /// Seconds one HTTP request may take before it is answered 408.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_secs)]
+    pub request_timeout: Duration,
+}
+
+/// A setting that cannot work, with the name of the variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads `.env` (outside production) and the environment, then validates.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let production = std::env::var("APP_ENV").is_ok_and(|v| v.eq_ignore_ascii_case("production"));
+        if !production {
+            // A missing .env is normal; a malformed one is worth failing on.
+            match dotenvy::dotenv() {
+                Ok(_) => {}
+                Err(e) if e.not_found() => {}
+                Err(e) => return Err(ConfigError(format!(".env could not be read: {e}"))),
+            }
+        }
+        let config = Self::try_parse_from(["lockers"]).map_err(|e| ConfigError(e.to_string()))?;
+        config.validated()
+    }
+
+    /// Checks the settings against each other and fills development defaults.
+    pub fn validated(mut self) -> Result<Self, ConfigError> {
+        let fail = |msg: &str| Err(ConfigError(msg.to_owned()));
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return fail("CURRENCY must be an ISO 4217 code such as INR");
+        }
+        if self.default_tariff_paise < 0 {
+            return fail("DEFAULT_TARIFF_PAISE must not be negative");
+        }
+        if self.database_max_connections < 2 {
+            return fail("DATABASE_MAX_CONNECTIONS must be at least 2");
+        }
+        if self.sms_provider == SmsProvider::Twilio
+            && (self.twilio_account_sid.is_none() || self.twilio_auth_token.is_none() || self.twilio_from.is_none())
+        {
+            return fail(
+                "SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM",
+            );
+        }
+        if self.email_provider == EmailProvider::Smtp && (self.smtp_host.is_none() || self.email_from.is_none()) {
+            return fail("EMAIL_PROVIDER=smtp needs SMTP_HOST and EMAIL_FROM");
+        }
+        if let Some(from) = &self.email_from
+            && mailbox_address(from).and_then(|a| Email::parse(a).ok()).is_none()
+        {
+            return fail("EMAIL_FROM must be an address such as `Lockers <no-reply@example.com>`");
+        }
+        if self.app_env == AppEnv::Production {
+            if self.sms_provider == SmsProvider::Console {
+                return fail("APP_ENV=production refuses SMS_PROVIDER=console: set SMS_PROVIDER=twilio");
+            }
+            if self.email_provider == EmailProvider::Console {
+                return fail("APP_ENV=production refuses EMAIL_PROVIDER=console: set EMAIL_PROVIDER=smtp");
+            }
+            if self.door_driver == DoorDriver::Simulated {
+                return fail("APP_ENV=production refuses DOOR_DRIVER=simulated: set DOOR_DRIVER=http");
+            }
+            for (name, secret) in [("JWT_SECRET", &self.jwt_secret), ("OTP_PEPPER", &self.otp_pepper)] {
+                match secret {
+                    None => return Err(ConfigError(format!("APP_ENV=production needs {name}"))),
+                    Some(s) if s.expose().len() < 32 => {
+                        return Err(ConfigError(format!("{name} must be at least 32 characters")));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if self.smtp_tls == SmtpTls::None {
+                return fail("APP_ENV=production refuses SMTP_TLS=none: set SMTP_TLS=starttls or tls");
+            }
+        }
+        self.jwt_secret.get_or_insert_with(Secret::random);
+        self.otp_pepper.get_or_insert_with(Secret::random);
+        Ok(self)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.app_env == AppEnv::Production
+    }
+
+    /// The database name in `DATABASE_URL`.
+    pub fn database_name(&self) -> Option<&str> {
+        let tail = self.database_url.rsplit('/').next()?;
+        let name = tail.split('?').next()?;
+        (!name.is_empty()).then_some(name)
+    }
+}
+
+/// The address inside `Name <local@domain>`, or the whole of `local@domain`.
+fn mailbox_address(s: &str) -> Option<&str> {
+    match (s.find('<'), s.rfind('>')) {
+        (Some(l), Some(r)) if l < r && r == s.len() - 1 => Some(&s[l + 1..r]),
+        (None, None) => Some(s),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut all = vec!["lockers"];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all).map_err(|e| ConfigError(e.to_string()))?.validated()
+    }
+
+    #[test]
+    fn development_defaults_are_valid_and_get_random_secrets() {
+        let a = parse(&[]).unwrap();
+        let b = parse(&[]).unwrap();
+        assert_eq!(a.database_name(), Some("lockers"));
+        assert_ne!(a.jwt_secret, b.jwt_secret);
+        assert_eq!(a.worker_queues.get(Queue::Otp), Some(8));
+    }
+
+    #[test]
+    fn production_refuses_console_providers_and_names_the_setting() {
+        let err = parse(&["--app-env", "production"]).unwrap_err();
+        assert!(err.to_string().contains("SMS_PROVIDER"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_missing_secrets() {
+        let err = parse(&[
+            "--app-env=production",
+            "--sms-provider=twilio",
+            "--twilio-account-sid=AC1",
+            "--twilio-auth-token=t",
+            "--twilio-from=+15550001111",
+            "--email-provider=smtp",
+            "--smtp-host=mail.example.com",
+            "--email-from=no-reply@example.com",
+            "--door-driver=http",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn production_accepts_a_complete_configuration() {
+        let secret = "x".repeat(32);
+        let config = parse(&[
+            "--app-env=production",
+            "--sms-provider=twilio",
+            "--twilio-account-sid=AC1",
+            "--twilio-auth-token=t",
+            "--twilio-from=+15550001111",
+            "--email-provider=smtp",
+            "--smtp-host=mail.example.com",
+            "--email-from=Lockers <no-reply@example.com>",
+            "--door-driver=http",
+            &format!("--jwt-secret={secret}"),
+            &format!("--otp-pepper={secret}"),
+        ])
+        .unwrap();
+        assert!(config.is_production());
+    }
+
+    #[test]
+    fn bad_cron_and_queue_settings_are_refused() {
+        assert!(parse(&["--sweep-cron", "every hour"]).is_err());
+        assert!(parse(&["--worker-queues", "otp=0"]).is_err());
+        assert!(parse(&["--worker-queues", "mail=1"]).is_err());
+        assert!(parse(&["--worker-queues", "otp=1,otp=2"]).is_err());
+        let only_door = parse(&["--worker-queues", "door=3"]).unwrap();
+        assert_eq!(only_door.worker_queues.get(Queue::Door), Some(3));
+        assert_eq!(only_door.worker_queues.get(Queue::Otp), None);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let config = parse(&["--jwt-secret", "super-secret-value-that-is-long-enough"]).unwrap();
+        assert!(!format!("{config:?}").contains("super-secret"));
+    }
+}

@@ -1,0 +1,180 @@
+//! The notification outbox: every message is a row first, then a job that
+//! delivers it, both written in the caller's transaction.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::contact::{Contact, Email, Phone};
+use crate::jobs::{self, DeliverNotification, EnqueueError, Queue};
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    Sms(Phone),
+    Email(Email),
+}
+
+impl From<Contact> for Recipient {
+    fn from(contact: Contact) -> Self {
+        match contact {
+            Contact::Email(e) => Recipient::Email(e),
+            Contact::Phone(p) => Recipient::Sms(p),
+        }
+    }
+}
+
+impl Recipient {
+    pub fn channel(&self) -> Channel {
+        match self {
+            Recipient::Sms(_) => Channel::Sms,
+            Recipient::Email(_) => Channel::Email,
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        match self {
+            Recipient::Sms(p) => p.as_str(),
+            Recipient::Email(e) => e.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+}
+
+/// A message to send. `sensitive` marks bodies that carry a one-time code: they
+/// travel on the `otp` queue and are blanked in the outbox once delivered.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub to: Recipient,
+    /// What the message is about, e.g. `otp_login`; kept for operators.
+    pub kind: &'static str,
+    /// Email subject; ignored for SMS.
+    pub subject: String,
+    pub body: String,
+    pub sensitive: bool,
+}
+
+/// Writes the outbox row and enqueues its delivery in the caller's transaction:
+/// if the transaction rolls back, nothing is ever sent.
+pub async fn queue(conn: &mut PgConnection, message: &Message) -> Result<Uuid, EnqueueError> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO notifications (id, channel, recipient, kind, subject, body, sensitive)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(message.to.channel().as_str())
+    .bind(message.to.address())
+    .bind(message.kind)
+    .bind(&message.subject)
+    .bind(&message.body)
+    .bind(message.sensitive)
+    .execute(&mut *conn)
+    .await?;
+    jobs::enqueue(conn, queue_for(message.sensitive), &DeliverNotification { notification_id: id }).await?;
+    Ok(id)
+}
+
+/// Messages with codes ride the `otp` queue, the rest `notify`.
+pub fn queue_for(sensitive: bool) -> Queue {
+    if sensitive { Queue::Otp } else { Queue::Notify }
+}
+
+/// A pending message as the delivery worker reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Pending {
+    pub id: Uuid,
+    pub channel: String,
+    pub recipient: String,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub sensitive: bool,
+}
+
+impl Pending {
+    pub fn channel(&self) -> Option<Channel> {
+        match self.channel.as_str() {
+            "sms" => Some(Channel::Sms),
+            "email" => Some(Channel::Email),
+            _ => None,
+        }
+    }
+
+    pub fn queue(&self) -> Queue {
+        queue_for(self.sensitive)
+    }
+}
+
+/// The message if it still waits for delivery; `None` once sent or failed, so a
+/// repeated job never sends twice.
+pub async fn pending(conn: &mut PgConnection, id: Uuid) -> Result<Option<Pending>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, channel, recipient, kind, subject, body, sensitive
+         FROM notifications WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records a delivery the provider accepted.
+pub async fn mark_sent(
+    conn: &mut PgConnection,
+    id: Uuid,
+    provider: &str,
+    provider_message_id: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE notifications
+         SET status = 'sent', attempts = attempts + 1, provider = $2, provider_message_id = $3,
+             sent_at = now(), last_error = NULL,
+             body = CASE WHEN sensitive THEN '' ELSE body END
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(provider)
+    .bind(provider_message_id)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Records a failed attempt; `give_up` marks the message failed for good.
+pub async fn mark_attempt_failed(
+    conn: &mut PgConnection,
+    id: Uuid,
+    provider: &str,
+    error: &str,
+    give_up: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE notifications
+         SET attempts = attempts + 1, provider = $2, last_error = $3,
+             status = CASE WHEN $4 THEN 'failed' ELSE status END,
+             body = CASE WHEN $4 AND sensitive THEN '' ELSE body END
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(provider)
+    .bind(error)
+    .bind(give_up)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,70 @@
+//! Outbound channels: SMS and email providers behind one small interface each,
+//! chosen by configuration.
+
+mod console;
+mod twilio;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lockers_core::config::{Config, EmailProvider, SmsProvider};
+
+pub use console::{ConsoleEmail, ConsoleSms};
+pub use twilio::TwilioSms;
+
+/// What a provider said about one message.
+#[derive(Debug)]
+pub enum SendError {
+    /// Worth trying again later (timeouts, 429, 5xx).
+    Transient(String),
+    /// Will never work (bad number, rejected credentials).
+    Permanent(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Transient(m) => write!(f, "transient: {m}"),
+            SendError::Permanent(m) => write!(f, "permanent: {m}"),
+        }
+    }
+}
+
+/// A delivered message: the provider's id for it, when it gives one.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub provider_message_id: Option<String>,
+}
+
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn send(&self, to: &str, body: &str) -> Result<Receipt, SendError>;
+}
+
+#[async_trait]
+pub trait EmailSender: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<Receipt, SendError>;
+}
+
+/// The providers a configuration asks for.
+#[derive(Clone)]
+pub struct Providers {
+    pub sms: Arc<dyn SmsSender>,
+    pub email: Arc<dyn EmailSender>,
+}
+
+impl Providers {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let sms: Arc<dyn SmsSender> = match config.sms_provider {
+            SmsProvider::Console => Arc::new(ConsoleSms),
+            SmsProvider::Twilio => Arc::new(TwilioSms::from_config(config)?),
+        };
+        let email: Arc<dyn EmailSender> = match config.email_provider {
+            EmailProvider::Console => Arc::new(ConsoleEmail),
+            EmailProvider::Smtp => anyhow::bail!("EMAIL_PROVIDER=smtp is not built yet; use console"),
+        };
+        Ok(Self { sms, email })
+    }
+}

@@ -1,0 +1,33 @@
+//! The sweep (queue `sweep`): removes state that can no longer be used.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use lockers_core::jobs::Sweep;
+
+use crate::WorkerState;
+
+/// Deletes one-time codes and refresh tokens a day after they stopped being
+/// usable; the day keeps recent ones for investigating abuse.
+pub async fn sweep(job: Sweep, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
+    let mut tx = state.pool.begin().await?;
+    let codes = sqlx::query(
+        "DELETE FROM one_time_codes
+         WHERE expires_at < to_timestamp($1) - interval '1 day'",
+    )
+    .bind(job.at as f64)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let tokens = sqlx::query(
+        "DELETE FROM refresh_tokens
+         WHERE expires_at < to_timestamp($1) - interval '1 day'",
+    )
+    .bind(job.at as f64)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    tracing::info!(codes, tokens, "sweep done");
+    Ok(())
+}
