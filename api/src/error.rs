@@ -149,3 +149,67 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
         Json(self.0).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use axum::routing::post;
+    use serde::Deserialize;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Input {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    async fn echo(AppJson(_): AppJson<Input>) -> StatusCode {
+        StatusCode::NO_CONTENT
+    }
+
+    async fn call(content_type: Option<&str>, body: &'static str) -> (StatusCode, Value) {
+        let mut request = Request::post("/");
+        if let Some(ct) = content_type {
+            request = request.header(header::CONTENT_TYPE, ct);
+        }
+        let response =
+            Router::new().route("/", post(echo)).oneshot(request.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn json_rejections_answer_400_in_the_error_shape_with_stable_codes() {
+        let json = Some("application/json");
+        assert_eq!(call(json, r#"{"name": "x"}"#).await.0, StatusCode::NO_CONTENT);
+        for (content_type, body, code) in [
+            (None, r#"{"name": "x"}"#, "unsupported_media_type"),
+            (json, r#"{"name": "#, "malformed_json"),
+            (json, r#"{"name": 5}"#, "invalid_body"),
+            (json, r#"{}"#, "invalid_body"),
+        ] {
+            let (status, body) = call(content_type, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"]["code"], code, "{body}");
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause_and_rate_limits_say_when_to_retry() {
+        let response = ApiError::Internal(anyhow::anyhow!("password=hunter2 leaked")).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("hunter2"));
+
+        let response = ApiError::TooManyRequests { retry_after_secs: 42 }.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+    }
+}

@@ -27,11 +27,8 @@ pub struct ApiContext {
 pub fn router(ctx: ApiContext) -> Router {
     let api_v1 = Router::new();
     let timeout = ctx.config.request_timeout;
-    let app = Router::new()
-        .nest("/api/v1", api_v1)
-        .merge(health::router())
-        .fallback(middleware::not_found)
-        .with_state(ctx);
+    let app =
+        Router::new().nest("/api/v1", api_v1).merge(health::router()).fallback(middleware::not_found).with_state(ctx);
     middleware::apply(app, timeout)
 }
 
@@ -74,7 +71,5 @@ async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManage
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
         .set_response_timeout(Some(std::time::Duration::from_secs(2)));
-    redis::aio::ConnectionManager::new_with_config(client, config)
-        .await
-        .context("Failed to connect to Redis")
+    redis::aio::ConnectionManager::new_with_config(client, config).await.context("Failed to connect to Redis")
 }

@@ -104,14 +104,10 @@ impl FromStr for QueueConcurrency {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out: Vec<(Queue, usize)> = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, n) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}` is not `queue=concurrency`"))?;
+            let (name, n) = part.split_once('=').ok_or_else(|| format!("`{part}` is not `queue=concurrency`"))?;
             let queue: Queue = name.trim().parse()?;
-            let n: usize = n
-                .trim()
-                .parse()
-                .map_err(|_| format!("concurrency for `{name}` must be a positive integer"))?;
+            let n: usize =
+                n.trim().parse().map_err(|_| format!("concurrency for `{name}` must be a positive integer"))?;
             if n == 0 || n > 1024 {
                 return Err(format!("concurrency for `{name}` must be between 1 and 1024"));
             }
@@ -131,16 +127,12 @@ pub struct CronSchedule(pub cron::Schedule);
 impl FromStr for CronSchedule {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        cron::Schedule::from_str(s)
-            .map(Self)
-            .map_err(|e| format!("invalid cron expression `{s}`: {e}"))
+        cron::Schedule::from_str(s).map(Self).map_err(|e| format!("invalid cron expression `{s}`: {e}"))
     }
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
-    s.parse::<u64>()
-        .map(Duration::from_secs)
-        .map_err(|_| format!("`{s}` is not a whole number of seconds"))
+    s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("`{s}` is not a whole number of seconds"))
 }
 
 /// Every setting of the system. Each field reads the environment variable named
@@ -239,11 +231,7 @@ pub struct Config {
     pub currency: String,
 
     /// Queues this process works and how many jobs of each run at once.
-    #[arg(
-        long,
-        env = "WORKER_QUEUES",
-        default_value = "otp=8,notify=8,sweep=1"
-    )]
+    #[arg(long, env = "WORKER_QUEUES", default_value = "otp=8,notify=8,sweep=1")]
     pub worker_queues: QueueConcurrency,
 
     /// Whether this process runs the cron scheduler (billing, sweeps).
@@ -299,9 +287,7 @@ impl Config {
         if self.sms_provider == SmsProvider::Twilio
             && (self.twilio_account_sid.is_none() || self.twilio_auth_token.is_none() || self.twilio_from.is_none())
         {
-            return fail(
-                "SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM",
-            );
+            return fail("SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM");
         }
         if self.email_provider == EmailProvider::Smtp && (self.smtp_host.is_none() || self.email_from.is_none()) {
             return fail("EMAIL_PROVIDER=smtp needs SMTP_HOST and EMAIL_FROM");

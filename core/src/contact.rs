@@ -61,9 +61,8 @@ impl Phone {
     pub fn parse(raw: &str) -> Result<Self, ContactError> {
         let s: String = raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.')).collect();
         let digits = s.strip_prefix('+').ok_or(ContactError::InvalidPhone)?;
-        let ok = (7..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
+        let ok =
+            (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if !ok {
             return Err(ContactError::InvalidPhone);
         }

@@ -157,13 +157,11 @@ fn into_sqlx(e: apalis_postgres::Error) -> sqlx::Error {
 
 /// Creates the queue's own tables (schema `apalis`, its own migration history).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    apalis_postgres::PostgresStorage::setup(pool)
-        .await
-        .context("Failed to apply the job queue's migrations")
+    apalis_postgres::PostgresStorage::setup(pool).await.context("Failed to apply the job queue's migrations")
 }
 
 /// Counts of one queue's jobs by state, for the CLI and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
 pub struct QueueStats {
     pub queue: String,
     pub ready: i64,
@@ -177,30 +175,19 @@ pub struct QueueStats {
 
 /// Per-queue depth and state counts.
 pub async fn stats(pool: &PgPool) -> Result<Vec<QueueStats>, sqlx::Error> {
-    let rows: Vec<(String, i64, i64, i64, i64, i64, Option<f64>)> = sqlx::query_as(
-        "SELECT job_type,
-                count(*) FILTER (WHERE status = 'Pending' AND run_at <= now()),
-                count(*) FILTER (WHERE status = 'Pending' AND run_at > now()),
-                count(*) FILTER (WHERE status IN ('Queued', 'Running')),
-                count(*) FILTER (WHERE status = 'Failed' AND attempts < max_attempts),
-                count(*) FILTER (WHERE status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)),
+    sqlx::query_as(
+        "SELECT job_type AS queue,
+                count(*) FILTER (WHERE status = 'Pending' AND run_at <= now()) AS ready,
+                count(*) FILTER (WHERE status = 'Pending' AND run_at > now()) AS scheduled,
+                count(*) FILTER (WHERE status IN ('Queued', 'Running')) AS running,
+                count(*) FILTER (WHERE status = 'Failed' AND attempts < max_attempts) AS retrying,
+                count(*) FILTER (WHERE status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)) AS dead,
                 EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE status = 'Pending' AND run_at <= now()))::float8
+                    AS oldest_ready_secs
          FROM apalis.jobs GROUP BY job_type ORDER BY job_type",
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(queue, ready, scheduled, running, retrying, dead, oldest_ready_secs)| QueueStats {
-            queue,
-            ready,
-            scheduled,
-            running,
-            retrying,
-            dead,
-            oldest_ready_secs,
-        })
-        .collect())
+    .await
 }
 
 #[cfg(test)]

@@ -6,4 +6,5 @@ pub mod contact;
 pub mod db;
 pub mod jobs;
 pub mod notifications;
+pub mod password;
 pub mod telemetry;

@@ -35,7 +35,13 @@ impl TwilioSms {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .context("Failed to build the HTTP client")?;
-        Ok(Self { url: format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json"), http, account_sid, auth_token, from })
+        Ok(Self {
+            url: format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json"),
+            http,
+            account_sid,
+            auth_token,
+            from,
+        })
     }
 }
 

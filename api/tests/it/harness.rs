@@ -1,0 +1,212 @@
+//! One way to run the real system in a test: the app on port 0 against a fresh
+//! database (cloned from a migrated template), Redis keys under a per-test
+//! prefix, and the worker runtime on demand.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use lockers_api::Application;
+use lockers_core::config::Config;
+use lockers_core::db;
+use lockers_workers::Runtime;
+use lockers_workers::providers::Providers;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const SERVER_URL: &str = "postgres://postgres@127.0.0.1:5432";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A migrated database that each test clones (much faster than migrating).
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            drop_stale_templates().await;
+            let name = format!("lockers_tpl_{}", Uuid::new_v4().simple());
+            let url = format!("{SERVER_URL}/{name}");
+            db::ensure_database_exists(&url).await.expect("create template database");
+            let pool = db::connect(&url, 2).await.expect("connect template");
+            db::migrate(&pool).await.expect("migrate template");
+            pool.close().await;
+            name
+        })
+        .await
+}
+
+/// Templates left by earlier runs. A template another run is using right now
+/// refuses a plain DROP, so concurrent runs are safe.
+async fn drop_stale_templates() {
+    let Ok(mut conn) = PgConnection::connect(&format!("{SERVER_URL}/postgres")).await else { return };
+    let stale: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'lockers\\_tpl\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    for name in stale {
+        let sql = format!("DROP DATABASE IF EXISTS {}", db::quote_ident(&name));
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+    }
+    conn.close().await.ok();
+}
+
+/// A new, migrated database for one test.
+pub async fn fresh_database() -> String {
+    let template = template().await;
+    let name = format!("lockers_t_{}", Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&format!("{SERVER_URL}/postgres")).await.expect("connect to postgres");
+    let sql = format!("CREATE DATABASE {} TEMPLATE {}", db::quote_ident(&name), db::quote_ident(template));
+    let mut tries = 0;
+    // Cloning fails while another session is briefly connected to the template.
+    while let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut conn).await {
+        tries += 1;
+        assert!(tries < 50, "could not clone the template database: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    conn.close().await.ok();
+    name
+}
+
+/// Drops a test database, closing whatever still holds it.
+pub fn drop_database(name: &str) {
+    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db::quote_ident(name));
+    // Drop runs outside any async context we could await in: use a thread of its own.
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        rt.block_on(async {
+            let mut conn = PgConnection::connect(&format!("{SERVER_URL}/postgres")).await.ok()?;
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.ok()
+        })
+    })
+    .join();
+}
+
+/// Test configuration: development defaults, a given database, port 0.
+pub fn config(database: &str, extra: &[&str]) -> Config {
+    let url = format!("{SERVER_URL}/{database}");
+    let prefix = format!("test:{database}:");
+    let mut args = vec![
+        "lockers",
+        "--database-url",
+        &url,
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--redis-url",
+        REDIS_URL,
+        "--redis-key-prefix",
+        &prefix,
+        "--database-max-connections",
+        "8",
+        "--shutdown-timeout",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    Config::try_parse_from(args).expect("test config parses").validated().expect("test config is valid")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub database: String,
+    shutdown: CancellationToken,
+}
+
+impl TestApp {
+    /// The app on a fresh database, without workers.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// The app with extra configuration flags (e.g. `--sms-provider twilio`).
+    pub async fn spawn_with(extra: &[&str]) -> TestApp {
+        let database = fresh_database().await;
+        let config = Arc::new(config(&database, extra));
+        let pool = db::connect(&config.database_url, config.database_max_connections).await.expect("connect");
+        Self::serve(config, pool, database).await
+    }
+
+    /// Serves `pool` (which may point anywhere) as the app's database.
+    pub async fn serve(config: Arc<Config>, pool: PgPool, database: String) -> TestApp {
+        let app = Application::build(config.clone(), pool.clone()).await.expect("build app");
+        let addr = app.local_addr().expect("bound address");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { addr, http, pool, config, database, shutdown }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Starts the worker runtime against this app's database.
+    pub fn start_workers(&self, providers: Option<Providers>) -> Workers {
+        Workers::start(self.config.clone(), self.pool.clone(), providers)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if !self.database.is_empty() {
+            drop_database(&self.database);
+        }
+    }
+}
+
+/// A running worker runtime.
+pub struct Workers {
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Workers {
+    pub fn start(config: Arc<Config>, pool: PgPool, providers: Option<Providers>) -> Workers {
+        let mut runtime = Runtime::new(config, pool);
+        if let Some(p) = providers {
+            runtime = runtime.with_providers(p);
+        }
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(runtime.run_until_stopped(shutdown.clone()));
+        Workers { shutdown, handle }
+    }
+
+    /// Graceful shutdown: returns once in-flight jobs finished and the rest were handed back.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("workers stop within 30 s")
+            .expect("worker task")
+            .expect("workers stopped cleanly");
+    }
+}
+
+/// Polls `check` every 20 ms until it returns true or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

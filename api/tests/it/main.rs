@@ -1,0 +1,10 @@
+//! Integration tests: the real app over real HTTP, real PostgreSQL and Redis,
+//! fake external servers that speak the real protocols.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fakes;
+mod harness;
+
+mod health;
+mod jobs;
+mod startup;

@@ -1,0 +1,122 @@
+//! `lockers-admin`: the operator CLI.
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use lockers_core::config::Config;
+use lockers_core::contact::Email;
+use lockers_core::password::{self, Password};
+use lockers_core::{db, jobs, telemetry};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "lockers-admin", about = "Lockers operator CLI; settings come from the environment (see README)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database if missing and apply every migration.
+    Migrate,
+    /// Create an admin account (password read from standard input), or make an
+    /// existing account an admin.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Job queue state.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Depth and state counts per queue.
+    Stats,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    telemetry::init(config.log_format);
+    let pool = db::connect_and_migrate(&config).await?;
+    match cli.command {
+        Command::Migrate => println!("database {} is migrated", config.database_name().unwrap_or("?")),
+        Command::CreateAdmin { email, name } => create_admin(&pool, &email, &name).await?,
+        Command::Jobs { command: JobsCommand::Stats } => {
+            println!(
+                "{:<10} {:>8} {:>10} {:>8} {:>9} {:>6} {:>14}",
+                "queue", "ready", "scheduled", "running", "retrying", "dead", "oldest_ready_s"
+            );
+            for q in jobs::stats(&pool).await? {
+                println!(
+                    "{:<10} {:>8} {:>10} {:>8} {:>9} {:>6} {:>14}",
+                    q.queue,
+                    q.ready,
+                    q.scheduled,
+                    q.running,
+                    q.retrying,
+                    q.dead,
+                    q.oldest_ready_secs.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create_admin(pool: &sqlx::PgPool, email: &str, name: &str) -> anyhow::Result<()> {
+    let email = Email::parse(email).context("--email is not a valid email address")?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        bail!("--name must be 1 to 100 characters");
+    }
+    let existing: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email.as_str()).fetch_optional(pool).await?;
+    if let Some(id) = existing {
+        sqlx::query("UPDATE users SET role = 'admin', updated_at = now() WHERE id = $1").bind(id).execute(pool).await?;
+        audit(pool, id, "user.promote_admin").await?;
+        println!("{email} already had an account; it is now an admin (password unchanged)");
+        return Ok(());
+    }
+    eprintln!("password for {email} (one line on standard input):");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("Failed to read the password")?;
+    let password = Password::parse(line.trim_end_matches(['\r', '\n']).to_owned())?;
+    let hash = tokio::task::spawn_blocking(move || password::hash(&password))
+        .await?
+        .map_err(|e| anyhow::anyhow!("Failed to hash the password: {e}"))?;
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO users (id, name, email, password_hash, role, email_verified_at)
+         VALUES ($1, $2, $3, $4, 'admin', now())",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(email.as_str())
+    .bind(hash)
+    .execute(pool)
+    .await?;
+    audit(pool, id, "user.create_admin").await?;
+    println!("admin {email} created (id {id})");
+    Ok(())
+}
+
+/// CLI actions are audited with no actor: the operator acts as the system.
+async fn audit(pool: &sqlx::PgPool, user_id: Uuid, action: &str) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO audit_log (action, target_type, target_id, after) VALUES ($1, 'user', $2, $3)")
+        .bind(action)
+        .bind(user_id.to_string())
+        .bind(serde_json::json!({ "role": "admin", "via": "lockers-admin" }))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
