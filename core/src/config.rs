@@ -180,9 +180,11 @@ pub struct Config {
     #[arg(long, env = "SMS_PROVIDER", value_enum, default_value = "console")]
     pub sms_provider: SmsProvider,
 
+    /// Twilio account id (`AC...`), the user name of its Basic auth.
     #[arg(long, env = "TWILIO_ACCOUNT_SID")]
     pub twilio_account_sid: Option<String>,
 
+    /// Twilio auth token, the password of its Basic auth.
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<Secret>,
 
@@ -198,15 +200,19 @@ pub struct Config {
     #[arg(long, env = "EMAIL_PROVIDER", value_enum, default_value = "console")]
     pub email_provider: EmailProvider,
 
+    /// SMTP relay host name.
     #[arg(long, env = "SMTP_HOST")]
     pub smtp_host: Option<String>,
 
+    /// SMTP relay port (587 for STARTTLS, 465 for implicit TLS).
     #[arg(long, env = "SMTP_PORT", default_value_t = 587)]
     pub smtp_port: u16,
 
+    /// SMTP user; unset: no authentication.
     #[arg(long, env = "SMTP_USERNAME")]
     pub smtp_username: Option<String>,
 
+    /// SMTP password.
     #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true)]
     pub smtp_password: Option<Secret>,
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lockers_core::contact::Phone;
+use lockers_core::contact::{Email, Phone};
 use lockers_core::jobs::{self, EnqueueOptions, Enqueued, Queue, Sweep};
 use lockers_core::notifications::{self, Message, Recipient};
 use uuid::Uuid;
@@ -200,4 +200,29 @@ async fn the_sweep_deletes_codes_and_tokens_a_day_after_they_expire() {
     .await;
     workers.stop().await;
     assert!(swept, "the code expired two days ago is gone, the recent one kept");
+}
+
+#[tokio::test]
+async fn the_console_provider_delivers_email_in_development() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let workers = app.start_workers(None);
+    let mut tx = app.pool.begin().await.unwrap();
+    let message = Message {
+        to: Recipient::Email(Email::parse("asha@example.com").unwrap()),
+        kind: "test",
+        subject: "Hello".into(),
+        body: "Your parcel is ready".into(),
+        sensitive: false,
+    };
+    let id = notifications::queue(&mut tx, &message).await.unwrap();
+    tx.commit().await.unwrap();
+    let sent = eventually(Duration::from_secs(5), || async { notification_status(&app, id).await.0 == "sent" }).await;
+    workers.stop().await;
+    assert!(sent);
+    let provider: String = sqlx::query_scalar("SELECT provider FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(provider, "console");
 }

@@ -5,6 +5,7 @@
 mod fakes;
 mod harness;
 
+mod admin_cli;
 mod health;
 mod jobs;
 mod startup;

@@ -1,0 +1,54 @@
+//! `lockers-admin`, run as the operator would.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::harness::TestApp;
+
+fn admin(app: &TestApp, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lockers-admin"))
+        .args(args)
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn create_admin_stores_an_argon2id_hash_and_audits_it() {
+    let app = TestApp::spawn().await;
+    let out = admin(&app, &["create-admin", "--email", "Ops@Example.com", "--name", "Ops"], "a long passphrase\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (role, hash, verified): (String, String, bool) = sqlx::query_as(
+        "SELECT role, password_hash, email_verified_at IS NOT NULL FROM users WHERE email = 'ops@example.com'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(role, "admin");
+    assert!(verified);
+    assert!(lockers_core::password::verify("a long passphrase", &hash));
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'user.create_admin'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+}
+
+#[tokio::test]
+async fn create_admin_refuses_a_short_password_and_a_bad_email() {
+    let app = TestApp::spawn().await;
+    let out = admin(&app, &["create-admin", "--email", "ops@example.com", "--name", "Ops"], "short\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+    let out = admin(&app, &["create-admin", "--email", "not-an-email", "--name", "Ops"], "a long passphrase\n");
+    assert!(!out.status.success());
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(users, 0);
+}
