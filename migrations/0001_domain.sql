@@ -23,9 +23,9 @@ CREATE TABLE users (
     phone_verified_at timestamptz,
     -- A disabled user's tokens stop working at once (checked on every request).
     disabled_at       timestamptz,
-    -- Consecutive failed password logins; reset on success. Lockout after too many.
-    failed_logins     integer     NOT NULL DEFAULT 0 CHECK (failed_logins >= 0),
-    locked_until      timestamptz,
+    -- Carried in access tokens; bumping it (password reset, disabling) ends
+    -- every outstanding access token of the user at once.
+    session_epoch     integer     NOT NULL DEFAULT 0,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT users_email_key UNIQUE (email),

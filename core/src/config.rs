@@ -172,6 +172,26 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
 
+    /// Earlier JWT secrets, comma-separated, still accepted (not signed with) while keys rotate.
+    #[arg(long, env = "JWT_PREVIOUS_SECRETS", value_delimiter = ',', hide_env_values = true)]
+    pub jwt_previous_secrets: Vec<Secret>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value = "900", value_parser = parse_secs)]
+    pub access_token_ttl: Duration,
+
+    /// Absolute lifetime of a login session (its refresh-token family), in seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value = "604800", value_parser = parse_secs)]
+    pub refresh_token_ttl: Duration,
+
+    /// How long an identifier is locked after 5 failed password logins, in seconds.
+    #[arg(long, env = "LOGIN_LOCKOUT_SECS", default_value = "900", value_parser = parse_secs)]
+    pub login_lockout: Duration,
+
+    /// Requests per minute one client IP may make to the unauthenticated `/auth` routes.
+    #[arg(long, env = "AUTH_IP_LIMIT_PER_MIN", default_value_t = 60)]
+    pub auth_ip_limit_per_min: u32,
+
     /// Server secret keying the hashes of one-time codes; random per start in development.
     #[arg(long, env = "OTP_PEPPER", hide_env_values = true)]
     pub otp_pepper: Option<Secret>,
@@ -287,6 +307,12 @@ impl Config {
         if self.default_tariff_paise < 0 {
             return fail("DEFAULT_TARIFF_PAISE must not be negative");
         }
+        if self.auth_ip_limit_per_min == 0 {
+            return fail("AUTH_IP_LIMIT_PER_MIN must be at least 1");
+        }
+        if self.access_token_ttl.is_zero() || self.refresh_token_ttl < self.access_token_ttl {
+            return fail("ACCESS_TOKEN_TTL_SECS must be positive and at most REFRESH_TOKEN_TTL_SECS");
+        }
         if self.database_max_connections < 2 {
             return fail("DATABASE_MAX_CONNECTIONS must be at least 2");
         }
@@ -312,6 +338,9 @@ impl Config {
             }
             if self.door_driver == DoorDriver::Simulated {
                 return fail("APP_ENV=production refuses DOOR_DRIVER=simulated: set DOOR_DRIVER=http");
+            }
+            if self.jwt_previous_secrets.iter().any(|s| s.expose().len() < 32) {
+                return fail("JWT_PREVIOUS_SECRETS must each be at least 32 characters");
             }
             for (name, secret) in [("JWT_SECRET", &self.jwt_secret), ("OTP_PEPPER", &self.otp_pepper)] {
                 match secret {

@@ -1,0 +1,154 @@
+//! Login sessions as families of opaque refresh tokens (256 random bits,
+//! stored as SHA-256). Each use rotates the token; presenting a used token
+//! again revokes the whole family, since one of the two holders is a thief.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A refresh token as handed to the client. Never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Accepts what a client sends back; anything of the wrong shape can never match.
+    pub fn from_client(raw: &str) -> Option<Self> {
+        let ok = raw.len() == 43 && URL_SAFE_NO_PAD.decode(raw).is_ok_and(|b| b.len() == 32);
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn digest(&self) -> Vec<u8> {
+        Sha256::digest(self.0.as_bytes()).to_vec()
+    }
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshToken(***)")
+    }
+}
+
+/// Starts a new family for `user_id` that ends `lifetime` from now.
+pub async fn start(conn: &mut PgConnection, user_id: Uuid, lifetime: Duration) -> Result<RefreshToken, sqlx::Error> {
+    let token = RefreshToken::generate();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user_id)
+    .bind(Uuid::now_v7())
+    .bind(token.digest())
+    .bind(lifetime.as_secs_f64())
+    .execute(conn)
+    .await?;
+    Ok(token)
+}
+
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was live: here is its successor, in the same family.
+    Rotated { user_id: Uuid, token: RefreshToken },
+    /// The token had been used before: its family is now revoked.
+    Reused { user_id: Uuid, family_id: Uuid },
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Exchanges `token` for a new one. Run inside a transaction: the row lock
+/// makes two concurrent exchanges of one token take turns, and the second sees
+/// it used.
+pub async fn rotate(conn: &mut PgConnection, token: &RefreshToken) -> Result<Rotation, sqlx::Error> {
+    let row: Option<(Uuid, Uuid, Uuid, bool, bool)> = sqlx::query_as(
+        "SELECT id, user_id, family_id, used_at IS NOT NULL, revoked_at IS NULL AND expires_at > now()
+         FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(token.digest())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, user_id, family_id, used, live)) = row else {
+        return Ok(Rotation::Invalid);
+    };
+    if used {
+        revoke_family(conn, family_id).await?;
+        return Ok(Rotation::Reused { user_id, family_id });
+    }
+    if !live {
+        return Ok(Rotation::Invalid);
+    }
+    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    let next = RefreshToken::generate();
+    // The successor keeps the family's absolute end of life.
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
+         SELECT $1, user_id, family_id, $2, expires_at FROM refresh_tokens WHERE id = $3",
+    )
+    .bind(Uuid::now_v7())
+    .bind(next.digest())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Rotation::Rotated { user_id, token: next })
+}
+
+async fn revoke_family(conn: &mut PgConnection, family_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
+        .bind(family_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Logout: revokes the family of `token` if it belongs to `user_id`.
+pub async fn end(conn: &mut PgConnection, user_id: Uuid, token: &RefreshToken) -> Result<bool, sqlx::Error> {
+    let family: Option<Uuid> =
+        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2")
+            .bind(token.digest())
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match family {
+        Some(family_id) => revoke_family(conn, family_id).await.map(|_| true),
+        None => Ok(false),
+    }
+}
+
+/// Revokes every session of `user_id` (password reset, disabling).
+pub async fn end_all(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bits_and_only_well_formed_ones_are_accepted_back() {
+        let token = RefreshToken::generate();
+        assert_eq!(URL_SAFE_NO_PAD.decode(token.expose()).unwrap().len(), 32);
+        assert!(RefreshToken::from_client(token.expose()).is_some());
+        assert_ne!(token, RefreshToken::generate());
+        for bad in ["", "short", &"A".repeat(44), &"!".repeat(43)] {
+            assert!(RefreshToken::from_client(bad).is_none(), "{bad}");
+        }
+    }
+}
