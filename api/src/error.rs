@@ -19,6 +19,13 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("authentication required")]
     Unauthorized,
+    /// Credentials, a code or a refresh token that did not work (401). One
+    /// message per kind, whatever the reason, so nothing is revealed.
+    #[error("{message}")]
+    AuthFailed { code: &'static str, message: &'static str },
+    /// A bearer token that is malformed, expired, revoked or of a disabled user.
+    #[error("invalid or expired access token")]
+    InvalidToken,
     #[error("not allowed")]
     Forbidden,
     #[error("{0} not found")]
@@ -53,6 +60,8 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Self::AuthFailed { code, .. } => (StatusCode::UNAUTHORIZED, code),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
@@ -60,6 +69,12 @@ impl ApiError {
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+impl From<lockers_core::jobs::EnqueueError> for ApiError {
+    fn from(e: lockers_core::jobs::EnqueueError) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("enqueue failed"))
     }
 }
 
@@ -98,6 +113,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = error_response(status, code, message);
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Self::TooManyRequests { retry_after_secs } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string())
         {

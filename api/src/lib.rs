@@ -1,16 +1,22 @@
 //! The HTTP intake: builds the router over one [`ApiContext`] and serves it
 //! until a shutdown signal.
 
+mod auth;
 pub mod error;
+mod extract;
 mod health;
 mod middleware;
+mod pagination;
+pub mod rate_limit;
+mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use lockers_core::config::Config;
+use lockers_core::access_token::TokenKeys;
+use lockers_core::config::{Config, Secret};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -21,11 +27,34 @@ pub struct ApiContext {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: Option<redis::aio::ConnectionManager>,
+    pub tokens: Arc<TokenKeys>,
+    pub limiter: Arc<rate_limit::RateLimiter>,
+    pepper: Secret,
+}
+
+impl ApiContext {
+    pub fn new(config: Arc<Config>, db: PgPool, redis: Option<redis::aio::ConnectionManager>) -> Self {
+        let limiter = rate_limit::RateLimiter::new(redis.clone(), config.redis_key_prefix.clone());
+        Self {
+            tokens: Arc::new(TokenKeys::from_config(&config)),
+            limiter: Arc::new(limiter),
+            // `validated()` always fills the pepper; a random one only serves a Config built by hand.
+            pepper: config.otp_pepper.clone().unwrap_or_else(Secret::random),
+            config,
+            db,
+            redis,
+        }
+    }
+
+    /// The server secret keying one-time-code hashes.
+    pub fn pepper(&self) -> &Secret {
+        &self.pepper
+    }
 }
 
 /// The whole router: `/api/v1` resources plus the operational routes.
 pub fn router(ctx: ApiContext) -> Router {
-    let api_v1 = Router::new();
+    let api_v1 = Router::new().merge(auth::router()).merge(users::router());
     let timeout = ctx.config.request_timeout;
     let app =
         Router::new().nest("/api/v1", api_v1).merge(health::router()).fallback(middleware::not_found).with_state(ctx);
@@ -45,7 +74,7 @@ impl Application {
             Some(url) => Some(connect_redis(url).await?),
             None => None,
         };
-        let ctx = ApiContext { config: config.clone(), db, redis };
+        let ctx = ApiContext::new(config.clone(), db, redis);
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("Failed to bind {}", config.listen_addr))?;

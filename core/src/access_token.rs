@@ -122,12 +122,7 @@ mod tests {
     }
 
     fn forge(header: &str, claims: &serde_json::Value, signature: &str) -> String {
-        format!(
-            "{}.{}.{}",
-            URL_SAFE_NO_PAD.encode(header),
-            URL_SAFE_NO_PAD.encode(claims.to_string()),
-            signature
-        )
+        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims.to_string()), signature)
     }
 
     #[test]
@@ -145,7 +140,8 @@ mod tests {
     fn rotated_keys_still_verify_old_tokens_and_unknown_keys_do_not() {
         let old = keys("old-secret");
         let token = old.issue(Uuid::now_v7(), 0).unwrap();
-        let rotated = TokenKeys::new(&Secret::new("new-secret"), &[Secret::new("old-secret")], Duration::from_secs(900));
+        let rotated =
+            TokenKeys::new(&Secret::new("new-secret"), &[Secret::new("old-secret")], Duration::from_secs(900));
         assert!(rotated.verify(&token).is_ok());
         assert!(keys("new-secret").verify(&token).is_err());
     }

@@ -11,5 +11,5 @@ pub mod notifications;
 pub mod otp;
 pub mod password;
 pub mod sessions;
-pub mod users;
 pub mod telemetry;
+pub mod users;

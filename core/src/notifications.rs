@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::contact::{Contact, Email, Phone};
 use crate::jobs::{self, DeliverNotification, EnqueueError, Queue};
+use crate::otp::{Code, Purpose};
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,28 @@ pub struct Message {
     pub subject: String,
     pub body: String,
     pub sensitive: bool,
+}
+
+/// The message carrying a one-time code for `purpose`.
+pub fn one_time_code(to: Recipient, purpose: Purpose, code: &Code) -> Message {
+    let (kind, what) = match purpose {
+        Purpose::Verify => ("otp_verify", "confirm your contact details"),
+        Purpose::Login => ("otp_login", "sign in"),
+        Purpose::Reset => ("otp_reset", "reset your password"),
+        Purpose::Pickup => ("otp_pickup", "open the locker and collect your item"),
+        Purpose::Return => ("otp_return", "open the locker and take back your item"),
+    };
+    let minutes = crate::otp::VALIDITY.as_secs() / 60;
+    Message {
+        to,
+        kind,
+        subject: "Your Lockers code".to_owned(),
+        body: format!(
+            "Lockers: {} is your code to {what}. It expires in {minutes} minutes. Never share it with anyone.",
+            code.expose()
+        ),
+        sensitive: true,
+    }
 }
 
 /// Writes the outbox row and enqueues its delivery in the caller's transaction:

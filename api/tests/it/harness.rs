@@ -12,6 +12,9 @@ use lockers_core::config::Config;
 use lockers_core::db;
 use lockers_workers::Runtime;
 use lockers_workers::providers::Providers;
+
+use crate::fakes::smtp::FakeSmtp;
+use crate::fakes::twilio::FakeTwilio;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
@@ -150,6 +153,22 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("GET")
     }
 
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http.post(self.url(path)).json(body).send().await.expect("POST")
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("POST")
+    }
+
+    pub async fn patch_as(&self, path: &str, token: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http.patch(self.url(path)).bearer_auth(token).json(body).send().await.expect("PATCH")
+    }
+
     /// Starts the worker runtime against this app's database.
     pub fn start_workers(&self, providers: Option<Providers>) -> Workers {
         Workers::start(self.config.clone(), self.pool.clone(), providers)
@@ -208,5 +227,56 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The app with workers delivering through a fake SMTP server and a fake
+/// Twilio, so tests read codes the way a person would.
+pub struct Stack {
+    pub app: TestApp,
+    pub smtp: FakeSmtp,
+    pub twilio: FakeTwilio,
+    _workers: Workers,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl Stack {
+    pub async fn spawn(extra: &[&str]) -> Stack {
+        let (smtp, twilio) = (FakeSmtp::start().await, FakeTwilio::start().await);
+        let mut flags: Vec<String> = smtp.flags();
+        flags.extend(twilio.flags());
+        flags.push("--scheduler=false".into());
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let app = TestApp::spawn_with(&flags).await;
+        let workers = app.start_workers(None);
+        Stack { app, smtp, twilio, _workers: workers }
+    }
+
+    /// The code in the `n`th (1-based) message to `address`, waiting for it.
+    pub async fn email_code(&self, address: &str, n: usize) -> String {
+        let arrived = eventually(Duration::from_secs(10), || async { self.smtp.mails_to(address).len() >= n }).await;
+        assert!(arrived, "no email #{n} to {address}");
+        self.smtp.mails_to(address)[n - 1].code().expect("a code in the email")
+    }
+
+    /// The code in the `n`th (1-based) SMS to `phone`, waiting for it.
+    pub async fn sms_code(&self, phone: &str, n: usize) -> String {
+        let to_phone = || self.twilio.messages().into_iter().filter(|m| m.to == phone).collect::<Vec<_>>();
+        let arrived = eventually(Duration::from_secs(10), || async { to_phone().len() >= n }).await;
+        assert!(arrived, "no SMS #{n} to {phone}");
+        let body = to_phone()[n - 1].body.clone();
+        body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).expect("a code in the SMS").to_owned()
+    }
+
+    /// How many messages went to `address` (email or phone) so far.
+    pub fn sent_to(&self, address: &str) -> usize {
+        self.smtp.mails_to(address).len() + self.twilio.messages().iter().filter(|m| m.to == address).count()
     }
 }

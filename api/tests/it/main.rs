@@ -6,6 +6,7 @@ mod fakes;
 mod harness;
 
 mod admin_cli;
+mod auth;
 mod health;
 mod jobs;
 mod startup;

@@ -2,6 +2,7 @@
 //! chosen by configuration.
 
 mod console;
+mod smtp;
 mod twilio;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use lockers_core::config::{Config, EmailProvider, SmsProvider};
 
 pub use console::{ConsoleEmail, ConsoleSms};
+pub use smtp::SmtpEmail;
 pub use twilio::TwilioSms;
 
 /// What a provider said about one message.
@@ -63,7 +65,7 @@ impl Providers {
         };
         let email: Arc<dyn EmailSender> = match config.email_provider {
             EmailProvider::Console => Arc::new(ConsoleEmail),
-            EmailProvider::Smtp => anyhow::bail!("EMAIL_PROVIDER=smtp is not built yet; use console"),
+            EmailProvider::Smtp => Arc::new(SmtpEmail::from_config(config)?),
         };
         Ok(Self { sms, email })
     }

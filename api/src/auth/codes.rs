@@ -1,0 +1,219 @@
+//! Everything redeemed with a one-time code: contact verification, OTP login
+//! and password reset. Code requests answer the same whether or not the
+//! contact is known.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use lockers_core::audit::{self, Entry};
+use lockers_core::contact::Contact;
+use lockers_core::notifications;
+use lockers_core::otp::{self, Code, Purpose, Subject};
+use lockers_core::password::{self, Password, PasswordError};
+use lockers_core::sessions;
+use lockers_core::users::{self, User};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::tokens::{TokenPair, issue_tokens};
+use super::{UserView, blocking, limit_ip, limited, parse_identifier};
+use crate::ApiContext;
+use crate::error::{ApiError, AppJson, Result};
+use crate::extract::{Caller, ClientIp};
+use crate::rate_limit::Limit;
+
+/// Codes sent per contact, whatever the purpose and whether or not the contact is known.
+const CODES_PER_CONTACT: Limit = Limit::per(5, Duration::from_secs(10 * 60));
+
+#[derive(Deserialize)]
+pub struct IdentifierBody {
+    identifier: String,
+}
+
+#[derive(Deserialize)]
+pub struct CodeBody {
+    identifier: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+pub struct ResetBody {
+    identifier: String,
+    code: String,
+    new_password: String,
+}
+
+pub fn password_rejected(e: PasswordError) -> ApiError {
+    let code = match e {
+        PasswordError::TooShort => "password_too_short",
+        PasswordError::TooLong => "password_too_long",
+        PasswordError::TooCommon => "password_too_common",
+    };
+    ApiError::unprocessable(code, e.to_string())
+}
+
+fn invalid_code() -> ApiError {
+    ApiError::AuthFailed { code: "invalid_code", message: "the code is wrong, expired or already used" }
+}
+
+/// Issues a code and queues its message, in the caller's transaction.
+pub async fn send_code(
+    conn: &mut PgConnection,
+    ctx: &ApiContext,
+    purpose: Purpose,
+    contact: &Contact,
+    user_id: Option<Uuid>,
+) -> Result<()> {
+    let subject = Subject { user_id, item_id: None };
+    let code = otp::issue(conn, ctx.pepper(), purpose, contact.as_str(), subject).await?;
+    let message = notifications::one_time_code(contact.clone().into(), purpose, &code);
+    notifications::queue(conn, &message).await?;
+    Ok(())
+}
+
+fn accepted() -> (StatusCode, AppJson<Value>) {
+    let body = json!({ "status": "accepted", "message": "If an account matches, a code is on its way." });
+    (StatusCode::ACCEPTED, AppJson(body))
+}
+
+/// The shared flow of every code request: same answer for known and unknown
+/// contacts, at most 5 codes per contact per 10 minutes.
+async fn request_code(
+    ctx: &ApiContext,
+    ip: ClientIp,
+    identifier: &str,
+    purpose: Purpose,
+    eligible: fn(&User, &Contact) -> bool,
+) -> Result<(StatusCode, AppJson<Value>)> {
+    limit_ip(ctx, ip).await?;
+    let contact = parse_identifier(identifier)?;
+    limited(ctx.limiter.hit(&format!("codes:{contact}"), CODES_PER_CONTACT).await)?;
+    let mut tx = ctx.db.begin().await?;
+    if let Some(user) = users::by_contact(&mut tx, &contact).await?
+        && !user.is_disabled()
+        && eligible(&user, &contact)
+    {
+        send_code(&mut tx, ctx, purpose, &contact, Some(user.id)).await?;
+    }
+    tx.commit().await?;
+    Ok(accepted())
+}
+
+fn not_yet_verified(user: &User, contact: &Contact) -> bool {
+    match contact {
+        Contact::Email(_) => user.email_verified_at.is_none(),
+        Contact::Phone(_) => user.phone_verified_at.is_none(),
+    }
+}
+
+pub async fn request_verification(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    AppJson(body): AppJson<IdentifierBody>,
+) -> Result<(StatusCode, AppJson<Value>)> {
+    request_code(&ctx, ip, &body.identifier, Purpose::Verify, not_yet_verified).await
+}
+
+pub async fn request_login_code(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    AppJson(body): AppJson<IdentifierBody>,
+) -> Result<(StatusCode, AppJson<Value>)> {
+    request_code(&ctx, ip, &body.identifier, Purpose::Login, |_, _| true).await
+}
+
+pub async fn request_reset(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    AppJson(body): AppJson<IdentifierBody>,
+) -> Result<(StatusCode, AppJson<Value>)> {
+    request_code(&ctx, ip, &body.identifier, Purpose::Reset, |_, _| true).await
+}
+
+/// Begins a transaction and redeems the code in it. On rejection the counted
+/// try is committed before answering `invalid_code`, so the 5-tries rule holds.
+async fn begin_redeemed(
+    ctx: &ApiContext,
+    purpose: Purpose,
+    contact: &Contact,
+    raw_code: &str,
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Subject)> {
+    let mut tx = ctx.db.begin().await?;
+    let outcome = match Code::parse(raw_code) {
+        Some(code) => otp::redeem(&mut tx, ctx.pepper(), purpose, contact.as_str(), None, &code).await?,
+        None => Err(otp::Rejected::Wrong),
+    };
+    match outcome {
+        Ok(subject) => Ok((tx, subject)),
+        Err(_) => {
+            tx.commit().await?;
+            Err(invalid_code())
+        }
+    }
+}
+
+pub async fn verify(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    AppJson(body): AppJson<CodeBody>,
+) -> Result<AppJson<UserView>> {
+    limit_ip(&ctx, ip).await?;
+    let contact = parse_identifier(&body.identifier)?;
+    let (mut tx, _) = begin_redeemed(&ctx, Purpose::Verify, &contact, &body.code).await?;
+    let user = users::mark_verified(&mut tx, &contact).await?.ok_or_else(invalid_code)?;
+    tx.commit().await?;
+    Ok(AppJson(user.into()))
+}
+
+/// OTP login: the code proves the contact, which is marked verified too.
+pub async fn login_with_code(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    AppJson(body): AppJson<CodeBody>,
+) -> Result<AppJson<TokenPair>> {
+    limit_ip(&ctx, ip).await?;
+    let contact = parse_identifier(&body.identifier)?;
+    let (mut tx, subject) = begin_redeemed(&ctx, Purpose::Login, &contact, &body.code).await?;
+    let user = users::mark_verified(&mut tx, &contact).await?.filter(|u| Some(u.id) == subject.user_id);
+    let Some(user) = user.filter(|u| !u.is_disabled()) else {
+        return Err(invalid_code());
+    };
+    let pair = issue_tokens(&mut tx, &ctx, &user).await?;
+    tx.commit().await?;
+    Ok(AppJson(pair))
+}
+
+/// Sets a new password and ends every session; it does not log the user in.
+pub async fn reset_password(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    Caller(actor): Caller,
+    AppJson(body): AppJson<ResetBody>,
+) -> Result<StatusCode> {
+    limit_ip(&ctx, ip).await?;
+    let contact = parse_identifier(&body.identifier)?;
+    let password = Password::parse(body.new_password).map_err(password_rejected)?;
+    let hash = blocking(move || password::hash(&password))
+        .await?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))?;
+    let (mut tx, subject) = begin_redeemed(&ctx, Purpose::Reset, &contact, &body.code).await?;
+    let Some(user_id) = subject.user_id else {
+        return Err(invalid_code());
+    };
+    users::set_password(&mut tx, user_id, &hash).await?;
+    sessions::end_all(&mut tx, user_id).await?;
+    let actor = audit::Actor { user_id: Some(user_id), ..actor };
+    let entry = Entry {
+        action: "auth.password_reset",
+        target_type: "user",
+        target_id: Some(user_id.to_string()),
+        before: None,
+        after: None,
+    };
+    audit::record(&mut tx, &actor, entry).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

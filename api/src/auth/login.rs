@@ -1,0 +1,111 @@
+//! Password login, as JSON and as the OAuth2 password form (for Swagger UI).
+
+use axum::Form;
+use axum::extract::State;
+use lockers_core::audit::{self, Entry};
+use lockers_core::contact::Contact;
+use lockers_core::password::{self, DUMMY_HASH};
+use lockers_core::users;
+use serde::Deserialize;
+
+use super::tokens::{TokenPair, issue_tokens};
+use super::{blocking, limit_ip, limited};
+use crate::ApiContext;
+use crate::error::{ApiError, AppJson, Result};
+use crate::extract::{Caller, ClientIp};
+use crate::rate_limit::{Decision, Limit};
+
+/// Failed logins per identifier before it is locked.
+const MAX_FAILURES: u32 = 5;
+
+/// Longer inputs cannot be a valid password; refusing them spares the hasher.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    identifier: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    username: String,
+    password: String,
+    grant_type: Option<String>,
+}
+
+pub async fn login(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    Caller(actor): Caller,
+    AppJson(body): AppJson<LoginBody>,
+) -> Result<AppJson<TokenPair>> {
+    authenticate(&ctx, ip, actor, &body.identifier, body.password).await.map(AppJson)
+}
+
+pub async fn token_form(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    Caller(actor): Caller,
+    form: std::result::Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+) -> Result<AppJson<TokenPair>> {
+    let Form(form) = form?;
+    if form.grant_type.as_deref().is_some_and(|g| g != "password") {
+        return Err(ApiError::bad_request("unsupported_grant_type", "only grant_type=password is supported"));
+    }
+    authenticate(&ctx, ip, actor, &form.username, form.password).await.map(AppJson)
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::AuthFailed { code: "invalid_credentials", message: "the identifier or password is wrong" }
+}
+
+/// One answer for every failure (unknown account, wrong password, disabled
+/// account, malformed identifier); an unknown account costs the same Argon2
+/// work as a wrong password. Five failures lock the identifier, known or not.
+async fn authenticate(
+    ctx: &ApiContext,
+    ip: ClientIp,
+    actor: audit::Actor,
+    identifier: &str,
+    password: String,
+) -> Result<TokenPair> {
+    limit_ip(ctx, ip).await?;
+    let contact = Contact::parse(identifier).ok();
+    let failures_key = format!("login_fail:{}", contact.as_ref().map_or(identifier.trim(), Contact::as_str));
+    let lockout = Limit { max: MAX_FAILURES, window: ctx.config.login_lockout, block_from_limit: true };
+    limited(ctx.limiter.check(&failures_key, lockout).await)?;
+
+    let user = match &contact {
+        Some(contact) => users::by_contact(&mut *ctx.db.acquire().await?, contact).await?,
+        None => None,
+    };
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let password_ok =
+        password.len() <= MAX_PASSWORD_BYTES && blocking(move || password::verify(&password, &hash)).await?;
+
+    match user {
+        Some(user) if password_ok && !user.is_disabled() => {
+            ctx.limiter.reset(&failures_key).await;
+            let mut tx = ctx.db.begin().await?;
+            let pair = issue_tokens(&mut tx, ctx, &user).await?;
+            tx.commit().await?;
+            Ok(pair)
+        }
+        user => {
+            let decision = ctx.limiter.hit(&failures_key, lockout).await;
+            if let (Decision::Allowed { count: MAX_FAILURES }, Some(user)) = (decision, user) {
+                let actor = audit::Actor { user_id: None, ..actor };
+                let entry = Entry {
+                    action: "auth.lockout",
+                    target_type: "user",
+                    target_id: Some(user.id.to_string()),
+                    before: None,
+                    after: Some(serde_json::json!({ "locked_for_secs": ctx.config.login_lockout.as_secs() })),
+                };
+                audit::record(&mut *ctx.db.acquire().await?, &actor, entry).await?;
+            }
+            Err(invalid_credentials())
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Token pairs: issuing, rotating, logout, and the caller's own account.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use lockers_core::audit::{self, Entry};
+use lockers_core::sessions::{self, RefreshToken, Rotation};
+use lockers_core::users::{self, User};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::{UserView, limit_ip};
+use crate::ApiContext;
+use crate::error::{ApiError, AppJson, Result};
+use crate::extract::{AuthUser, Caller, ClientIp};
+
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    /// Seconds the access token is valid.
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+fn invalid_refresh_token() -> ApiError {
+    ApiError::AuthFailed { code: "invalid_refresh_token", message: "the refresh token is invalid, expired or used" }
+}
+
+fn access_token(ctx: &ApiContext, user: &User) -> Result<String> {
+    ctx.tokens.issue(user.id, user.session_epoch).map_err(|e| ApiError::Internal(anyhow::anyhow!("JWT: {e}")))
+}
+
+/// Starts a session for `user` in the caller's transaction.
+pub async fn issue_tokens(conn: &mut PgConnection, ctx: &ApiContext, user: &User) -> Result<TokenPair> {
+    let refresh = sessions::start(conn, user.id, ctx.config.refresh_token_ttl).await?;
+    Ok(TokenPair {
+        access_token: access_token(ctx, user)?,
+        refresh_token: refresh.expose().to_owned(),
+        token_type: "bearer",
+        expires_in: ctx.tokens.ttl().as_secs(),
+    })
+}
+
+/// Rotation: the old token is spent, a new pair returned. A spent token
+/// presented again revokes its whole family and is audited.
+pub async fn refresh(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    Caller(actor): Caller,
+    AppJson(body): AppJson<RefreshBody>,
+) -> Result<AppJson<TokenPair>> {
+    limit_ip(&ctx, ip).await?;
+    let token = RefreshToken::from_client(&body.refresh_token).ok_or_else(invalid_refresh_token)?;
+    let mut tx = ctx.db.begin().await?;
+    match sessions::rotate(&mut tx, &token).await? {
+        Rotation::Rotated { user_id, token } => {
+            let user = users::by_id(&mut tx, user_id).await?.filter(|u| !u.is_disabled());
+            let Some(user) = user else {
+                return Err(invalid_refresh_token());
+            };
+            let pair = TokenPair {
+                access_token: access_token(&ctx, &user)?,
+                refresh_token: token.expose().to_owned(),
+                token_type: "bearer",
+                expires_in: ctx.tokens.ttl().as_secs(),
+            };
+            tx.commit().await?;
+            Ok(AppJson(pair))
+        }
+        Rotation::Reused { user_id, family_id } => {
+            let entry = Entry {
+                action: "auth.refresh_reuse",
+                target_type: "user",
+                target_id: Some(user_id.to_string()),
+                before: None,
+                after: Some(serde_json::json!({ "revoked_family": family_id })),
+            };
+            audit::record(&mut tx, &actor, entry).await?;
+            tx.commit().await?;
+            tracing::warn!(%user_id, %family_id, "refresh token reused; session family revoked");
+            Err(invalid_refresh_token())
+        }
+        Rotation::Invalid => Err(invalid_refresh_token()),
+    }
+}
+
+/// Ends the session the refresh token belongs to. Idempotent.
+pub async fn logout(
+    State(ctx): State<ApiContext>,
+    AuthUser(user): AuthUser,
+    AppJson(body): AppJson<RefreshBody>,
+) -> Result<StatusCode> {
+    if let Some(token) = RefreshToken::from_client(&body.refresh_token) {
+        sessions::end(&mut *ctx.db.acquire().await?, user.id, &token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(AuthUser(user): AuthUser) -> AppJson<UserView> {
+    AppJson(user.into())
+}

@@ -1,0 +1,86 @@
+//! Request extractors: who is calling (bearer token), from where, under which request id.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use lockers_core::audit::Actor;
+use lockers_core::users::{self, Role, User};
+
+use crate::ApiContext;
+use crate::error::ApiError;
+use crate::middleware::REQUEST_ID;
+
+/// The peer address of the connection. (Behind a proxy this is the proxy; a
+/// trusted `X-Forwarded-For` is a deployment concern not handled here yet.)
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+impl ClientIp {
+    /// A key for per-IP limits.
+    pub fn key(&self) -> String {
+        self.0.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
+    }
+}
+
+/// Who did it, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state).await?;
+        let request_id = parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(Self(Actor { user_id: None, client_ip, request_id }))
+    }
+}
+
+/// A caller with a valid access token whose account is enabled. Role and
+/// disabled state are read from the database on every request, so changes
+/// apply at once.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub User);
+
+impl FromRequestParts<ApiContext> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
+        let token =
+            header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or(ApiError::Unauthorized)?;
+        let claims = ctx.tokens.verify(token.trim()).map_err(|_| ApiError::InvalidToken)?;
+        let mut conn = ctx.db.acquire().await?;
+        let user = users::by_id(&mut conn, claims.sub).await?.ok_or(ApiError::InvalidToken)?;
+        if user.is_disabled() || user.session_epoch != claims.ep {
+            return Err(ApiError::InvalidToken);
+        }
+        Ok(Self(user))
+    }
+}
+
+/// An authenticated admin.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub User);
+
+impl FromRequestParts<ApiContext> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let AuthUser(user) = AuthUser::from_request_parts(parts, ctx).await?;
+        if user.role != Role::Admin {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Self(user))
+    }
+}

@@ -1,0 +1,75 @@
+//! `?page=&per_page=` and the list envelope `{items, page, per_page, total}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+pub const MAX_PER_PAGE: u32 = 100;
+const DEFAULT_PER_PAGE: u32 = 50;
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PageQuery {
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl PageQuery {
+    pub fn parse(self) -> Result<Page, ApiError> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if page == 0 || page > 1_000_000 {
+            return Err(ApiError::bad_request("invalid_query", "page must be between 1 and 1000000"));
+        }
+        if per_page == 0 || per_page > MAX_PER_PAGE {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("per_page must be between 1 and {MAX_PER_PAGE}"),
+            ));
+        }
+        Ok(Page { page, per_page })
+    }
+}
+
+impl Page {
+    pub fn limit(&self) -> i64 {
+        i64::from(self.per_page)
+    }
+
+    pub fn offset(&self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.per_page)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: i64,
+}
+
+impl<T> List<T> {
+    pub fn new(items: Vec<T>, page: Page, total: i64) -> Self {
+        Self { items, page: page.page, per_page: page.per_page, total }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_bounded_and_offsets_follow() {
+        let page = PageQuery { page: Some(3), per_page: Some(20) }.parse().unwrap();
+        assert_eq!((page.limit(), page.offset()), (20, 40));
+        assert_eq!(PageQuery { page: None, per_page: None }.parse().unwrap(), Page { page: 1, per_page: 50 });
+        assert!(PageQuery { page: Some(0), per_page: None }.parse().is_err());
+        assert!(PageQuery { page: None, per_page: Some(101) }.parse().is_err());
+    }
+}

@@ -1,0 +1,489 @@
+//! Accounts and authentication through real HTTP, with codes read from the
+//! fake SMTP server and the fake Twilio endpoint.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::harness::{Stack, eventually};
+
+const PASSWORD: &str = "violet kettle 42";
+const EMAIL: &str = "asha@example.com";
+const PHONE: &str = "+919876543210";
+
+async fn signup(stack: &Stack, email: &str, phone: Option<&str>) -> Value {
+    let mut body = json!({ "name": "Asha Rao", "email": email, "password": PASSWORD });
+    if let Some(phone) = phone {
+        body["phone"] = json!(phone);
+    }
+    let response = stack.post("/api/v1/auth/signup", &body).await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn login(stack: &Stack, identifier: &str, password: &str) -> reqwest::Response {
+    stack.post("/api/v1/auth/login", &json!({ "identifier": identifier, "password": password })).await
+}
+
+/// Signs up and logs in; returns (user id, access token, refresh token).
+async fn logged_in(stack: &Stack, email: &str) -> (String, String, String) {
+    let user = signup(stack, email, None).await;
+    let tokens: Value = login(stack, email, PASSWORD).await.json().await.unwrap();
+    (
+        user["id"].as_str().unwrap().to_owned(),
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        tokens["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn make_admin(stack: &Stack, email: &str) -> String {
+    let (id, _, _) = logged_in(stack, email).await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1::uuid").bind(&id).execute(&stack.pool).await.unwrap();
+    let tokens: Value = login(stack, email, PASSWORD).await.json().await.unwrap();
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn error_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn audit_count(stack: &Stack, action: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
+        .bind(action)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn signup_sends_codes_by_email_and_sms_and_each_verifies_its_contact() {
+    let stack = Stack::spawn(&[]).await;
+    let user = signup(&stack, "Asha@Example.com", Some(PHONE)).await;
+    assert_eq!(user["email"], EMAIL);
+    assert_eq!(user["role"], "user");
+    assert_eq!((user["email_verified"].as_bool(), user["phone_verified"].as_bool()), (Some(false), Some(false)));
+    assert!(user.get("password_hash").is_none());
+
+    let email_code = stack.email_code(EMAIL, 1).await;
+    let sms_code = stack.sms_code(PHONE, 1).await;
+    let mail = &stack.smtp.mails_to(EMAIL)[0];
+    assert!(mail.data.contains("multipart/alternative") && mail.data.contains("text/html"), "text and HTML parts");
+    assert_eq!(mail.from, "no-reply@lockers.test");
+
+    let verified = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": email_code })).await;
+    assert_eq!(verified.status(), 200);
+    assert_eq!(verified.json::<Value>().await.unwrap()["email_verified"], true);
+    let verified: Value = stack
+        .post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": sms_code }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((verified["email_verified"].as_bool(), verified["phone_verified"].as_bool()), (Some(true), Some(true)));
+
+    // A code works once.
+    let again = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": email_code })).await;
+    assert_eq!(error_code(again).await, (401, "invalid_code".into()));
+    // No code or secret is left readable in the outbox.
+    let bodies: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM notifications").fetch_all(&stack.pool).await.unwrap();
+    assert!(bodies.iter().all(|b| !b.contains(&email_code) && !b.contains(&sms_code)));
+}
+
+#[tokio::test]
+async fn signup_refuses_bad_input_with_stable_codes_and_writes_nothing() {
+    let stack = Stack::spawn(&[]).await;
+    let cases = [
+        (json!({ "name": "", "email": EMAIL, "password": PASSWORD }), 422, "invalid_name"),
+        (json!({ "name": "x".repeat(101), "email": EMAIL, "password": PASSWORD }), 422, "invalid_name"),
+        (json!({ "name": "A", "email": "not-an-email", "password": PASSWORD }), 422, "invalid_email"),
+        (json!({ "name": "A", "email": EMAIL, "phone": "98765", "password": PASSWORD }), 422, "invalid_phone"),
+        (json!({ "name": "A", "email": EMAIL, "password": "short" }), 422, "password_too_short"),
+        (json!({ "name": "A", "email": EMAIL, "password": "p".repeat(129) }), 422, "password_too_long"),
+        (json!({ "name": "A", "email": EMAIL, "password": "password123" }), 422, "password_too_common"),
+        (json!({ "name": "A", "email": EMAIL }), 400, "invalid_body"),
+        (json!({ "name": 5, "email": EMAIL, "password": PASSWORD }), 400, "invalid_body"),
+    ];
+    for (body, status, code) in cases {
+        let response = stack.post("/api/v1/auth/signup", &body).await;
+        assert_eq!(error_code(response).await, (status, code.to_owned()), "{body}");
+    }
+    let malformed = stack
+        .http
+        .post(stack.url("/api/v1/auth/signup"))
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(malformed).await, (400, "malformed_json".into()));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&stack.pool).await.unwrap();
+    assert_eq!(users, 0);
+}
+
+#[tokio::test]
+async fn a_duplicate_email_or_phone_is_a_409_with_its_own_code() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, Some(PHONE)).await;
+    let same_email = json!({ "name": "B", "email": "ASHA@example.com", "password": PASSWORD });
+    assert_eq!(error_code(stack.post("/api/v1/auth/signup", &same_email).await).await, (409, "email_taken".into()));
+    let same_phone = json!({ "name": "B", "email": "b@example.com", "phone": PHONE, "password": PASSWORD });
+    assert_eq!(error_code(stack.post("/api/v1/auth/signup", &same_phone).await).await, (409, "phone_taken".into()));
+}
+
+#[tokio::test]
+async fn five_wrong_tries_kill_a_code() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, None).await;
+    let code = stack.email_code(EMAIL, 1).await;
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    for _ in 0..5 {
+        let response = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": wrong })).await;
+        assert_eq!(error_code(response).await, (401, "invalid_code".into()));
+    }
+    let right = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": code })).await;
+    assert_eq!(error_code(right).await, (401, "invalid_code".into()), "dead after 5 wrong tries");
+}
+
+#[tokio::test]
+async fn code_requests_answer_the_same_for_known_and_unknown_contacts() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, Some(PHONE)).await;
+    stack.email_code(EMAIL, 1).await;
+    for path in ["/api/v1/auth/verify/request", "/api/v1/auth/otp/request", "/api/v1/auth/password/forgot"] {
+        let mut answers = Vec::new();
+        for identifier in [EMAIL, "nobody@example.com", PHONE, "+14155550100"] {
+            let response = stack.post(path, &json!({ "identifier": identifier })).await;
+            answers.push((response.status().as_u16(), response.text().await.unwrap()));
+        }
+        assert!(answers.iter().all(|a| *a == answers[0]), "{path}: {answers:?}");
+        assert_eq!(answers[0].0, 202);
+    }
+    // Known contacts got their codes (email: signup + 3; phone: signup + 3), unknown ones nothing.
+    assert!(
+        eventually(Duration::from_secs(10), || async { stack.sent_to(EMAIL) == 4 && stack.sent_to(PHONE) == 4 }).await
+    );
+    assert_eq!(stack.sent_to("nobody@example.com") + stack.sent_to("+14155550100"), 0);
+    assert_eq!(
+        error_code(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": "bob" })).await).await,
+        (422, "invalid_identifier".into())
+    );
+}
+
+#[tokio::test]
+async fn at_most_five_codes_per_contact_per_ten_minutes_known_or_not() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, None).await; // one code sent at signup
+    for identifier in [EMAIL, "nobody@example.com"] {
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            let response = stack.post("/api/v1/auth/otp/request", &json!({ "identifier": identifier })).await;
+            let retry_after =
+                response.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            statuses.push((response.status().as_u16(), retry_after.is_some_and(|s| (1..=600).contains(&s))));
+        }
+        assert_eq!(statuses[..5], [(202, false); 5], "{identifier}");
+        assert_eq!(statuses[5], (429, true), "{identifier}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.sent_to(EMAIL), 6, "signup code + 5 login codes");
+}
+
+#[tokio::test]
+async fn login_returns_a_token_pair_that_opens_me() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, Some(PHONE)).await;
+    for identifier in [EMAIL, PHONE] {
+        let response = login(&stack, identifier, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let tokens: Value = response.json().await.unwrap();
+        assert_eq!(tokens["token_type"], "bearer");
+        assert_eq!(tokens["expires_in"], 900);
+        let me = stack.get_as("/api/v1/auth/me", tokens["access_token"].as_str().unwrap()).await;
+        assert_eq!(me.status(), 200);
+        assert_eq!(me.json::<Value>().await.unwrap()["email"], EMAIL);
+    }
+    let no_token = stack.get("/api/v1/auth/me").await;
+    assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
+    assert_eq!(error_code(no_token).await, (401, "unauthorized".into()));
+}
+
+#[tokio::test]
+async fn every_login_failure_answers_the_same() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, None).await;
+    let (disabled_id, _, _) = logged_in(&stack, "off@example.com").await;
+    sqlx::query("UPDATE users SET disabled_at = now() WHERE id = $1::uuid")
+        .bind(&disabled_id)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for (identifier, password) in
+        [(EMAIL, "wrong password"), ("nobody@example.com", PASSWORD), ("off@example.com", PASSWORD), ("bob", PASSWORD)]
+    {
+        let response = login(&stack, identifier, password).await;
+        answers.push((response.status().as_u16(), response.text().await.unwrap()));
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(answers[0].0, 401);
+    assert!(answers[0].1.contains("invalid_credentials"));
+}
+
+#[tokio::test]
+async fn five_failures_lock_an_identifier_which_unlocks_when_the_lockout_ends() {
+    let stack = Stack::spawn(&["--login-lockout=3"]).await;
+    signup(&stack, EMAIL, None).await;
+    for _ in 0..5 {
+        assert_eq!(login(&stack, EMAIL, "wrong password").await.status(), 401);
+    }
+    let locked = login(&stack, EMAIL, PASSWORD).await;
+    assert_eq!(locked.status(), 429, "even the right password waits");
+    let retry_after: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3).contains(&retry_after), "{retry_after}");
+    assert_eq!(audit_count(&stack, "auth.lockout").await, 1);
+    // An unknown identifier locks the same way.
+    for _ in 0..5 {
+        login(&stack, "nobody@example.com", "wrong password").await;
+    }
+    assert_eq!(login(&stack, "nobody@example.com", "x").await.status(), 429);
+
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_per_ip_limit_answers_429_with_retry_after() {
+    let stack = Stack::spawn(&["--auth-ip-limit-per-min=3"]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(login(&stack, "nobody@example.com", PASSWORD).await);
+    }
+    let last = statuses.pop().unwrap();
+    assert!(statuses.iter().all(|r| r.status() == 401));
+    let retry_after: u64 = last.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(error_code(last).await, (429, "rate_limited".into()));
+}
+
+async fn refresh(stack: &Stack, token: &str) -> reqwest::Response {
+    stack.post("/api/v1/auth/refresh", &json!({ "refresh_token": token })).await
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_token_revokes_the_whole_family() {
+    let stack = Stack::spawn(&[]).await;
+    let (_, _, first) = logged_in(&stack, EMAIL).await;
+    let rotated: Value = refresh(&stack, &first).await.json().await.unwrap();
+    let second = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(stack.get_as("/api/v1/auth/me", rotated["access_token"].as_str().unwrap()).await.status(), 200);
+
+    // The first token again: refused, and the family (with `second`) is revoked.
+    assert_eq!(error_code(refresh(&stack, &first).await).await, (401, "invalid_refresh_token".into()));
+    assert_eq!(error_code(refresh(&stack, &second).await).await, (401, "invalid_refresh_token".into()));
+    assert_eq!(audit_count(&stack, "auth.refresh_reuse").await, 1);
+    for junk in ["", "not-a-token", &"A".repeat(43)] {
+        assert_eq!(error_code(refresh(&stack, junk).await).await, (401, "invalid_refresh_token".into()));
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
+    let stack = Stack::spawn(&[]).await;
+    let (_, _, token) = logged_in(&stack, EMAIL).await;
+    let attempts = (0..8).map(|_| refresh(&stack, &token));
+    let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 7, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let stack = Stack::spawn(&[]).await;
+    let (_, access, refresh_token) = logged_in(&stack, EMAIL).await;
+    let response = stack.post_as("/api/v1/auth/logout", &access, &json!({ "refresh_token": refresh_token })).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(refresh(&stack, &refresh_token).await.status(), 401);
+    let anonymous = stack.post("/api/v1/auth/logout", &json!({ "refresh_token": refresh_token })).await;
+    assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test]
+async fn expired_tampered_foreign_and_unsigned_access_tokens_are_refused() {
+    let stack = Stack::spawn(&[]).await;
+    let (id, access, _) = logged_in(&stack, EMAIL).await;
+    let secret = stack.config.jwt_secret.as_ref().unwrap().expose().as_bytes().to_vec();
+    let kid = jsonwebtoken::decode_header(&access).unwrap().kid.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({ "sub": id, "iss": "lockers", "aud": "lockers-api", "iat": now, "exp": now + 600, "typ": "access", "ep": 0 });
+    let sign = |claims: &Value, key: &[u8]| {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(key)).unwrap()
+    };
+    assert_eq!(stack.get_as("/api/v1/auth/me", &sign(&claims, &secret)).await.status(), 200, "a well-made token works");
+
+    let with = |field: &str, value: Value| {
+        let mut c = claims.clone();
+        c[field] = value;
+        c
+    };
+    let mut tampered = access.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let alg_none =
+        format!("{}.{}.", b64(&format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#)), b64(&claims.to_string()));
+    let bad = [
+        ("expired", sign(&with("exp", json!(now - 120)), &secret)),
+        ("wrong audience", sign(&with("aud", json!("another-api")), &secret)),
+        ("wrong issuer", sign(&with("iss", json!("someone")), &secret)),
+        ("refresh type", sign(&with("typ", json!("refresh")), &secret)),
+        ("old epoch", sign(&with("ep", json!(-1)), &secret)),
+        ("unknown user", sign(&with("sub", json!(Uuid::new_v4())), &secret)),
+        ("foreign key", sign(&claims, b"not-our-secret-not-our-secret-xx")),
+        ("tampered", tampered),
+        ("alg none", alg_none),
+        ("garbage", "abc.def.ghi".to_owned()),
+    ];
+    for (what, token) in bad {
+        let response = stack.get_as("/api/v1/auth/me", &token).await;
+        assert_eq!(error_code(response).await, (401, "invalid_token".into()), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_user_is_refused_at_once() {
+    let stack = Stack::spawn(&[]).await;
+    let admin = make_admin(&stack, "admin@example.com").await;
+    let (id, access, refresh_token) = logged_in(&stack, EMAIL).await;
+    let response = stack.patch_as(&format!("/api/v1/users/{id}"), &admin, &json!({ "disabled": true })).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["disabled"], true);
+
+    assert_eq!(error_code(stack.get_as("/api/v1/auth/me", &access).await).await, (401, "invalid_token".into()));
+    assert_eq!(refresh(&stack, &refresh_token).await.status(), 401);
+    assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 401);
+    assert_eq!(audit_count(&stack, "user.disable").await, 1);
+
+    stack.patch_as(&format!("/api/v1/users/{id}"), &admin, &json!({ "disabled": false })).await;
+    assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_password_reset_by_code_ends_every_session_and_does_not_log_in() {
+    let stack = Stack::spawn(&[]).await;
+    let (_, access, refresh_token) = logged_in(&stack, EMAIL).await;
+    assert_eq!(stack.post("/api/v1/auth/password/forgot", &json!({ "identifier": EMAIL })).await.status(), 202);
+    let code = stack.email_code(EMAIL, 2).await;
+
+    let weak = json!({ "identifier": EMAIL, "code": code, "new_password": "qwerty123" });
+    assert_eq!(
+        error_code(stack.post("/api/v1/auth/password/reset", &weak).await).await,
+        (422, "password_too_common".into())
+    );
+    let reset = json!({ "identifier": EMAIL, "code": code, "new_password": "a brand new passphrase" });
+    let response = stack.post("/api/v1/auth/password/reset", &reset).await;
+    assert_eq!(response.status(), 204);
+    assert!(response.text().await.unwrap().is_empty(), "no tokens");
+
+    assert_eq!(stack.get_as("/api/v1/auth/me", &access).await.status(), 401, "old access token ended");
+    assert_eq!(refresh(&stack, &refresh_token).await.status(), 401, "old session ended");
+    assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 401);
+    assert_eq!(login(&stack, EMAIL, "a brand new passphrase").await.status(), 200);
+    assert_eq!(audit_count(&stack, "auth.password_reset").await, 1);
+    let again = stack.post("/api/v1/auth/password/reset", &reset).await;
+    assert_eq!(error_code(again).await, (401, "invalid_code".into()));
+}
+
+#[tokio::test]
+async fn otp_login_by_sms_returns_tokens_and_verifies_the_phone() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, Some(PHONE)).await;
+    stack.sms_code(PHONE, 1).await;
+    assert_eq!(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": PHONE })).await.status(), 202);
+    let code = stack.sms_code(PHONE, 2).await;
+    let wrong = stack.post("/api/v1/auth/otp/verify", &json!({ "identifier": PHONE, "code": "12345" })).await;
+    assert_eq!(error_code(wrong).await, (401, "invalid_code".into()));
+    let response = stack.post("/api/v1/auth/otp/verify", &json!({ "identifier": PHONE, "code": code })).await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let me: Value =
+        stack.get_as("/api/v1/auth/me", tokens["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(me["phone_verified"], true);
+}
+
+#[tokio::test]
+async fn the_oauth2_password_form_logs_in_for_swagger_ui() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, None).await;
+    let form = |grant: &str| {
+        stack
+            .http
+            .post(stack.url("/api/v1/auth/token"))
+            .form(&[("grant_type", grant), ("username", EMAIL), ("password", PASSWORD)])
+            .send()
+    };
+    let response = form("password").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.json::<Value>().await.unwrap()["access_token"].is_string());
+    assert_eq!(error_code(form("client_credentials").await.unwrap()).await, (400, "unsupported_grant_type".into()));
+}
+
+#[tokio::test]
+async fn users_are_listed_and_changed_by_admins_only() {
+    let stack = Stack::spawn(&[]).await;
+    let admin = make_admin(&stack, "admin@example.com").await;
+    let (id, user_token, _) = logged_in(&stack, EMAIL).await;
+    for n in 0..3 {
+        signup(&stack, &format!("u{n}@example.com"), None).await;
+    }
+    assert_eq!(stack.get("/api/v1/users").await.status(), 401);
+    assert_eq!(error_code(stack.get_as("/api/v1/users", &user_token).await).await, (403, "forbidden".into()));
+    let page: Value = stack.get_as("/api/v1/users?page=2&per_page=2", &admin).await.json().await.unwrap();
+    assert_eq!((page["page"].as_u64(), page["per_page"].as_u64(), page["total"].as_i64()), (Some(2), Some(2), Some(5)));
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        error_code(stack.get_as("/api/v1/users?per_page=1000", &admin).await).await,
+        (400, "invalid_query".into())
+    );
+
+    let path = format!("/api/v1/users/{id}");
+    assert_eq!(stack.patch_as(&path, &user_token, &json!({ "role": "admin" })).await.status(), 403);
+    let promoted = stack.patch_as(&path, &admin, &json!({ "role": "admin" })).await;
+    assert_eq!(promoted.json::<Value>().await.unwrap()["role"], "admin");
+    assert_eq!(stack.get_as("/api/v1/users", &user_token).await.status(), 200, "the new role applies at once");
+    let (before, after): (Value, Value) =
+        sqlx::query_as("SELECT before, after FROM audit_log WHERE action = 'user.role_change'")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    assert_eq!((before["role"].as_str(), after["role"].as_str()), (Some("user"), Some("admin")));
+
+    let admin_id: Value = stack.get_as("/api/v1/auth/me", &admin).await.json().await.unwrap();
+    let own = format!("/api/v1/users/{}", admin_id["id"].as_str().unwrap());
+    assert_eq!(
+        error_code(stack.patch_as(&own, &admin, &json!({ "role": "user" })).await).await,
+        (409, "cannot_modify_self".into())
+    );
+    let missing = format!("/api/v1/users/{}", Uuid::new_v4());
+    assert_eq!(
+        error_code(stack.patch_as(&missing, &admin, &json!({ "role": "user" })).await).await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_code(stack.patch_as(&path, &admin, &json!({ "role": "root" })).await).await,
+        (400, "invalid_body".into())
+    );
+    assert_eq!(error_code(stack.patch_as(&path, &admin, &json!({})).await).await, (422, "nothing_to_change".into()));
+    assert_eq!(
+        error_code(stack.patch_as("/api/v1/users/42", &admin, &json!({ "role": "user" })).await).await,
+        (400, "invalid_path".into())
+    );
+}
