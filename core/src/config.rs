@@ -138,7 +138,7 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 /// Every setting of the system. Each field reads the environment variable named
 /// in its `env` attribute; `--help` on any binary lists them with their defaults.
 #[derive(Debug, Clone, Parser)]
-#[command(about = None, long_about = None)]
+#[command(about = None, long_about = None, args_override_self = true)]
 pub struct Config {
     /// PostgreSQL database; created and migrated at start-up if missing.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/lockers")]

@@ -487,3 +487,28 @@ async fn users_are_listed_and_changed_by_admins_only() {
         (400, "invalid_path".into())
     );
 }
+
+#[tokio::test]
+async fn when_redis_fails_mid_flight_limits_fall_back_to_the_process_and_nothing_answers_500() {
+    let proxy = crate::fakes::redis_proxy::RedisProxy::start("127.0.0.1:6379").await;
+    let redis_url = format!("--redis-url={}", proxy.url());
+    let stack = Stack::spawn(&[&redis_url, "--auth-ip-limit-per-min=4"]).await;
+    assert_eq!(login(&stack, "nobody@example.com", PASSWORD).await.status(), 401);
+    // The hit was counted in the shared store.
+    let key = format!("{}rl:auth_ip:127.0.0.1", stack.config.redis_key_prefix);
+    let mut redis =
+        redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
+    let shared: u32 = redis::cmd("GET").arg(&key).query_async(&mut redis).await.unwrap();
+    assert_eq!(shared, 1);
+
+    proxy.cut();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(login(&stack, "nobody@example.com", PASSWORD).await.status().as_u16());
+    }
+    // The in-process limiter starts counting afresh: 4 allowed, then 429.
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    let ready = stack.get("/ready").await;
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.json::<Value>().await.unwrap()["checks"]["redis"], "down");
+}

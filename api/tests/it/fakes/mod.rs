@@ -1,2 +1,3 @@
+pub mod redis_proxy;
 pub mod smtp;
 pub mod twilio;
