@@ -84,3 +84,17 @@ impl FromRequestParts<ApiContext> for AdminUser {
         Ok(Self(user))
     }
 }
+
+/// An authenticated admin, as the audit log records them.
+#[derive(Debug, Clone)]
+pub struct AdminActor(pub Actor);
+
+impl FromRequestParts<ApiContext> for AdminActor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let AdminUser(admin) = AdminUser::from_request_parts(parts, ctx).await?;
+        let Caller(actor) = Caller::from_request_parts(parts, ctx).await?;
+        Ok(Self(Actor { user_id: Some(admin.id), ..actor }))
+    }
+}

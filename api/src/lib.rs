@@ -1,12 +1,15 @@
 //! The HTTP intake: builds the router over one [`ApiContext`] and serves it
 //! until a shutdown signal.
 
+mod audit_log;
 mod auth;
 pub mod error;
 mod extract;
 mod health;
+mod lockers;
 mod middleware;
 mod pagination;
+mod places;
 pub mod rate_limit;
 mod users;
 
@@ -54,7 +57,12 @@ impl ApiContext {
 
 /// The whole router: `/api/v1` resources plus the operational routes.
 pub fn router(ctx: ApiContext) -> Router {
-    let api_v1 = Router::new().merge(auth::router()).merge(users::router());
+    let api_v1 = Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(places::router())
+        .merge(lockers::router())
+        .merge(audit_log::router());
     let timeout = ctx.config.request_timeout;
     let app =
         Router::new().nest("/api/v1", api_v1).merge(health::router()).fallback(middleware::not_found).with_state(ctx);

@@ -20,6 +20,11 @@ pub struct Page {
 }
 
 impl PageQuery {
+    /// For query structs with more fields (serde's `flatten` breaks number parsing in query strings).
+    pub fn new(page: Option<u32>, per_page: Option<u32>) -> Self {
+        Self { page, per_page }
+    }
+
     pub fn parse(self) -> Result<Page, ApiError> {
         let page = self.page.unwrap_or(1);
         let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
