@@ -30,8 +30,8 @@ impl From<sqlx::Error> for PlaceError {
         let Some(db) = e.as_database_error() else { return Self::Database(e) };
         match db.code().as_deref() {
             Some("23505") => Self::NameTaken,
-            // A foreign key refused: on insert/update the parent is missing, on delete a child exists.
-            Some("23503") if db.message().contains("is still referenced") => Self::HasChildren,
+            // On insert or update a refused foreign key means the parent is missing
+            // (deletes map it to `HasChildren` themselves, see `delete_row`).
             Some("23503") => Self::ParentMissing,
             _ => Self::Database(e),
         }
@@ -126,7 +126,18 @@ pub async fn rename_state(conn: &mut PgConnection, id: Uuid, name: &str) -> Resu
 }
 
 pub async fn delete_state(conn: &mut PgConnection, id: Uuid) -> Result<bool, PlaceError> {
-    Ok(sqlx::query("DELETE FROM states WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
+    delete_row(conn, "DELETE FROM states WHERE id = $1", id).await
+}
+
+/// Deletes one row; a refusing foreign key means children still point at it.
+async fn delete_row(conn: &mut PgConnection, sql: &'static str, id: Uuid) -> Result<bool, PlaceError> {
+    match sqlx::query(sql).bind(id).execute(conn).await {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23503") => {
+            Err(PlaceError::HasChildren)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 // Cities ----------------------------------------------------------------------
@@ -177,7 +188,7 @@ pub async fn update_city(
 }
 
 pub async fn delete_city(conn: &mut PgConnection, id: Uuid) -> Result<bool, PlaceError> {
-    Ok(sqlx::query("DELETE FROM cities WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
+    delete_row(conn, "DELETE FROM cities WHERE id = $1", id).await
 }
 
 // Locker points ---------------------------------------------------------------
@@ -308,7 +319,7 @@ pub async fn rotate_controller_token(
 }
 
 pub async fn delete_point(conn: &mut PgConnection, id: Uuid) -> Result<bool, PlaceError> {
-    Ok(sqlx::query("DELETE FROM locker_points WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
+    delete_row(conn, "DELETE FROM locker_points WHERE id = $1", id).await
 }
 
 /// `%`, `_` and `\` in user text match literally in LIKE patterns.

@@ -29,6 +29,8 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Create a small demo network (states, cities, 10 locker points, 120 lockers); skipped if places exist.
+    SeedDemo,
     /// Job queue state.
     Jobs {
         #[command(subcommand)]
@@ -51,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => println!("database {} is migrated", config.database_name().unwrap_or("?")),
         Command::CreateAdmin { email, name } => create_admin(&pool, &email, &name).await?,
+        Command::SeedDemo => seed_demo(&pool).await?,
         Command::Jobs { command: JobsCommand::Stats } => {
             println!(
                 "{:<10} {:>8} {:>10} {:>8} {:>9} {:>6} {:>14}",
@@ -118,5 +121,80 @@ async fn audit(pool: &sqlx::PgPool, user_id: Uuid, action: &str) -> anyhow::Resu
         .bind(serde_json::json!({ "role": "admin", "via": "lockers-admin" }))
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// (state, city, point name, address) of the demo network.
+const DEMO_POINTS: [(&str, &str, &str, &str); 10] = [
+    ("Karnataka", "Bengaluru", "Koramangala 5th Block Hub", "80 Feet Road, Koramangala 5th Block"),
+    ("Karnataka", "Bengaluru", "Indiranagar Metro Lockers", "100 Feet Road, near Indiranagar Metro Station"),
+    ("Karnataka", "Bengaluru", "Whitefield ITPL Gate", "ITPL Main Road, Whitefield"),
+    ("Karnataka", "Mysuru", "Devaraja Market Lockers", "Sayyaji Rao Road, Devaraja Mohalla"),
+    ("Maharashtra", "Mumbai", "Bandra West Station", "Hill Road, Bandra West"),
+    ("Maharashtra", "Mumbai", "Andheri East Metro", "Andheri-Kurla Road, Andheri East"),
+    ("Maharashtra", "Pune", "Koregaon Park Plaza", "North Main Road, Koregaon Park"),
+    ("Tamil Nadu", "Chennai", "Pondy Bazaar Lockers", "Pondy Bazaar, Thyagaraya Nagar"),
+    ("Delhi", "New Delhi", "Connaught Place Inner Circle", "Block A, Connaught Place"),
+    ("Goa", "Panaji", "Café Mercado Lockers", "Rua de Ourém, Fontainhas"),
+];
+
+/// Door layout of every demo point: 4 S, 4 M, 2 L, 2 XL.
+const DEMO_DOORS: [&str; 12] = ["S", "S", "S", "S", "M", "M", "M", "M", "L", "L", "XL", "XL"];
+
+async fn seed_demo(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    use lockers_core::places::{self, NewPoint};
+    let mut tx = pool.begin().await?;
+    // One seeding at a time, and never over an existing network.
+    sqlx::query("LOCK TABLE states IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM states").fetch_one(&mut *tx).await?;
+    if existing > 0 {
+        println!("places already exist ({existing} states); nothing seeded");
+        return Ok(());
+    }
+    let mut states: Vec<(String, Uuid)> = Vec::new();
+    let mut cities: Vec<(String, Uuid)> = Vec::new();
+    let mut lockers = 0;
+    for (state, city, name, address) in DEMO_POINTS {
+        let state_id = match states.iter().find(|(n, _)| n == state) {
+            Some((_, id)) => *id,
+            None => {
+                let id = places::create_state(&mut tx, state).await?.id;
+                states.push((state.to_owned(), id));
+                id
+            }
+        };
+        let city_id = match cities.iter().find(|(n, _)| n == city) {
+            Some((_, id)) => *id,
+            None => {
+                let id = places::create_city(&mut tx, state_id, city).await?.id;
+                cities.push((city.to_owned(), id));
+                id
+            }
+        };
+        let (point, _token) =
+            places::create_point(&mut tx, NewPoint { city_id, name, address, controller_url: None }).await?;
+        for (door, size) in (1..).zip(DEMO_DOORS) {
+            sqlx::query("INSERT INTO lockers (id, point_id, door_no, size) VALUES ($1, $2, $3, $4)")
+                .bind(Uuid::now_v7())
+                .bind(point.id)
+                .bind(door)
+                .bind(size)
+                .execute(&mut *tx)
+                .await?;
+            lockers += 1;
+        }
+    }
+    sqlx::query("INSERT INTO audit_log (action, target_type, after) VALUES ('demo.seed', 'network', $1)")
+        .bind(serde_json::json!({ "points": DEMO_POINTS.len(), "lockers": lockers, "via": "lockers-admin" }))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    println!(
+        "seeded {} states, {} cities, {} locker points, {lockers} lockers (controller tokens: rotate per point \
+         with POST /api/v1/locker-points/{{id}}/controller-token)",
+        states.len(),
+        cities.len(),
+        DEMO_POINTS.len()
+    );
     Ok(())
 }

@@ -52,3 +52,29 @@ async fn create_admin_refuses_a_short_password_and_a_bad_email() {
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
     assert_eq!(users, 0);
 }
+
+#[tokio::test]
+async fn seed_demo_builds_a_searchable_network_once() {
+    let app = TestApp::spawn().await;
+    let out = admin(&app, &["seed-demo"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM states), (SELECT count(*) FROM cities),
+                (SELECT count(*) FROM locker_points), (SELECT count(*) FROM lockers)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, (5, 7, 10, 120));
+    let sizes: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT size FROM lockers ORDER BY 1").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(sizes, ["L", "M", "S", "XL"]);
+    let found: serde_json::Value = app.get("/api/v1/lockers?q=cafe%20ourem").await.json().await.unwrap();
+    assert_eq!(found["total"], 12);
+
+    let again = admin(&app, &["seed-demo"], "");
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing seeded"));
+    let lockers: i64 = sqlx::query_scalar("SELECT count(*) FROM lockers").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(lockers, 120);
+}

@@ -165,6 +165,25 @@ impl TestApp {
         self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("POST")
     }
 
+    pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.delete(self.url(path)).bearer_auth(token).send().await.expect("DELETE")
+    }
+
+    /// A user with `role` ("user" or "admin") and an access token for it,
+    /// made directly (no password hashing) for tests about something else.
+    pub async fn user_with_role(&self, role: &str) -> (Uuid, String) {
+        let id = Uuid::now_v7();
+        sqlx::query("INSERT INTO users (id, name, email, role) VALUES ($1, 'Test', $2, $3)")
+            .bind(id)
+            .bind(format!("{}@example.com", id.simple()))
+            .bind(role)
+            .execute(&self.pool)
+            .await
+            .expect("insert user");
+        let token = lockers_core::access_token::TokenKeys::from_config(&self.config).issue(id, 0).expect("token");
+        (id, token)
+    }
+
     pub async fn patch_as(&self, path: &str, token: &str, body: &serde_json::Value) -> reqwest::Response {
         self.http.patch(self.url(path)).bearer_auth(token).json(body).send().await.expect("PATCH")
     }

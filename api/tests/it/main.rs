@@ -9,4 +9,5 @@ mod admin_cli;
 mod auth;
 mod health;
 mod jobs;
+mod places;
 mod startup;

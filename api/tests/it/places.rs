@@ -1,0 +1,429 @@
+//! Places and lockers: admin-only writes, uniqueness, delete protection,
+//! search by place, audit entries, demo data.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::harness::TestApp;
+
+async fn created(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn code_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+}
+
+/// A state > city > point > lockers chain made through the API; returns (state, city, point) ids.
+async fn network(
+    app: &TestApp,
+    admin: &str,
+    state: &str,
+    city: &str,
+    point: &str,
+    address: &str,
+) -> (String, String, String) {
+    let states: Value = app.get("/api/v1/states").await.json().await.unwrap();
+    let state_id = match states.as_array().unwrap().iter().find(|s| s["name"] == state) {
+        Some(s) => s["id"].as_str().unwrap().to_owned(),
+        None => created(app.post_as("/api/v1/states", admin, &json!({ "name": state })).await).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let cities: Value = app.get(&format!("/api/v1/cities?state_id={state_id}")).await.json().await.unwrap();
+    let city_id = match cities.as_array().unwrap().iter().find(|c| c["name"] == city) {
+        Some(c) => c["id"].as_str().unwrap().to_owned(),
+        None => created(app.post_as("/api/v1/cities", admin, &json!({ "state_id": state_id, "name": city })).await)
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let body = json!({ "city_id": city_id, "name": point, "address": address });
+    let point = created(app.post_as("/api/v1/locker-points", admin, &body).await).await;
+    (state_id, city_id, point["id"].as_str().unwrap().to_owned())
+}
+
+async fn add_locker(app: &TestApp, admin: &str, point_id: &str, door: i32, size: &str) -> String {
+    let body = json!({ "point_id": point_id, "door_no": door, "size": size });
+    created(app.post_as("/api/v1/admin/lockers", admin, &body).await).await["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn writes_need_an_admin_and_reads_are_public() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app.user_with_role("user").await;
+    let (_, admin) = app.user_with_role("admin").await;
+    let body = json!({ "name": "Karnataka" });
+    let anonymous = app.http.post(app.url("/api/v1/states")).json(&body).send().await.unwrap();
+    assert_eq!(code_of(anonymous).await, (401, "unauthorized".into()));
+    assert_eq!(code_of(app.post_as("/api/v1/states", &user, &body).await).await, (403, "forbidden".into()));
+    let (state, city, point) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
+    let locker = add_locker(&app, &admin, &point, 1, "M").await;
+
+    for (path, body) in [
+        ("/api/v1/cities".to_owned(), json!({ "state_id": state, "name": "Mysuru" })),
+        ("/api/v1/locker-points".to_owned(), json!({ "city_id": city, "name": "P2", "address": "A" })),
+        ("/api/v1/admin/lockers".to_owned(), json!({ "point_id": point, "door_no": 2, "size": "S" })),
+    ] {
+        assert_eq!(app.post_as(&path, &user, &body).await.status(), 403, "{path}");
+    }
+    for path in [
+        format!("/api/v1/states/{state}"),
+        format!("/api/v1/cities/{city}"),
+        format!("/api/v1/locker-points/{point}"),
+        format!("/api/v1/admin/lockers/{locker}"),
+    ] {
+        assert_eq!(app.patch_as(&path, &user, &json!({ "name": "x" })).await.status(), 403, "{path}");
+        assert_eq!(app.delete_as(&path, &user).await.status(), 403, "{path}");
+        assert_eq!(app.http.delete(app.url(&path)).send().await.unwrap().status(), 401, "{path}");
+    }
+    for path in ["/api/v1/states", "/api/v1/cities", "/api/v1/locker-points", "/api/v1/lockers"] {
+        assert_eq!(app.get(path).await.status(), 200, "{path}");
+    }
+    assert_eq!(app.get(&format!("/api/v1/lockers/{locker}")).await.status(), 200);
+    assert_eq!(app.get(&format!("/api/v1/lockers/{}", Uuid::new_v4())).await.status(), 404);
+    assert_eq!(code_of(app.get_as("/api/v1/admin/audit", &user).await).await, (403, "forbidden".into()));
+}
+
+#[tokio::test]
+async fn names_are_unique_within_their_parent_whatever_the_case() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.user_with_role("admin").await;
+    let (state, city, _) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
+    let dup = app.post_as("/api/v1/states", &admin, &json!({ "name": " KARNATAKA " })).await;
+    assert_eq!(code_of(dup).await, (409, "name_taken".into()));
+    let dup = app.post_as("/api/v1/cities", &admin, &json!({ "state_id": state, "name": "bengaluru" })).await;
+    assert_eq!(code_of(dup).await, (409, "name_taken".into()));
+    let body = json!({ "city_id": city, "name": "koramangala hub", "address": "elsewhere" });
+    assert_eq!(code_of(app.post_as("/api/v1/locker-points", &admin, &body).await).await, (409, "name_taken".into()));
+    // The same city name in another state is fine.
+    let other = created(app.post_as("/api/v1/states", &admin, &json!({ "name": "Goa" })).await).await;
+    created(app.post_as("/api/v1/cities", &admin, &json!({ "state_id": other["id"], "name": "Bengaluru" })).await)
+        .await;
+
+    let missing = json!({ "state_id": Uuid::new_v4(), "name": "Nowhere" });
+    assert_eq!(code_of(app.post_as("/api/v1/cities", &admin, &missing).await).await, (422, "parent_not_found".into()));
+    assert_eq!(
+        code_of(app.post_as("/api/v1/states", &admin, &json!({ "name": "" })).await).await,
+        (422, "invalid_name".into())
+    );
+    assert_eq!(
+        code_of(app.post_as("/api/v1/states", &admin, &json!({ "nam": "x" })).await).await,
+        (400, "invalid_body".into())
+    );
+    let renamed = app
+        .patch_as(&format!("/api/v1/states/{}", other["id"].as_str().unwrap()), &admin, &json!({ "name": "karnataka" }))
+        .await;
+    assert_eq!(code_of(renamed).await, (409, "name_taken".into()));
+}
+
+#[tokio::test]
+async fn places_and_lockers_in_use_cannot_be_deleted() {
+    let app = TestApp::spawn().await;
+    let (sender, admin) = app.user_with_role("admin").await;
+    let (state, city, point) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
+    let locker = add_locker(&app, &admin, &point, 1, "M").await;
+    let (app, admin) = (&app, admin.as_str());
+    let d = |path: String| async move { code_of(app.delete_as(&path, admin).await).await };
+    assert_eq!(d(format!("/api/v1/states/{state}")).await, (409, "state_has_cities".into()));
+    assert_eq!(d(format!("/api/v1/cities/{city}")).await, (409, "city_has_points".into()));
+    assert_eq!(d(format!("/api/v1/locker-points/{point}")).await, (409, "point_has_lockers".into()));
+
+    sqlx::query("UPDATE lockers SET status = 'reserved' WHERE id = $1::uuid")
+        .bind(&locker)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(d(format!("/api/v1/admin/lockers/{locker}")).await, (409, "locker_not_empty".into()));
+    let maintenance =
+        app.patch_as(&format!("/api/v1/admin/lockers/{locker}"), admin, &json!({ "status": "maintenance" })).await;
+    assert_eq!(code_of(maintenance).await, (409, "locker_in_use".into()));
+
+    // A locker with an exchange on record keeps its history.
+    sqlx::query(
+        "INSERT INTO items (id, locker_id, sender_id, name, receiver_email, status, dropoff_by)
+         VALUES ($1, $2::uuid, $3, 'Book', 'r@example.com', 'cancelled', now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&locker)
+    .bind(sender)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE lockers SET status = 'available' WHERE id = $1::uuid")
+        .bind(&locker)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(d(format!("/api/v1/admin/lockers/{locker}")).await, (409, "locker_has_history".into()));
+
+    let empty = add_locker(app, admin, &point, 2, "S").await;
+    assert_eq!(app.delete_as(&format!("/api/v1/admin/lockers/{empty}"), admin).await.status(), 204);
+    assert_eq!(app.delete_as(&format!("/api/v1/admin/lockers/{empty}"), admin).await.status(), 404);
+}
+
+#[tokio::test]
+async fn lockers_have_unique_doors_sizes_and_a_maintenance_switch() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.user_with_role("admin").await;
+    let (_, city, point) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
+    let other = created(
+        app.post_as("/api/v1/locker-points", &admin, &json!({ "city_id": city, "name": "P2", "address": "A" })).await,
+    )
+    .await;
+    let locker = add_locker(&app, &admin, &point, 7, "XL").await;
+    add_locker(&app, &admin, other["id"].as_str().unwrap(), 7, "S").await;
+    let body = json!({ "point_id": point, "door_no": 7, "size": "S" });
+    assert_eq!(code_of(app.post_as("/api/v1/admin/lockers", &admin, &body).await).await, (409, "door_taken".into()));
+    for (body, expected) in [
+        (json!({ "point_id": point, "door_no": 8, "size": "XXL" }), (400, "invalid_body")),
+        (json!({ "point_id": point, "door_no": 0, "size": "S" }), (422, "invalid_door_no")),
+        (json!({ "point_id": Uuid::new_v4(), "door_no": 8, "size": "S" }), (422, "point_not_found")),
+    ] {
+        let got = code_of(app.post_as("/api/v1/admin/lockers", &admin, &body).await).await;
+        assert_eq!(got, (expected.0, expected.1.to_owned()), "{body}");
+    }
+    let shown: Value = app.get(&format!("/api/v1/lockers/{locker}")).await.json().await.unwrap();
+    assert_eq!((shown["size"].as_str(), shown["status"].as_str()), (Some("XL"), Some("available")));
+    assert_eq!(shown["inner_height_mm"], 600);
+    assert_eq!(shown["online"], true, "simulated doors count as online");
+
+    let path = format!("/api/v1/admin/lockers/{locker}");
+    let on: Value = app.patch_as(&path, &admin, &json!({ "status": "maintenance" })).await.json().await.unwrap();
+    assert_eq!(on["status"], "maintenance");
+    let off: Value =
+        app.patch_as(&path, &admin, &json!({ "status": "available", "size": "L" })).await.json().await.unwrap();
+    assert_eq!((off["status"].as_str(), off["size"].as_str()), (Some("available"), Some("L")));
+    assert_eq!(
+        code_of(app.patch_as(&path, &admin, &json!({ "status": "occupied" })).await).await,
+        (422, "status_not_settable".into())
+    );
+}
+
+#[tokio::test]
+async fn a_point_shows_its_controller_token_once_and_stores_only_a_hash() {
+    let app = TestApp::spawn_with(&["--door-driver=http"]).await;
+    let (_, admin) = app.user_with_role("admin").await;
+    let state = created(app.post_as("/api/v1/states", &admin, &json!({ "name": "Goa" })).await).await;
+    let city =
+        created(app.post_as("/api/v1/cities", &admin, &json!({ "state_id": state["id"], "name": "Panaji" })).await)
+            .await;
+    let body = json!({ "city_id": city["id"], "name": "Café Mercado", "address": "Rua de Ourém", "controller_url": "http://10.0.0.5:8080/" });
+    let point = created(app.post_as("/api/v1/locker-points", &admin, &body).await).await;
+    let token = point["controller_token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 43);
+    assert_eq!(point["controller_url"], "http://10.0.0.5:8080");
+    let id = point["id"].as_str().unwrap().to_owned();
+
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT controller_token_hash FROM locker_points WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, lockers_core::places::ControllerToken::digest(&token));
+    let read = app.get(&format!("/api/v1/locker-points/{id}")).await.text().await.unwrap();
+    assert!(!read.contains(&token) && !read.contains("controller_token"));
+    let read: Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(read["online"], false, "no heartbeat yet");
+
+    sqlx::query("UPDATE locker_points SET last_heartbeat_at = now() - interval '30 seconds' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.get(&format!("/api/v1/locker-points/{id}")).await.json::<Value>().await.unwrap()["online"], true);
+    sqlx::query("UPDATE locker_points SET last_heartbeat_at = now() - interval '2 minutes' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.get(&format!("/api/v1/locker-points/{id}")).await.json::<Value>().await.unwrap()["online"], false);
+
+    let rotated: Value = app
+        .post_as(&format!("/api/v1/locker-points/{id}/controller-token"), &admin, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_token = rotated["controller_token"].as_str().unwrap();
+    assert_ne!(new_token, token);
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT controller_token_hash FROM locker_points WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, lockers_core::places::ControllerToken::digest(new_token));
+
+    let bad_url = json!({ "controller_url": "ftp://x" });
+    assert_eq!(
+        code_of(app.patch_as(&format!("/api/v1/locker-points/{id}"), &admin, &bad_url).await).await,
+        (422, "invalid_controller_url".into())
+    );
+    let cleared: Value = app
+        .patch_as(&format!("/api/v1/locker-points/{id}"), &admin, &json!({ "controller_url": null }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["controller_url"], Value::Null);
+}
+
+async fn search(app: &TestApp, query: &str) -> Value {
+    let response = app.get(&format!("/api/v1/lockers{query}")).await;
+    assert_eq!(response.status(), 200, "{query}");
+    response.json().await.unwrap()
+}
+
+fn point_names(list: &Value) -> Vec<String> {
+    let mut names: Vec<String> =
+        list["items"].as_array().unwrap().iter().map(|l| l["point_name"].as_str().unwrap().to_owned()).collect();
+    names.dedup();
+    names
+}
+
+#[tokio::test]
+async fn search_finds_lockers_by_partial_accent_free_text_across_point_address_city_and_state() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.user_with_role("admin").await;
+    let (_, _, kora) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
+    let (_, mysuru, devaraja) =
+        network(&app, &admin, "Karnataka", "Mysuru", "Devaraja Market", "Sayyaji Rao Road").await;
+    let (_, _, cafe) = network(&app, &admin, "Goa", "Panaji", "Café Mercado Lockers", "Rua de Ourém, Fontainhas").await;
+    for (point, doors) in [(&kora, 3), (&devaraja, 2), (&cafe, 2)] {
+        for door in 1..=doors {
+            add_locker(&app, &admin, point, door, if door == 1 { "S" } else { "L" }).await;
+        }
+    }
+
+    assert_eq!(point_names(&search(&app, "?q=koram").await), ["Koramangala Hub"], "partial point name");
+    assert_eq!(point_names(&search(&app, "?q=sayyaji").await), ["Devaraja Market"], "address");
+    assert_eq!(point_names(&search(&app, "?q=MYSU").await), ["Devaraja Market"], "city, any case");
+    assert_eq!(point_names(&search(&app, "?q=cafe").await), ["Café Mercado Lockers"], "accent-free finds accented");
+    assert_eq!(point_names(&search(&app, "?q=Our%C3%A9m").await), ["Café Mercado Lockers"], "accented finds accented");
+    assert_eq!(
+        point_names(&search(&app, "?q=ourem%20panaji").await),
+        ["Café Mercado Lockers"],
+        "every word, across fields"
+    );
+    let state = search(&app, "?q=karnat").await;
+    assert_eq!(state["total"], 5, "state name matches all its lockers");
+    assert_eq!(search(&app, "?q=zzzz").await["total"], 0);
+    assert_eq!(search(&app, "?q=50%25").await["total"], 0, "wildcards are literal");
+
+    // Filters and pagination.
+    assert_eq!(search(&app, "?q=karnataka&size=S").await["total"], 2);
+    assert_eq!(search(&app, &format!("?city_id={mysuru}")).await["total"], 2);
+    assert_eq!(search(&app, &format!("?point_id={kora}&size=L")).await["total"], 2);
+    let page: Value = search(&app, "?per_page=3&page=3").await;
+    assert_eq!((page["total"].as_i64(), page["items"].as_array().unwrap().len()), (Some(7), 1));
+    sqlx::query("UPDATE lockers SET status = 'maintenance' WHERE point_id = $1::uuid")
+        .bind(&cafe)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(search(&app, "?status=available").await["total"], 5);
+
+    let by_place: Value = app.get("/api/v1/lockers/by-place?location=koramangala").await.json().await.unwrap();
+    assert_eq!(point_names(&by_place), ["Koramangala Hub"]);
+    assert_eq!(code_of(app.get("/api/v1/lockers/by-place").await).await, (400, "invalid_query".into()));
+    assert_eq!(code_of(app.get("/api/v1/lockers?size=XXL").await).await, (400, "invalid_query".into()));
+    assert_eq!(code_of(app.get("/api/v1/lockers?city_id=nope").await).await, (400, "invalid_query".into()));
+
+    // Points search too, and renaming a city re-indexes its points.
+    let points: Value = app.get("/api/v1/locker-points?q=fontainhas").await.json().await.unwrap();
+    assert_eq!(points.as_array().unwrap().len(), 1);
+    app.patch_as(&format!("/api/v1/cities/{mysuru}"), &admin, &json!({ "name": "Mysore" })).await;
+    assert_eq!(point_names(&search(&app, "?q=mysore").await), ["Devaraja Market"]);
+    assert_eq!(search(&app, "?q=mysuru").await["total"], 0);
+}
+
+#[tokio::test]
+async fn the_search_predicate_is_served_by_the_trigram_index() {
+    let app = TestApp::spawn().await;
+    // With a few rows a sequential scan is cheapest; forbid it to see that the index can serve the query.
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT id FROM locker_points p
+         WHERE p.search_document LIKE '%' || lockers_fold('koram') || '%'
+           AND p.search_document LIKE '%' || lockers_fold('bengal') || '%'",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("locker_points_search_trgm"), "{plan}");
+}
+
+#[tokio::test]
+async fn every_admin_action_is_audited_and_the_log_filters_newest_first() {
+    let app = TestApp::spawn().await;
+    let (admin_id, admin) = app.user_with_role("admin").await;
+    let (state, city, point) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
+    let locker = add_locker(&app, &admin, &point, 1, "M").await;
+    app.patch_as(&format!("/api/v1/states/{state}"), &admin, &json!({ "name": "Karnātaka" })).await;
+    app.patch_as(&format!("/api/v1/admin/lockers/{locker}"), &admin, &json!({ "status": "maintenance" })).await;
+    app.patch_as(&format!("/api/v1/admin/lockers/{locker}"), &admin, &json!({ "status": "available" })).await;
+    app.post_as(&format!("/api/v1/locker-points/{point}/controller-token"), &admin, &json!({})).await;
+    app.delete_as(&format!("/api/v1/admin/lockers/{locker}"), &admin).await;
+    app.patch_as(&format!("/api/v1/cities/{city}"), &admin, &json!({ "name": "Bangalore" })).await;
+
+    let log: Value = app.get_as("/api/v1/admin/audit?per_page=100", &admin).await.json().await.unwrap();
+    let actions: Vec<&str> = log["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "city.update",
+            "locker.delete",
+            "locker_point.rotate_token",
+            "locker.maintenance_off",
+            "locker.maintenance_on",
+            "state.update",
+            "locker.create",
+            "locker_point.create",
+            "city.create",
+            "state.create"
+        ]
+    );
+    let first = &log["items"][0];
+    assert_eq!(first["actor_id"], admin_id.to_string());
+    assert_eq!(first["client_ip"], "127.0.0.1");
+    assert_eq!(
+        (first["before"]["name"].as_str(), first["after"]["name"].as_str()),
+        (Some("Bengaluru"), Some("Bangalore"))
+    );
+    assert!(first["request_id"].as_str().is_some_and(|r| r.len() == 36));
+
+    let (app, admin) = (&app, admin.as_str());
+    let only = |q: String| async move {
+        let page: Value = app.get_as(&format!("/api/v1/admin/audit?{q}"), admin).await.json().await.unwrap();
+        page["total"].as_i64().unwrap()
+    };
+    assert_eq!(only(format!("actor_id={admin_id}")).await, 10);
+    assert_eq!(only(format!("actor_id={}", Uuid::new_v4())).await, 0);
+    assert_eq!(only("action=locker.create".into()).await, 1);
+    assert_eq!(only(format!("target_type=locker&target_id={locker}")).await, 4);
+    let now = chrono::Utc::now();
+    let range = |from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+        format!("from={}&to={}", urlencode(&from.to_rfc3339()), urlencode(&to.to_rfc3339()))
+    };
+    assert_eq!(only(range(now - chrono::Duration::minutes(5), now + chrono::Duration::minutes(1))).await, 10);
+    assert_eq!(only(range(now + chrono::Duration::minutes(1), now + chrono::Duration::minutes(2))).await, 0);
+    let paged: Value = app.get_as("/api/v1/admin/audit?per_page=4&page=3", admin).await.json().await.unwrap();
+    assert_eq!(paged["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        code_of(app.get_as("/api/v1/admin/audit?from=yesterday", admin).await).await,
+        (400, "invalid_query".into())
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
