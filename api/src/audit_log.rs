@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
-use crate::extract::AdminUser;
+use crate::extract::{AdminUser, QueryOf};
 use crate::pagination::{List, PageQuery};
 
 pub fn router() -> Router<ApiContext> {
@@ -70,7 +70,7 @@ struct AuditRow {
 async fn list(
     State(ctx): State<ApiContext>,
     AdminUser(_): AdminUser,
-    query: std::result::Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    query: QueryOf<AuditQuery>,
 ) -> Result<AppJson<List<AuditRow>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;

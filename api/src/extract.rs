@@ -12,6 +12,12 @@ use crate::ApiContext;
 use crate::error::ApiError;
 use crate::middleware::REQUEST_ID;
 
+/// A `{id}` path segment; a malformed id answers `400 invalid_path`.
+pub type PathId = Result<axum::extract::Path<uuid::Uuid>, axum::extract::rejection::PathRejection>;
+
+/// Query parameters; malformed ones answer `400 invalid_query`.
+pub type QueryOf<T> = Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>;
+
 /// The peer address of the connection. (Behind a proxy this is the proxy; a
 /// trusted `X-Forwarded-For` is a deployment concern not handled here yet.)
 #[derive(Debug, Clone, Copy)]

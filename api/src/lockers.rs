@@ -13,11 +13,8 @@ use uuid::Uuid;
 use crate::ApiContext;
 use crate::audit_log;
 use crate::error::{ApiError, AppJson, Result};
-use crate::extract::AdminActor;
+use crate::extract::{AdminActor, PathId, QueryOf};
 use crate::pagination::{List, PageQuery};
-
-type PathId = std::result::Result<Path<Uuid>, axum::extract::rejection::PathRejection>;
-type QueryOf<T> = std::result::Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 pub fn router() -> Router<ApiContext> {
     Router::new()

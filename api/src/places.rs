@@ -13,10 +13,7 @@ use uuid::Uuid;
 use crate::ApiContext;
 use crate::audit_log;
 use crate::error::{ApiError, AppJson, Result};
-use crate::extract::AdminActor;
-
-type PathId = std::result::Result<Path<Uuid>, axum::extract::rejection::PathRejection>;
-type QueryOf<T> = std::result::Result<Query<T>, axum::extract::rejection::QueryRejection>;
+use crate::extract::{AdminActor, PathId, QueryOf};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()

@@ -1,19 +1,18 @@
 //! `/users`: the admin's view of accounts.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, patch};
 use lockers_core::audit::{self, Entry};
 use lockers_core::sessions;
 use lockers_core::users::{self, Role};
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::ApiContext;
 use crate::auth::UserView;
 use crate::error::{ApiError, AppJson, Result};
-use crate::extract::{AdminUser, Caller};
+use crate::extract::{AdminUser, Caller, PathId, QueryOf};
 use crate::pagination::{List, PageQuery};
 
 pub fn router() -> Router<ApiContext> {
@@ -23,7 +22,7 @@ pub fn router() -> Router<ApiContext> {
 async fn list(
     State(ctx): State<ApiContext>,
     AdminUser(_): AdminUser,
-    query: std::result::Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    query: QueryOf<PageQuery>,
 ) -> Result<AppJson<List<UserView>>> {
     let page = query?.0.parse()?;
     let (items, total) = users::list(&mut *ctx.db.acquire().await?, page.limit(), page.offset()).await?;
@@ -44,7 +43,7 @@ async fn update(
     State(ctx): State<ApiContext>,
     AdminUser(admin): AdminUser,
     Caller(actor): Caller,
-    id: std::result::Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    id: PathId,
     AppJson(body): AppJson<UpdateBody>,
 ) -> Result<AppJson<UserView>> {
     let Path(id) = id?;

@@ -113,12 +113,16 @@ pub async fn search(
     );
     let count_sql = format!("SELECT count(*) FROM lockers l JOIN locker_points p ON p.id = l.point_id {predicate}");
 
-    let mut rows =
-        sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)).bind(filter.status).bind(filter.size).bind(filter.point_id);
-    let mut count =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(filter.status).bind(filter.size).bind(filter.point_id);
-    rows = rows.bind(filter.city_id);
-    count = count.bind(filter.city_id);
+    let mut rows = sqlx::query_as(sqlx::AssertSqlSafe(rows_sql))
+        .bind(filter.status)
+        .bind(filter.size)
+        .bind(filter.point_id)
+        .bind(filter.city_id);
+    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+        .bind(filter.status)
+        .bind(filter.size)
+        .bind(filter.point_id)
+        .bind(filter.city_id);
     for word in &words {
         rows = rows.bind(word.clone());
         count = count.bind(word.clone());
