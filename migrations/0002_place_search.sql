@@ -17,10 +17,12 @@ ALTER TABLE locker_points ADD COLUMN search_document text NOT NULL DEFAULT '';
 CREATE FUNCTION locker_points_fill_search_document() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT lockers_fold(NEW.name || ' ' || NEW.address || ' ' || c.name || ' ' || s.name)
-      INTO NEW.search_document
-      FROM cities c JOIN states s ON s.id = c.state_id
-     WHERE c.id = NEW.city_id;
+    -- A missing city leaves '' so the foreign key, not NOT NULL, reports it.
+    NEW.search_document := coalesce(
+        (SELECT lockers_fold(NEW.name || ' ' || NEW.address || ' ' || c.name || ' ' || s.name)
+           FROM cities c JOIN states s ON s.id = c.state_id
+          WHERE c.id = NEW.city_id),
+        '');
     RETURN NEW;
 END $$;
 
@@ -28,7 +30,7 @@ CREATE TRIGGER locker_points_search_document
     BEFORE INSERT OR UPDATE OF name, address, city_id ON locker_points
     FOR EACH ROW EXECUTE FUNCTION locker_points_fill_search_document();
 
--- Renaming a city or state refreshes the documents of the points under it
+-- Renaming a city or state, or moving a city, refreshes the documents of the points under it
 -- (touching `name` fires the trigger above).
 CREATE FUNCTION cities_refresh_search_documents() RETURNS trigger
     LANGUAGE plpgsql AS $$
@@ -38,8 +40,8 @@ BEGIN
 END $$;
 
 CREATE TRIGGER cities_search_documents
-    AFTER UPDATE OF name ON cities
-    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
+    AFTER UPDATE OF name, state_id ON cities
+    FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name OR OLD.state_id IS DISTINCT FROM NEW.state_id)
     EXECUTE FUNCTION cities_refresh_search_documents();
 
 CREATE FUNCTION states_refresh_search_documents() RETURNS trigger

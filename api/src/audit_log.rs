@@ -74,6 +74,10 @@ async fn list(
 ) -> Result<AppJson<List<AuditRow>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
+    let texts = [&q.action, &q.target_type, &q.target_id];
+    if texts.iter().any(|t| t.as_ref().is_some_and(|t| t.len() > 200 || t.contains(char::is_control))) {
+        return Err(ApiError::bad_request("invalid_query", "filters must be printable text of at most 200 bytes"));
+    }
     if let (Some(from), Some(to)) = (q.from, q.to)
         && from > to
     {

@@ -47,7 +47,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state).await?;
-        let request_id = parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        // The id may come from the client: keep it only when short and plain.
+        let request_id = parts
+            .headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+            .map(str::to_owned);
         Ok(Self(Actor { user_id: None, client_ip, request_id }))
     }
 }

@@ -32,6 +32,9 @@ pub struct ApiContext {
     pub redis: Option<redis::aio::ConnectionManager>,
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<rate_limit::RateLimiter>,
+    /// Argon2 runs at most one hash per core at a time: each takes 19 MiB, and
+    /// a burst of logins must queue, not exhaust memory.
+    pub hashing: Arc<tokio::sync::Semaphore>,
     pepper: Secret,
 }
 
@@ -41,6 +44,9 @@ impl ApiContext {
         Self {
             tokens: Arc::new(TokenKeys::from_config(&config)),
             limiter: Arc::new(limiter),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            )),
             // `validated()` always fills the pepper; a random one only serves a Config built by hand.
             pepper: config.otp_pepper.clone().unwrap_or_else(Secret::random),
             config,
@@ -79,7 +85,7 @@ impl Application {
     /// Binds `config.listen_addr` (port 0 picks a free port) and builds the router.
     pub async fn build(config: Arc<Config>, db: PgPool) -> anyhow::Result<Self> {
         let redis = match &config.redis_url {
-            Some(url) => Some(connect_redis(url).await?),
+            Some(url) => Some(connect_redis(url)?),
             None => None,
         };
         let ctx = ApiContext::new(config.clone(), db, redis);
@@ -103,10 +109,12 @@ impl Application {
     }
 }
 
-async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
         .set_response_timeout(Some(std::time::Duration::from_secs(2)));
-    redis::aio::ConnectionManager::new_with_config(client, config).await.context("Failed to connect to Redis")
+    // Lazy: a Redis that is down at start-up degrades to the in-process limiter
+    // (and a 503 from /ready) instead of stopping the intake.
+    redis::aio::ConnectionManager::new_lazy_with_config(client, config).context("Failed to set up the Redis client")
 }

@@ -147,6 +147,10 @@ async fn update(
     let door = body.door_no.map(door_no).transpose()?;
     let mut tx = ctx.db.begin().await?;
     let current = lockers::lock(&mut tx, id).await?.ok_or(ApiError::NotFound("locker"))?;
+    let in_use = matches!(current, Status::Reserved | Status::Occupied);
+    if in_use && (door.is_some() || body.size.is_some()) {
+        return Err(ApiError::conflict("locker_in_use", "the locker holds a reservation or an item"));
+    }
     if let Some(target) = body.status {
         lockers::admin_status_change(current, target).map_err(|e| match e {
             LockerError::StatusNotSettable => ApiError::unprocessable("status_not_settable", e.to_string()),

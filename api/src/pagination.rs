@@ -63,6 +63,13 @@ impl<T> List<T> {
     pub fn new(items: Vec<T>, page: Page, total: i64) -> Self {
         Self { items, page: page.page, per_page: page.per_page, total }
     }
+
+    /// One page of a list read whole (small reference lists: states, cities, points).
+    pub fn paginate(all: Vec<T>, page: Page) -> Self {
+        let total = all.len() as i64;
+        let items = all.into_iter().skip(page.offset() as usize).take(page.per_page as usize).collect();
+        Self::new(items, page, total)
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::ApiContext;
 use crate::audit_log;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
+use crate::pagination::{List, PageQuery};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -49,8 +50,9 @@ struct NameBody {
     name: String,
 }
 
-async fn list_states(State(ctx): State<ApiContext>) -> Result<AppJson<Vec<places::State>>> {
-    Ok(AppJson(places::list_states(&mut *ctx.db.acquire().await?).await?))
+async fn list_states(State(ctx): State<ApiContext>, query: QueryOf<PageQuery>) -> Result<AppJson<List<places::State>>> {
+    let page = query?.0.parse()?;
+    Ok(AppJson(List::paginate(places::list_states(&mut *ctx.db.acquire().await?).await?, page)))
 }
 
 async fn create_state(
@@ -100,6 +102,8 @@ async fn delete_state(State(ctx): State<ApiContext>, AdminActor(actor): AdminAct
 #[derive(Deserialize)]
 struct CityQuery {
     state_id: Option<Uuid>,
+    page: Option<u32>,
+    per_page: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -116,9 +120,10 @@ struct CityChanges {
     name: Option<String>,
 }
 
-async fn list_cities(State(ctx): State<ApiContext>, query: QueryOf<CityQuery>) -> Result<AppJson<Vec<places::City>>> {
+async fn list_cities(State(ctx): State<ApiContext>, query: QueryOf<CityQuery>) -> Result<AppJson<List<places::City>>> {
     let Query(q) = query?;
-    Ok(AppJson(places::list_cities(&mut *ctx.db.acquire().await?, q.state_id).await?))
+    let page = PageQuery::new(q.page, q.per_page).parse()?;
+    Ok(AppJson(List::paginate(places::list_cities(&mut *ctx.db.acquire().await?, q.state_id).await?, page)))
 }
 
 async fn create_city(
@@ -171,12 +176,21 @@ struct PointView {
     #[serde(flatten)]
     point: LockerPoint,
     online: bool,
+    /// Only in answers to admins' writes: controller addresses are internal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    controller_url: Option<String>,
 }
 
 /// Under the simulated driver every point counts as online.
 fn view(ctx: &ApiContext, point: LockerPoint) -> PointView {
     let online = ctx.config.door_driver == DoorDriver::Simulated || point.heartbeat_is_recent(chrono::Utc::now());
-    PointView { point, online }
+    PointView { point, online, controller_url: None }
+}
+
+/// The view an admin gets back from a write, with the controller URL.
+fn admin_view(ctx: &ApiContext, point: LockerPoint) -> PointView {
+    let controller_url = point.controller_url.clone();
+    PointView { controller_url, ..view(ctx, point) }
 }
 
 #[derive(Serialize)]
@@ -191,6 +205,8 @@ struct CreatedPoint {
 struct PointQuery {
     city_id: Option<Uuid>,
     q: Option<String>,
+    page: Option<u32>,
+    per_page: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +238,7 @@ fn controller_url(raw: &str) -> Result<String> {
     let url = raw.trim();
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.len() <= 500
+        && !url.contains(char::is_control)
         && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
     if ok {
         Ok(url.trim_end_matches('/').to_owned())
@@ -235,11 +252,12 @@ fn address(raw: &str) -> Result<String> {
         .ok_or_else(|| ApiError::unprocessable("invalid_address", "address must be 1 to 500 characters"))
 }
 
-async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) -> Result<AppJson<Vec<PointView>>> {
+async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) -> Result<AppJson<List<PointView>>> {
     let Query(q) = query?;
+    let page = PageQuery::new(q.page, q.per_page).parse()?;
     let terms = q.q.as_deref().and_then(SearchTerms::parse);
     let points = places::list_points(&mut *ctx.db.acquire().await?, q.city_id, terms.as_ref()).await?;
-    Ok(AppJson(points.into_iter().map(|p| view(&ctx, p)).collect()))
+    Ok(AppJson(List::paginate(points.into_iter().map(|p| view(&ctx, p)).collect(), page)))
 }
 
 async fn get_point(State(ctx): State<ApiContext>, id: PathId) -> Result<AppJson<PointView>> {
@@ -262,7 +280,7 @@ async fn create_point(
     audit_log::record(&mut tx, &actor, "locker_point.create", "locker_point", point.id, None::<&()>, Some(&point))
         .await?;
     tx.commit().await?;
-    let created = CreatedPoint { point: view(&ctx, point), controller_token: token.expose().to_owned() };
+    let created = CreatedPoint { point: admin_view(&ctx, point), controller_token: token.expose().to_owned() };
     Ok((StatusCode::CREATED, AppJson(created)))
 }
 
@@ -294,7 +312,7 @@ async fn update_point(
         .ok_or(ApiError::NotFound("locker point"))?;
     audit_log::record(&mut tx, &actor, "locker_point.update", "locker_point", id, Some(&before), Some(&after)).await?;
     tx.commit().await?;
-    Ok(AppJson(view(&ctx, after)))
+    Ok(AppJson(admin_view(&ctx, after)))
 }
 
 async fn delete_point(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {

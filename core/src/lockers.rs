@@ -106,7 +106,7 @@ pub async fn search(
     let next = 5 + words.len();
     let rows_sql = format!(
         "{SELECT} {predicate}
-         ORDER BY word_similarity(lockers_fold(coalesce(${next}, '')), p.search_document) DESC, p.name, l.door_no
+         ORDER BY word_similarity(lockers_fold(coalesce(${next}, '')), p.search_document) DESC, p.name, l.door_no, l.id
          LIMIT ${} OFFSET ${}",
         next + 1,
         next + 2

@@ -66,6 +66,8 @@ pub struct LockerPoint {
     pub city_id: Uuid,
     pub name: String,
     pub address: String,
+    /// An internal address: shown to admins only (see the API's point views).
+    #[serde(skip)]
     pub controller_url: Option<String>,
     pub last_heartbeat_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -206,6 +208,8 @@ pub struct SearchTerms {
 impl SearchTerms {
     /// `None` for blank text; at most 8 words of at most 100 characters are used.
     pub fn parse(raw: &str) -> Option<Self> {
+        // Control characters (NUL included, which PostgreSQL text refuses) never match a place.
+        let raw: String = raw.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         let words: Vec<String> =
             raw.split_whitespace().take(8).map(|w| escape_like(&w.chars().take(100).collect::<String>())).collect();
         (!words.is_empty()).then(|| Self { query: raw.trim().chars().take(300).collect(), words })
@@ -230,7 +234,7 @@ pub async fn list_points(
     let sql = format!(
         "SELECT {POINT_COLUMNS} FROM locker_points
          WHERE ($1::uuid IS NULL OR city_id = $1) {conditions}
-         ORDER BY word_similarity(lockers_fold(coalesce($2, '')), search_document) DESC, lower(name)"
+         ORDER BY word_similarity(lockers_fold(coalesce($2, '')), search_document) DESC, lower(name), id"
     );
     let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(city_id).bind(terms.map(|t| t.query.clone()));
     for word in terms.map(|t| t.words.clone()).unwrap_or_default() {
@@ -342,6 +346,8 @@ mod tests {
              AND d LIKE '%' || lockers_fold($6) || '%'"
         );
         assert!(SearchTerms::parse("   ").is_none());
+        assert!(SearchTerms::parse("\0\n").is_none());
+        assert_eq!(SearchTerms::parse("a\0b").unwrap().words, ["a", "b"]);
     }
 
     #[test]

@@ -66,24 +66,46 @@ pub enum Rotation {
     Rotated { user_id: Uuid, token: RefreshToken },
     /// The token had been used before: its family is now revoked.
     Reused { user_id: Uuid, family_id: Uuid },
+    /// The token was spent by a refresh a moment ago (two requests racing):
+    /// refused, but not taken for theft.
+    JustUsed,
     /// Unknown, expired or revoked.
     Invalid,
 }
 
-/// Exchanges `token` for a new one. Run inside a transaction: the row lock
-/// makes two concurrent exchanges of one token take turns, and the second sees
-/// it used.
+/// How long a spent token answers "just used" rather than "reused": covers a
+/// client whose two refreshes raced, so the winner's new session survives.
+pub const REUSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Exchanges `token` for a new one. Run inside a transaction. The user row is
+/// share-locked first, so a password reset or disabling (which update that
+/// row) either waits for this rotation and then revokes its successor, or
+/// finishes first and this rotation finds the token revoked. The token row
+/// lock makes two exchanges of one token take turns; the second sees it used.
 pub async fn rotate(conn: &mut PgConnection, token: &RefreshToken) -> Result<Rotation, sqlx::Error> {
-    let row: Option<(Uuid, Uuid, Uuid, bool, bool)> = sqlx::query_as(
-        "SELECT id, user_id, family_id, used_at IS NOT NULL, revoked_at IS NULL AND expires_at > now()
+    let owner: Option<Uuid> = sqlx::query_scalar("SELECT user_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(token.digest())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(owner) = owner else {
+        return Ok(Rotation::Invalid);
+    };
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR SHARE").bind(owner).execute(&mut *conn).await?;
+    let row: Option<(Uuid, Uuid, Uuid, bool, bool, bool)> = sqlx::query_as(
+        "SELECT id, user_id, family_id, used_at IS NOT NULL, revoked_at IS NULL AND expires_at > now(),
+                coalesce(used_at > now() - make_interval(secs => $2), false)
          FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
     )
     .bind(token.digest())
+    .bind(REUSE_GRACE.as_secs_f64())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((id, user_id, family_id, used, live)) = row else {
+    let Some((id, user_id, family_id, used, live, just_used)) = row else {
         return Ok(Rotation::Invalid);
     };
+    if used && just_used && live {
+        return Ok(Rotation::JustUsed);
+    }
     if used {
         revoke_family(conn, family_id).await?;
         return Ok(Rotation::Reused { user_id, family_id });

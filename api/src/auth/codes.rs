@@ -26,7 +26,16 @@ use crate::extract::{Caller, ClientIp};
 use crate::rate_limit::Limit;
 
 /// Codes sent per contact, whatever the purpose and whether or not the contact is known.
-const CODES_PER_CONTACT: Limit = Limit::per(5, Duration::from_secs(10 * 60));
+pub const CODES_PER_CONTACT: Limit = Limit::per(5, Duration::from_secs(10 * 60));
+
+/// Wrong codes per contact per day, across codes: with 5 tries per code and 5
+/// codes per 10 minutes, this caps guessing well under NIST's 100 per account.
+const WRONG_CODES_PER_CONTACT: Limit =
+    Limit { max: 20, window: Duration::from_secs(24 * 60 * 60), block_from_limit: true };
+
+pub fn per_contact_key(contact: &Contact) -> String {
+    format!("codes:{contact}")
+}
 
 #[derive(Deserialize)]
 pub struct IdentifierBody {
@@ -90,7 +99,7 @@ async fn request_code(
 ) -> Result<(StatusCode, AppJson<Value>)> {
     limit_ip(ctx, ip).await?;
     let contact = parse_identifier(identifier)?;
-    limited(ctx.limiter.hit(&format!("codes:{contact}"), CODES_PER_CONTACT).await)?;
+    limited(ctx.limiter.hit(&per_contact_key(&contact), CODES_PER_CONTACT).await)?;
     let mut tx = ctx.db.begin().await?;
     if let Some(user) = users::by_contact(&mut tx, &contact).await?
         && !user.is_disabled()
@@ -141,6 +150,8 @@ async fn begin_redeemed(
     contact: &Contact,
     raw_code: &str,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Subject)> {
+    let wrong_key = format!("code_fail:{contact}");
+    limited(ctx.limiter.check(&wrong_key, WRONG_CODES_PER_CONTACT).await)?;
     let mut tx = ctx.db.begin().await?;
     let outcome = match Code::parse(raw_code) {
         Some(code) => otp::redeem(&mut tx, ctx.pepper(), purpose, contact.as_str(), None, &code).await?,
@@ -150,6 +161,7 @@ async fn begin_redeemed(
         Ok(subject) => Ok((tx, subject)),
         Err(_) => {
             tx.commit().await?;
+            ctx.limiter.hit(&wrong_key, WRONG_CODES_PER_CONTACT).await;
             Err(invalid_code())
         }
     }
@@ -172,6 +184,7 @@ pub async fn verify(
 pub async fn login_with_code(
     State(ctx): State<ApiContext>,
     ip: ClientIp,
+    Caller(actor): Caller,
     AppJson(body): AppJson<CodeBody>,
 ) -> Result<AppJson<TokenPair>> {
     limit_ip(&ctx, ip).await?;
@@ -182,6 +195,8 @@ pub async fn login_with_code(
         return Err(invalid_code());
     };
     let pair = issue_tokens(&mut tx, &ctx, &user).await?;
+    let actor = audit::Actor { user_id: Some(user.id), ..actor };
+    super::audit_event(&mut tx, &actor, "auth.otp_login", user.id, None).await?;
     tx.commit().await?;
     Ok(AppJson(pair))
 }
@@ -196,7 +211,7 @@ pub async fn reset_password(
     limit_ip(&ctx, ip).await?;
     let contact = parse_identifier(&body.identifier)?;
     let password = Password::parse(body.new_password).map_err(password_rejected)?;
-    let hash = blocking(move || password::hash(&password))
+    let hash = blocking(&ctx, move || password::hash(&password))
         .await?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))?;
     let (mut tx, subject) = begin_redeemed(&ctx, Purpose::Reset, &contact, &body.code).await?;

@@ -2,14 +2,15 @@
 
 use axum::Form;
 use axum::extract::State;
-use lockers_core::audit::{self, Entry};
+use lockers_core::audit;
 use lockers_core::contact::Contact;
 use lockers_core::password::{self, DUMMY_HASH};
 use lockers_core::users;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::tokens::{TokenPair, issue_tokens};
-use super::{blocking, limit_ip, limited};
+use super::{audit_event, blocking, limit_ip, limited};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{Caller, ClientIp};
@@ -60,6 +61,18 @@ fn invalid_credentials() -> ApiError {
     ApiError::AuthFailed { code: "invalid_credentials", message: "the identifier or password is wrong" }
 }
 
+/// The lockout counter of an identifier: the contact when it parses, else a
+/// short hash (arbitrary client text never becomes a large key).
+fn failures_key(contact: Option<&Contact>, identifier: &str) -> String {
+    match contact {
+        Some(contact) => format!("login_fail:{contact}"),
+        None => {
+            let digest = Sha256::digest(identifier.as_bytes());
+            format!("login_fail:h:{}", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
+        }
+    }
+}
+
 /// One answer for every failure (unknown account, wrong password, disabled
 /// account, malformed identifier); an unknown account costs the same Argon2
 /// work as a wrong password. Five failures lock the identifier, known or not.
@@ -72,9 +85,12 @@ async fn authenticate(
 ) -> Result<TokenPair> {
     limit_ip(ctx, ip).await?;
     let contact = Contact::parse(identifier).ok();
-    let failures_key = format!("login_fail:{}", contact.as_ref().map_or(identifier.trim(), Contact::as_str));
+    let failures_key = failures_key(contact.as_ref(), identifier);
     let lockout = Limit { max: MAX_FAILURES, window: ctx.config.login_lockout, block_from_limit: true };
-    limited(ctx.limiter.check(&failures_key, lockout).await)?;
+    // Every attempt counts before the password is checked, so parallel guesses
+    // cannot all slip under the limit; a success clears the count.
+    let attempt = ctx.limiter.hit(&failures_key, lockout).await;
+    limited(attempt)?;
 
     let user = match &contact {
         Some(contact) => users::by_contact(&mut *ctx.db.acquire().await?, contact).await?,
@@ -82,30 +98,27 @@ async fn authenticate(
     };
     let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
     let password_ok =
-        password.len() <= MAX_PASSWORD_BYTES && blocking(move || password::verify(&password, &hash)).await?;
+        password.len() <= MAX_PASSWORD_BYTES && blocking(ctx, move || password::verify(&password, &hash)).await?;
 
     match user {
         Some(user) if password_ok && !user.is_disabled() => {
             ctx.limiter.reset(&failures_key).await;
             let mut tx = ctx.db.begin().await?;
             let pair = issue_tokens(&mut tx, ctx, &user).await?;
+            let actor = audit::Actor { user_id: Some(user.id), ..actor };
+            audit_event(&mut tx, &actor, "auth.login", user.id, None).await?;
             tx.commit().await?;
             Ok(pair)
         }
-        user => {
-            let decision = ctx.limiter.hit(&failures_key, lockout).await;
-            if let (Decision::Allowed { count: MAX_FAILURES }, Some(user)) = (decision, user) {
-                let actor = audit::Actor { user_id: None, ..actor };
-                let entry = Entry {
-                    action: "auth.lockout",
-                    target_type: "user",
-                    target_id: Some(user.id.to_string()),
-                    before: None,
-                    after: Some(serde_json::json!({ "locked_for_secs": ctx.config.login_lockout.as_secs() })),
-                };
-                audit::record(&mut *ctx.db.acquire().await?, &actor, entry).await?;
+        Some(user) => {
+            let mut conn = ctx.db.acquire().await?;
+            audit_event(&mut conn, &actor, "auth.login_failed", user.id, None).await?;
+            if attempt == (Decision::Allowed { count: MAX_FAILURES }) {
+                let after = serde_json::json!({ "locked_for_secs": ctx.config.login_lockout.as_secs() });
+                audit_event(&mut conn, &actor, "auth.lockout", user.id, Some(after)).await?;
             }
             Err(invalid_credentials())
         }
+        None => Err(invalid_credentials()),
     }
 }

@@ -90,7 +90,28 @@ fn parse_identifier(raw: &str) -> Result<Contact, ApiError> {
     Contact::parse(raw).map_err(|e| ApiError::unprocessable("invalid_identifier", e.to_string()))
 }
 
-/// Runs Argon2 off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+/// Runs Argon2 off the async runtime, one hash per core at a time.
+async fn blocking<T: Send + 'static>(ctx: &ApiContext, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let _permit =
+        ctx.hashing.acquire().await.map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing closed: {e}")))?;
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing task failed: {e}")))
+}
+
+/// Records a security event about `user_id`.
+async fn audit_event(
+    conn: &mut sqlx::PgConnection,
+    actor: &lockers_core::audit::Actor,
+    action: &str,
+    user_id: Uuid,
+    after: Option<serde_json::Value>,
+) -> Result<(), ApiError> {
+    let entry = lockers_core::audit::Entry {
+        action,
+        target_type: "user",
+        target_id: Some(user_id.to_string()),
+        before: None,
+        after,
+    };
+    lockers_core::audit::record(conn, actor, entry).await?;
+    Ok(())
 }

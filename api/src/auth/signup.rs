@@ -6,10 +6,10 @@ use lockers_core::password::{self, Password};
 use lockers_core::users::{self, Name, NewUser, UserError};
 use serde::Deserialize;
 
-use super::{UserView, blocking, codes, limit_ip};
+use super::{UserView, audit_event, blocking, codes, limit_ip};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
-use crate::extract::ClientIp;
+use crate::extract::{Caller, ClientIp};
 
 #[derive(Deserialize)]
 pub struct SignupBody {
@@ -23,6 +23,7 @@ pub struct SignupBody {
 pub async fn signup(
     State(ctx): State<ApiContext>,
     ip: ClientIp,
+    Caller(actor): Caller,
     AppJson(body): AppJson<SignupBody>,
 ) -> Result<(StatusCode, AppJson<UserView>)> {
     limit_ip(&ctx, ip).await?;
@@ -34,7 +35,7 @@ pub async fn signup(
         None => None,
     };
     let password = Password::parse(body.password).map_err(codes::password_rejected)?;
-    let hash = blocking(move || password::hash(&password))
+    let hash = blocking(&ctx, move || password::hash(&password))
         .await?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))?;
 
@@ -45,10 +46,15 @@ pub async fn signup(
         UserError::PhoneTaken => ApiError::conflict("phone_taken", "an account with this phone already exists"),
         UserError::Database(e) => e.into(),
     })?;
-    codes::send_code(&mut tx, &ctx, Purpose::Verify, &Contact::Email(email), Some(user.id)).await?;
-    if let Some(phone) = phone {
-        codes::send_code(&mut tx, &ctx, Purpose::Verify, &Contact::Phone(phone), Some(user.id)).await?;
+    let mut contacts = vec![Contact::Email(email)];
+    contacts.extend(phone.map(Contact::Phone));
+    for contact in &contacts {
+        // Signup's codes count toward the per-contact cap like any other.
+        ctx.limiter.hit(&codes::per_contact_key(contact), codes::CODES_PER_CONTACT).await;
+        codes::send_code(&mut tx, &ctx, Purpose::Verify, contact, Some(user.id)).await?;
     }
+    let actor = lockers_core::audit::Actor { user_id: Some(user.id), ..actor };
+    audit_event(&mut tx, &actor, "auth.signup", user.id, None).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, AppJson(user.into())))
 }

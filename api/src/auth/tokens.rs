@@ -85,6 +85,10 @@ pub async fn refresh(
             tracing::warn!(%user_id, %family_id, "refresh token reused; session family revoked");
             Err(invalid_refresh_token())
         }
+        Rotation::JustUsed => Err(ApiError::conflict(
+            "refresh_in_progress",
+            "this refresh token was just exchanged by another request; use the tokens it returned",
+        )),
         Rotation::Invalid => Err(invalid_refresh_token()),
     }
 }
@@ -93,11 +97,18 @@ pub async fn refresh(
 pub async fn logout(
     State(ctx): State<ApiContext>,
     AuthUser(user): AuthUser,
+    Caller(actor): Caller,
     AppJson(body): AppJson<RefreshBody>,
 ) -> Result<StatusCode> {
-    if let Some(token) = RefreshToken::from_client(&body.refresh_token) {
-        sessions::end(&mut *ctx.db.acquire().await?, user.id, &token).await?;
+    let Some(token) = RefreshToken::from_client(&body.refresh_token) else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let mut tx = ctx.db.begin().await?;
+    if sessions::end(&mut tx, user.id, &token).await? {
+        let actor = audit::Actor { user_id: Some(user.id), ..actor };
+        super::audit_event(&mut tx, &actor, "auth.logout", user.id, None).await?;
     }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -29,7 +29,7 @@ async fn network(
     address: &str,
 ) -> (String, String, String) {
     let states: Value = app.get("/api/v1/states").await.json().await.unwrap();
-    let state_id = match states.as_array().unwrap().iter().find(|s| s["name"] == state) {
+    let state_id = match states["items"].as_array().unwrap().iter().find(|s| s["name"] == state) {
         Some(s) => s["id"].as_str().unwrap().to_owned(),
         None => created(app.post_as("/api/v1/states", admin, &json!({ "name": state })).await).await["id"]
             .as_str()
@@ -37,7 +37,7 @@ async fn network(
             .to_owned(),
     };
     let cities: Value = app.get(&format!("/api/v1/cities?state_id={state_id}")).await.json().await.unwrap();
-    let city_id = match cities.as_array().unwrap().iter().find(|c| c["name"] == city) {
+    let city_id = match cities["items"].as_array().unwrap().iter().find(|c| c["name"] == city) {
         Some(c) => c["id"].as_str().unwrap().to_owned(),
         None => created(app.post_as("/api/v1/cities", admin, &json!({ "state_id": state_id, "name": city })).await)
             .await["id"]
@@ -110,6 +110,9 @@ async fn names_are_unique_within_their_parent_whatever_the_case() {
 
     let missing = json!({ "state_id": Uuid::new_v4(), "name": "Nowhere" });
     assert_eq!(code_of(app.post_as("/api/v1/cities", &admin, &missing).await).await, (422, "parent_not_found".into()));
+    let missing = json!({ "city_id": Uuid::new_v4(), "name": "P", "address": "A" });
+    let got = code_of(app.post_as("/api/v1/locker-points", &admin, &missing).await).await;
+    assert_eq!(got, (422, "parent_not_found".into()));
     assert_eq!(
         code_of(app.post_as("/api/v1/states", &admin, &json!({ "name": "" })).await).await,
         (422, "invalid_name".into())
@@ -142,9 +145,10 @@ async fn places_and_lockers_in_use_cannot_be_deleted() {
         .await
         .unwrap();
     assert_eq!(d(format!("/api/v1/admin/lockers/{locker}")).await, (409, "locker_not_empty".into()));
-    let maintenance =
-        app.patch_as(&format!("/api/v1/admin/lockers/{locker}"), admin, &json!({ "status": "maintenance" })).await;
-    assert_eq!(code_of(maintenance).await, (409, "locker_in_use".into()));
+    for change in [json!({ "status": "maintenance" }), json!({ "door_no": 9 }), json!({ "size": "S" })] {
+        let response = app.patch_as(&format!("/api/v1/admin/lockers/{locker}"), admin, &change).await;
+        assert_eq!(code_of(response).await, (409, "locker_in_use".into()), "{change}");
+    }
 
     // A locker with an exchange on record keeps its history.
     sqlx::query(
@@ -230,6 +234,7 @@ async fn a_point_shows_its_controller_token_once_and_stores_only_a_hash() {
     assert_eq!(stored, lockers_core::places::ControllerToken::digest(&token));
     let read = app.get(&format!("/api/v1/locker-points/{id}")).await.text().await.unwrap();
     assert!(!read.contains(&token) && !read.contains("controller_token"));
+    assert!(!read.contains("10.0.0.5"), "controller addresses are not public: {read}");
     let read: Value = serde_json::from_str(&read).unwrap();
     assert_eq!(read["online"], false, "no heartbeat yet");
 
@@ -315,7 +320,9 @@ async fn search_finds_lockers_by_partial_accent_free_text_across_point_address_c
     let state = search(&app, "?q=karnat").await;
     assert_eq!(state["total"], 5, "state name matches all its lockers");
     assert_eq!(search(&app, "?q=zzzz").await["total"], 0);
-    assert_eq!(search(&app, "?q=50%25").await["total"], 0, "wildcards are literal");
+    assert_eq!(search(&app, "?q=%25").await["total"], 0, "`%` is literal, not a wildcard");
+    assert_eq!(search(&app, "?q=_").await["total"], 0, "`_` is literal, not a wildcard");
+    assert_eq!(search(&app, "?q=%00").await["total"], 7, "a NUL byte is no error: blank text, no filter");
 
     // Filters and pagination.
     assert_eq!(search(&app, "?q=karnataka&size=S").await["total"], 2);
@@ -338,10 +345,16 @@ async fn search_finds_lockers_by_partial_accent_free_text_across_point_address_c
 
     // Points search too, and renaming a city re-indexes its points.
     let points: Value = app.get("/api/v1/locker-points?q=fontainhas").await.json().await.unwrap();
-    assert_eq!(points.as_array().unwrap().len(), 1);
+    assert_eq!(points["total"], 1);
     app.patch_as(&format!("/api/v1/cities/{mysuru}"), &admin, &json!({ "name": "Mysore" })).await;
     assert_eq!(point_names(&search(&app, "?q=mysore").await), ["Devaraja Market"]);
     assert_eq!(search(&app, "?q=mysuru").await["total"], 0);
+    // Moving a city to another state re-indexes its points too.
+    let goa: Value = app.get("/api/v1/states").await.json().await.unwrap();
+    let goa = goa["items"].as_array().unwrap().iter().find(|s| s["name"] == "Goa").unwrap()["id"].clone();
+    app.patch_as(&format!("/api/v1/cities/{mysuru}"), &admin, &json!({ "state_id": goa })).await;
+    assert_eq!(point_names(&search(&app, "?q=mysore%20goa").await), ["Devaraja Market"]);
+    assert_eq!(search(&app, "?q=karnataka").await["total"], 3);
 }
 
 #[tokio::test]
