@@ -254,16 +254,16 @@ pub struct Config {
 
     /// Seconds without a heartbeat after which a worker process is presumed dead
     /// and the jobs it held run elsewhere.
-    #[arg(long, env = "JOB_RESCUE_AFTER_SECS", default_value = "60", value_parser = parse_secs)]
+    #[arg(long = "job-rescue-after-secs", env = "JOB_RESCUE_AFTER_SECS", default_value = "60", value_parser = parse_secs)]
     pub job_rescue_after: Duration,
 
     /// Seconds finished jobs are kept for inspection; 0 deletes them when they finish.
-    #[arg(long, env = "JOB_RETENTION_SECS", default_value = "3600", value_parser = parse_secs)]
+    #[arg(long = "job-retention-secs", env = "JOB_RETENTION_SECS", default_value = "3600", value_parser = parse_secs)]
     pub job_retention: Duration,
 
     /// Milliseconds between checks for due jobs when no wake-up arrives: the
     /// backstop for a missed notification (e.g. while the listener reconnects).
-    #[arg(long, env = "JOB_POLL_MS", default_value = "1000", value_parser = parse_millis)]
+    #[arg(long = "job-poll-ms", env = "JOB_POLL_MS", default_value = "1000", value_parser = parse_millis)]
     pub job_poll: Duration,
 
     /// Jobs a worker claims ahead of its free slots, per queue and process
@@ -272,11 +272,11 @@ pub struct Config {
     pub job_prefetch: usize,
 
     /// Milliseconds before the first retry of a failed job; doubles per attempt, with jitter.
-    #[arg(long, env = "JOB_BACKOFF_BASE_MS", default_value = "1000", value_parser = parse_millis)]
+    #[arg(long = "job-backoff-base-ms", env = "JOB_BACKOFF_BASE_MS", default_value = "1000", value_parser = parse_millis)]
     pub job_backoff_base: Duration,
 
     /// Seconds the wait between retries grows to at most.
-    #[arg(long, env = "JOB_BACKOFF_MAX_SECS", default_value = "60", value_parser = parse_secs)]
+    #[arg(long = "job-backoff-max-secs", env = "JOB_BACKOFF_MAX_SECS", default_value = "60", value_parser = parse_secs)]
     pub job_backoff_max: Duration,
 
     /// Seconds in-flight requests and jobs get to finish after a shutdown signal.
