@@ -98,10 +98,8 @@ async fn stopping_workers_mid_job_loses_no_job_and_sends_none_twice() {
     assert!((1..10).contains(&delivered_before_restart), "{delivered_before_restart} delivered before stop");
     assert_eq!(jobs_in(&app, &["running"]).await, 0, "no job is left locked by the stopped worker");
     assert_eq!(jobs_in(&app, &["ready"]).await, 10 - delivered_before_restart as i64, "the rest are ready again");
-    let attempts: Option<i32> = sqlx::query_scalar("SELECT max(attempts) FROM jobs WHERE state = 'ready'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let attempts: Option<i32> =
+        sqlx::query_scalar("SELECT max(attempts) FROM jobs WHERE state = 'ready'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(attempts, Some(0), "prefetched jobs that never started get their attempt back");
     let sent_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'sent'")
         .fetch_one(&app.pool)
@@ -168,10 +166,8 @@ async fn jobs_with_the_same_idempotency_key_are_one_job() {
     notifications::queue(&mut tx, &sms("after the duplicate", false)).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!((first, second), (Enqueued::New, Enqueued::Duplicate));
-    let sweeps: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = 'sweep'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let sweeps: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = 'sweep'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(sweeps, 1);
 
     let stats = jobs::stats(&app.pool).await.unwrap();
@@ -313,12 +309,13 @@ async fn two_worker_processes_on_one_queue_never_run_a_job_twice() {
     let distinct: BTreeSet<&String> = bodies.iter().collect();
     assert_eq!((bodies.len(), distinct.len()), (200, 200), "each message sent once");
     assert_eq!(twilio.requests(), 200);
-    let workers: BTreeSet<String> =
-        sqlx::query_scalar::<_, Option<String>>("SELECT DISTINCT locked_by FROM jobs").fetch_all(&app.pool).await
-            .unwrap()
-            .into_iter()
-            .flatten()
-            .collect();
+    let workers: BTreeSet<String> = sqlx::query_scalar::<_, Option<String>>("SELECT DISTINCT locked_by FROM jobs")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
     assert!(workers.is_empty(), "completed jobs are released: {workers:?}");
 }
 
@@ -363,7 +360,8 @@ async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_resc
     twilio.set_delay(Duration::ZERO);
     let rescuer = app.start_workers(None);
 
-    let sent = eventually(rescue + Duration::from_secs(5), || async { notification_status(&app, id).await.0 == "sent" }).await;
+    let sent =
+        eventually(rescue + Duration::from_secs(5), || async { notification_status(&app, id).await.0 == "sent" }).await;
     let elapsed = killed_at.elapsed();
     rescuer.stop().await;
     assert!(sent, "the job was never finished");

@@ -13,9 +13,9 @@ use apalis_core::backend::BackendConfig;
 use apalis_core::backend::finalize::Ephemeral;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use lockers_core::jobs::Queue;
 use lockers_core::jobs::backoff::Backoff;
 use lockers_core::jobs::claims::{self, Claimed, Failure};
-use lockers_core::jobs::Queue;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -39,7 +39,10 @@ enum Ack {
     Completed(i64),
     Failed(Failure),
     /// Back to ready: `started` runs count as attempts, prefetched ones do not.
-    Released { id: i64, started: bool },
+    Released {
+        id: i64,
+        started: bool,
+    },
     /// Answered once everything sent before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -142,7 +145,8 @@ impl<Args: DeserializeOwned> Backend for JobBackend<Args> {
                 // worker carries on (apalis would stop the worker on a decode error).
                 Err(error) => {
                     tracing::error!(job_id = job.id, queue = %self.queue, %error, "job payload does not decode");
-                    let failure = Failure { id: job.id, retry_in: None, error: format!("payload does not decode: {error}") };
+                    let failure =
+                        Failure { id: job.id, retry_in: None, error: format!("payload does not decode: {error}") };
                     let _ = self.acks.send(Ack::Failed(failure));
                 }
             }

@@ -80,7 +80,13 @@ impl Engine {
         let worker_id = format!("{}-{}", std::process::id(), Uuid::now_v7().simple());
         claims::heartbeat(&pool, &worker_id).await?;
         let engine = Engine {
-            inner: Arc::new(Inner { pool, worker_id, settings, wakeups: Wakeups::new(), stop: CancellationToken::new() }),
+            inner: Arc::new(Inner {
+                pool,
+                worker_id,
+                settings,
+                wakeups: Wakeups::new(),
+                stop: CancellationToken::new(),
+            }),
         };
         let listening = engine.clone();
         tokio::spawn(async move {
