@@ -268,7 +268,7 @@ pub struct Config {
 
     /// Jobs a worker claims ahead of its free slots, per queue and process
     /// (also the largest claim batch). Handed back at once on graceful shutdown.
-    #[arg(long, env = "JOB_PREFETCH", default_value_t = 32)]
+    #[arg(long, env = "JOB_PREFETCH", default_value_t = 100)]
     pub job_prefetch: usize,
 
     /// Milliseconds before the first retry of a failed job; doubles per attempt, with jitter.

@@ -178,7 +178,11 @@ async fn latency(pool: &PgPool, settings: EngineSettings, rate: u64, secs: u64, 
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     // Producers on their own connections, as intake replicas would be: one
     // connection cannot commit 2,000 transactions a second here.
-    let producers = db::connect(&bench_url(), 16).await?;
+    let producers = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(32)
+        .acquire_timeout(Duration::from_secs(60))
+        .connect(&bench_url())
+        .await?;
     let calls = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let start = tokio::time::Instant::now();
     let mut inserts = Vec::with_capacity(total as usize);

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 /// A job claimed for one worker process, its payload still JSON text.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: i64,
     pub payload: String,
@@ -26,34 +26,49 @@ pub struct Failure {
     pub error: String,
 }
 
+/// What one claim brought back.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    pub jobs: Vec<Claimed>,
+    /// When the next ready job not yet due becomes due: how long an idle worker
+    /// may sleep without starting a delayed job or a retry late.
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+type ClaimRow = (Option<i64>, Option<String>, Option<i32>, Option<i32>, Option<DateTime<Utc>>);
+
 /// Claims up to `limit` due jobs of `queue` for `worker`, oldest first. Rows
 /// another claim holds are skipped, so concurrent claims never take one job
-/// twice and never wait for each other.
-pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Result<Vec<Claimed>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $3
-         WHERE id IN (
-             SELECT id FROM jobs
-             WHERE queue = $1 AND state = 'ready' AND run_at <= now()
-             ORDER BY run_at, id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED)
-         RETURNING id, payload::text AS payload, attempts, max_attempts",
+/// twice and never wait for each other. The same round trip reports the next
+/// future run time (the outer join yields one row even when nothing is due).
+pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Result<Claim, sqlx::Error> {
+    let rows: Vec<ClaimRow> = sqlx::query_as(
+        "WITH claimed AS (
+             UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $3
+             WHERE id IN (
+                 SELECT id FROM jobs
+                 WHERE queue = $1 AND state = 'ready' AND run_at <= now()
+                 ORDER BY run_at, id
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id, payload::text AS payload, attempts, max_attempts)
+         SELECT c.id, c.payload, c.attempts, c.max_attempts,
+                (SELECT min(run_at) FROM jobs WHERE queue = $1 AND state = 'ready' AND run_at > now())
+         FROM (SELECT) AS one LEFT JOIN claimed AS c ON true",
     )
     .bind(queue)
     .bind(limit)
     .bind(worker)
     .fetch_all(pool)
-    .await
-}
-
-/// When the next ready job of `queue` becomes due, if any: how long an idle
-/// worker may sleep without starting a delayed job or a retry late.
-pub async fn next_run_at(pool: &PgPool, queue: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT min(run_at) FROM jobs WHERE queue = $1 AND state = 'ready'")
-        .bind(queue)
-        .fetch_one(pool)
-        .await
+    .await?;
+    let next_run_at = rows.first().and_then(|row| row.4);
+    let jobs = rows
+        .into_iter()
+        .filter_map(|(id, payload, attempts, max_attempts, _)| {
+            Some(Claimed { id: id?, payload: payload?, attempts: attempts?, max_attempts: max_attempts? })
+        })
+        .collect();
+    Ok(Claim { jobs, next_run_at })
 }
 
 /// Records finished jobs: deleted at once when `keep` is false, else marked

@@ -206,8 +206,8 @@ async fn fetch(
         // Wake-ups from here on are covered by this claim or trigger the next one.
         wake.borrow_and_update();
         let want = buffer.capacity();
-        let claimed = match claims::claim(&pool, queue.as_str(), engine.worker_id(), want as i64).await {
-            Ok(claimed) => claimed,
+        let claim = match claims::claim(&pool, queue.as_str(), engine.worker_id(), want as i64).await {
+            Ok(claim) => claim,
             Err(error) => {
                 tracing::warn!(%queue, %error, "claiming jobs failed");
                 if pause(&stop, settings.poll).await {
@@ -216,8 +216,8 @@ async fn fetch(
                 continue;
             }
         };
-        let got = claimed.len();
-        for job in claimed {
+        let got = claim.jobs.len();
+        for job in claim.jobs {
             // Room was checked above and this task is the only sender.
             if buffer.send(job).await.is_err() {
                 return;
@@ -226,13 +226,9 @@ async fn fetch(
         if got == want {
             continue;
         }
-        let wait = match claims::next_run_at(&pool, queue.as_str()).await {
-            Ok(Some(at)) => (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO).min(settings.poll),
-            Ok(None) => settings.poll,
-            Err(error) => {
-                tracing::warn!(%queue, %error, "looking up the next due job failed");
-                settings.poll
-            }
+        let wait = match claim.next_run_at {
+            Some(at) => (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO).min(settings.poll),
+            None => settings.poll,
         };
         if wait.is_zero() {
             continue;
