@@ -49,7 +49,7 @@ async fn jobs_in(app: &TestApp, states: &[&str]) -> i64 {
 
 #[tokio::test]
 async fn a_rolled_back_notification_is_never_sent_and_a_committed_one_is_sent_exactly_once() {
-    let (app, twilio) = app_with_twilio(&[]).await;
+    let (app, twilio) = app_with_twilio(&["--scheduler=false"]).await;
     let workers = app.start_workers(None);
 
     let mut tx = app.pool.begin().await.unwrap();
