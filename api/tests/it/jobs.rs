@@ -272,6 +272,10 @@ async fn retries_follow_the_backoff_stop_at_max_attempts_and_the_dead_job_can_be
     let (status, attempts, _, _) = notification_status(&app, id).await;
     assert_eq!((status.as_str(), attempts), ("failed", 5));
 
+    let stats = jobs::stats(&app.pool).await.unwrap();
+    let otp = stats.iter().find(|q| q.queue == "otp").unwrap();
+    assert_eq!((otp.ready, otp.running, otp.retrying, otp.dead), (0, 0, 0, 1), "{otp:?}");
+
     let dead = jobs::dead(&app.pool, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!((dead[0].queue.as_str(), dead[0].attempts), ("otp", 5));
@@ -372,4 +376,27 @@ async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_resc
     let (state, attempts): (String, i32) =
         sqlx::query_as("SELECT state, attempts FROM jobs").fetch_one(&app.pool).await.unwrap();
     assert_eq!((state.as_str(), attempts), ("completed", 2), "the killed run counts as an attempt");
+}
+
+#[tokio::test]
+async fn a_delayed_job_starts_on_time_after_an_idle_period() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let workers = app.start_workers(None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut tx = app.pool.begin().await.unwrap();
+    let delayed = EnqueueOptions { delay: Some(Duration::from_millis(2500)), ..Default::default() };
+    jobs::enqueue_with(&mut tx, Queue::Sweep, &Sweep { at: 0 }, delayed).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let done = eventually(Duration::from_secs(6), || async { jobs_in(&app, &["completed"]).await == 1 }).await;
+    workers.stop().await;
+    assert!(done, "the delayed job never ran");
+    let (early, late): (bool, f64) =
+        sqlx::query_as("SELECT finished_at < run_at, EXTRACT(EPOCH FROM finished_at - run_at)::float8 FROM jobs")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!early, "ran before its time");
+    // Woken for its run time (not the 1 s backstop poll); the run itself is a few queries.
+    assert!(late < 0.25, "finished {late:.3} s after its run time");
 }
