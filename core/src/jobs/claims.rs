@@ -71,6 +71,24 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
     Ok(Claim { jobs, next_run_at })
 }
 
+/// Promises that a worker polls `queue` for at least `window` from now, so
+/// enqueues skip their NOTIFY meanwhile (migrations/0004_job_queue_polling.sql).
+/// Returns how long the queue is promised polling by then (another worker may
+/// have promised longer).
+pub async fn promise_polling(pool: &PgPool, queue: &str, window: Duration) -> Result<Duration, sqlx::Error> {
+    let remaining: f64 = sqlx::query_scalar(
+        "INSERT INTO job_queue_polls AS p (queue, polled_until)
+         VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+         ON CONFLICT (queue) DO UPDATE SET polled_until = greatest(p.polled_until, excluded.polled_until)
+         RETURNING EXTRACT(EPOCH FROM polled_until - clock_timestamp())::float8",
+    )
+    .bind(queue)
+    .bind(window.as_secs_f64())
+    .fetch_one(pool)
+    .await?;
+    Ok(Duration::try_from_secs_f64(remaining).unwrap_or(Duration::ZERO))
+}
+
 /// Records finished jobs: deleted at once when `keep` is false, else marked
 /// completed for the retention sweep. Only rows `worker` still holds change, so
 /// a late acknowledgement of a rescued job cannot touch its new run.

@@ -27,6 +27,14 @@ use super::{Engine, EngineSettings, pause};
 /// Most outcomes written by one acknowledgement round.
 const ACK_BATCH: usize = 1024;
 
+/// While a queue is busy its fetcher polls this often instead of waiting for
+/// NOTIFY, which enqueues then leave out (see migrations/0004_job_queue_polling.sql).
+const BUSY_POLL: Duration = Duration::from_millis(5);
+
+/// How long a fetcher promises to keep polling after it last found work; renewed
+/// at half of it while jobs keep coming.
+const BUSY_WINDOW: Duration = Duration::from_millis(250);
+
 #[derive(Debug, thiserror::Error)]
 pub enum JobBackendError {
     #[error("the job acknowledger stopped before flushing")]
@@ -192,6 +200,8 @@ async fn fetch(
 ) {
     let settings = engine.settings().clone();
     let pool = engine.pool().clone();
+    // Until when this fetcher promised to poll (local clock, conservative).
+    let mut polling_until: Option<tokio::time::Instant> = None;
     while !stop.is_cancelled() {
         if buffer.capacity() == 0 {
             tokio::select! {
@@ -223,13 +233,28 @@ async fn fetch(
                 return;
             }
         }
+        // Busy and with room for more: keep the promise to poll alive. A full
+        // buffer lets it lapse, so enqueues notify the other processes again.
+        let now = tokio::time::Instant::now();
+        let renew = polling_until.is_none_or(|until| until.saturating_duration_since(now) < BUSY_WINDOW / 2);
+        if got > 0 && buffer.capacity() > 0 && renew {
+            match claims::promise_polling(&pool, queue.as_str(), BUSY_WINDOW).await {
+                // Counted from after the answer: never earlier than the promise.
+                Ok(remaining) => polling_until = Some(tokio::time::Instant::now() + remaining),
+                Err(error) => tracing::warn!(%queue, %error, "promising to poll failed"),
+            }
+        }
         if got == want {
             continue;
         }
-        let wait = match claim.next_run_at {
+        let mut wait = match claim.next_run_at {
             Some(at) => (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO).min(settings.poll),
             None => settings.poll,
         };
+        match polling_until {
+            Some(until) if tokio::time::Instant::now() < until => wait = wait.min(BUSY_POLL),
+            _ => polling_until = None,
+        }
         if wait.is_zero() {
             continue;
         }
