@@ -400,3 +400,31 @@ async fn a_delayed_job_starts_on_time_after_an_idle_period() {
     // Woken for its run time (not the 1 s backstop poll); the run itself is a few queries.
     assert!(late < 0.25, "finished {late:.3} s after its run time");
 }
+
+#[tokio::test]
+async fn a_steady_stream_of_enqueues_is_picked_up_while_the_queue_is_polled_instead_of_notified() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let workers = app.start_workers(None);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for at in 0..300 {
+        let mut tx = app.pool.begin().await.unwrap();
+        jobs::enqueue(&mut tx, Queue::Sweep, &Sweep { at }).await.unwrap();
+        tx.commit().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let promised: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM job_queue_polls WHERE queue = 'sweep')")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(promised, "a busy queue is polled, so its enqueues could skip NOTIFY");
+    // Every job is found although most enqueues sent no notification; a lost
+    // one would wait for the 1 s backstop poll, so also check they were prompt.
+    let all = eventually(Duration::from_secs(5), || async { jobs_in(&app, &["completed"]).await == 300 }).await;
+    workers.stop().await;
+    assert!(all, "every job ran");
+    let slowest: f64 = sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM max(finished_at - created_at))::float8 FROM jobs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(slowest < 0.9, "the slowest job finished {slowest:.3} s after its enqueue");
+}
