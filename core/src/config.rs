@@ -135,6 +135,10 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("`{s}` is not a whole number of seconds"))
 }
 
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>().map(Duration::from_millis).map_err(|_| format!("`{s}` is not a whole number of milliseconds"))
+}
+
 /// Every setting of the system. Each field reads the environment variable named
 /// in its `env` attribute; `--help` on any binary lists them with their defaults.
 #[derive(Debug, Clone, Parser)]
@@ -268,6 +272,33 @@ pub struct Config {
     #[arg(long, env = "SWEEP_CRON", default_value = "0 * * * * *")]
     pub sweep_cron: CronSchedule,
 
+    /// Seconds without a heartbeat after which a worker process is presumed dead
+    /// and the jobs it held run elsewhere.
+    #[arg(long = "job-rescue-after-secs", env = "JOB_RESCUE_AFTER_SECS", default_value = "60", value_parser = parse_secs)]
+    pub job_rescue_after: Duration,
+
+    /// Seconds finished jobs are kept for inspection; 0 deletes them when they finish.
+    #[arg(long = "job-retention-secs", env = "JOB_RETENTION_SECS", default_value = "3600", value_parser = parse_secs)]
+    pub job_retention: Duration,
+
+    /// Milliseconds between checks for due jobs when no wake-up arrives: the
+    /// backstop for a missed notification (e.g. while the listener reconnects).
+    #[arg(long = "job-poll-ms", env = "JOB_POLL_MS", default_value = "1000", value_parser = parse_millis)]
+    pub job_poll: Duration,
+
+    /// Jobs a worker claims ahead of its free slots, per queue and process
+    /// (also the largest claim batch). Handed back at once on graceful shutdown.
+    #[arg(long, env = "JOB_PREFETCH", default_value_t = 100)]
+    pub job_prefetch: usize,
+
+    /// Milliseconds before the first retry of a failed job; doubles per attempt, with jitter.
+    #[arg(long = "job-backoff-base-ms", env = "JOB_BACKOFF_BASE_MS", default_value = "1000", value_parser = parse_millis)]
+    pub job_backoff_base: Duration,
+
+    /// Seconds the wait between retries grows to at most.
+    #[arg(long = "job-backoff-max-secs", env = "JOB_BACKOFF_MAX_SECS", default_value = "60", value_parser = parse_secs)]
+    pub job_backoff_max: Duration,
+
     /// Seconds in-flight requests and jobs get to finish after a shutdown signal.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value = "30", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
@@ -316,6 +347,18 @@ impl Config {
         if self.database_max_connections < 2 {
             return fail("DATABASE_MAX_CONNECTIONS must be at least 2");
         }
+        if self.job_rescue_after < Duration::from_secs(1) {
+            return fail("JOB_RESCUE_AFTER_SECS must be at least 1");
+        }
+        if self.job_poll < Duration::from_millis(10) {
+            return fail("JOB_POLL_MS must be at least 10");
+        }
+        if self.job_prefetch == 0 || self.job_prefetch > 10_000 {
+            return fail("JOB_PREFETCH must be between 1 and 10000");
+        }
+        if self.job_backoff_base.is_zero() || self.job_backoff_max < self.job_backoff_base {
+            return fail("JOB_BACKOFF_BASE_MS must be positive and at most JOB_BACKOFF_MAX_SECS");
+        }
         if self.sms_provider == SmsProvider::Twilio
             && (self.twilio_account_sid.is_none() || self.twilio_auth_token.is_none() || self.twilio_from.is_none())
         {
@@ -362,6 +405,11 @@ impl Config {
 
     pub fn is_production(&self) -> bool {
         self.app_env == AppEnv::Production
+    }
+
+    /// How long failed jobs wait before their next run.
+    pub fn job_backoff(&self) -> crate::jobs::backoff::Backoff {
+        crate::jobs::backoff::Backoff { base: self.job_backoff_base, max: self.job_backoff_max }
     }
 
     /// The database name in `DATABASE_URL`.
@@ -449,6 +497,9 @@ mod tests {
         assert!(parse(&["--worker-queues", "otp=0"]).is_err());
         assert!(parse(&["--worker-queues", "mail=1"]).is_err());
         assert!(parse(&["--worker-queues", "otp=1,otp=2"]).is_err());
+        assert!(parse(&["--job-rescue-after-secs", "0"]).is_err());
+        assert!(parse(&["--job-prefetch", "0"]).is_err());
+        assert!(parse(&["--job-backoff-base-ms", "120000"]).is_err());
         let only_door = parse(&["--worker-queues", "door=3"]).unwrap();
         assert_eq!(only_door.worker_queues.get(Queue::Door), Some(3));
         assert_eq!(only_door.worker_queues.get(Queue::Otp), None);

@@ -1,5 +1,5 @@
 //! Connecting to PostgreSQL: the database is created if missing, then our
-//! migrations and the job queue's are applied.
+//! migrations (the job queue's table included) are applied.
 
 use std::time::Duration;
 
@@ -31,10 +31,9 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .context("Failed to connect to PostgreSQL")
 }
 
-/// Applies our migrations and the job queue's tables; safe to run concurrently.
+/// Applies our migrations; safe to run concurrently.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await.context("Failed to apply database migrations")?;
-    crate::jobs::migrate(pool).await
+    MIGRATOR.run(pool).await.context("Failed to apply database migrations")
 }
 
 /// Creates the database named in `url` when it does not exist yet.

@@ -2,33 +2,23 @@
 //! providers they talk to, and the cron scheduler.
 
 mod deliver;
+pub mod engine;
 pub mod providers;
 mod scheduler;
 mod sweep;
-mod wakeups;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use apalis::prelude::{BackendExt, Monitor, PollWith, Strategy, WorkerBuilder, WorkerBuilderExt};
-use apalis_postgres::PostgresStorage;
+use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
 use lockers_core::config::Config;
 use lockers_core::jobs::{DeliverNotification, Queue, Sweep};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::engine::{Engine, EngineSettings};
 use crate::providers::Providers;
-
-/// Longest a ready job can go unnoticed if its notification were ever missed;
-/// also how soon delayed jobs and retries start after their time comes.
-const BACKSTOP_POLL: Duration = Duration::from_millis(500);
-
-/// How many jobs a worker claims per fetch.
-const FETCH_BATCH: usize = 32;
 
 /// What every job handler can reach.
 pub struct WorkerState {
@@ -63,23 +53,24 @@ impl Runtime {
             None => Providers::from_config(&self.config)?,
         };
         let state = Arc::new(WorkerState { config: self.config.clone(), pool: self.pool.clone(), providers });
-        // Worker names must be unique per process: the queue engine treats a
-        // restarted process under an old name as still alive.
+        let engine = Engine::start(self.pool.clone(), EngineSettings::from_config(&self.config))
+            .await
+            .context("Failed to register with the job engine")?;
         let instance = Uuid::now_v7().simple().to_string();
         let mut monitor = Monitor::new();
         for &(queue, concurrency) in &self.config.worker_queues.0 {
-            let (pool, state, name) = (self.pool.clone(), state.clone(), format!("{queue}-{instance}"));
+            let (engine, state, name) = (engine.clone(), state.clone(), format!("{queue}-{instance}"));
             monitor = match queue {
                 Queue::Otp | Queue::Notify => monitor.register(move |restart| {
                     WorkerBuilder::new(format!("{name}-{restart}"))
-                        .backend(storage::<DeliverNotification>(&pool, queue))
+                        .backend(engine.backend::<DeliverNotification>(queue))
                         .data(state.clone())
                         .concurrency(concurrency)
                         .build(deliver::deliver_notification)
                 }),
                 Queue::Sweep => monitor.register(move |restart| {
                     WorkerBuilder::new(format!("{name}-{restart}"))
-                        .backend(storage::<Sweep>(&pool, queue))
+                        .backend(engine.backend::<Sweep>(queue))
                         .data(state.clone())
                         .concurrency(concurrency)
                         .build(sweep::sweep)
@@ -94,25 +85,16 @@ impl Runtime {
         if self.config.scheduler {
             monitor = scheduler::register(monitor, &self.config, state.clone(), &instance);
         }
-        monitor
+        let outcome = monitor
             .shutdown_timeout(self.config.shutdown_timeout)
             .run_with_signal(async move {
                 shutdown.cancelled().await;
                 Ok(())
             })
             .await
-            .context("worker monitor failed")
+            .context("worker monitor failed");
+        // Also when the monitor failed: whatever is still held goes back at once.
+        engine.stop().await.context("Failed to hand back held jobs")?;
+        outcome
     }
-}
-
-/// The queue-engine backend for one queue, with wake-ups that are never lost.
-fn storage<J>(pool: &PgPool, queue: Queue) -> PollWith<PostgresStorage<J>, Strategy>
-where
-    J: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static,
-{
-    let config = apalis_postgres::Config::default().queue(queue.as_str()).batch_size(FETCH_BATCH);
-    let strategy = Strategy::new()
-        .apply(wakeups::DrainedPubsub::new(pool.clone(), queue.as_str()))
-        .apply(wakeups::Backstop::new(BACKSTOP_POLL));
-    PostgresStorage::<J>::new(pool).with_config(config).poll_with_strategy(strategy)
 }

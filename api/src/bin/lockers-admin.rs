@@ -42,6 +42,17 @@ enum Command {
 enum JobsCommand {
     /// Depth and state counts per queue.
     Stats,
+    /// Dead jobs (out of attempts or failed permanently), most recent first.
+    Failed {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Put a dead job back in its queue with a fresh set of attempts.
+    Retry {
+        /// The job id, as `jobs failed` lists it.
+        id: i64,
+    },
 }
 
 #[tokio::main]
@@ -54,12 +65,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => println!("database {} is migrated", config.database_name().unwrap_or("?")),
         Command::CreateAdmin { email, name } => create_admin(&pool, &email, &name).await?,
         Command::SeedDemo => seed_demo(&pool).await?,
-        Command::Jobs { command: JobsCommand::Stats } => {
+        Command::Jobs { command } => run_jobs_command(&pool, command).await?,
+    }
+    Ok(())
+}
+
+async fn run_jobs_command(pool: &sqlx::PgPool, command: JobsCommand) -> anyhow::Result<()> {
+    match command {
+        JobsCommand::Stats => {
             println!(
                 "{:<10} {:>8} {:>10} {:>8} {:>9} {:>6} {:>14}",
                 "queue", "ready", "scheduled", "running", "retrying", "dead", "oldest_ready_s"
             );
-            for q in jobs::stats(&pool).await? {
+            for q in jobs::stats(pool).await? {
                 println!(
                     "{:<10} {:>8} {:>10} {:>8} {:>9} {:>6} {:>14}",
                     q.queue,
@@ -71,6 +89,25 @@ async fn main() -> anyhow::Result<()> {
                     q.oldest_ready_secs.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into())
                 );
             }
+        }
+        JobsCommand::Failed { limit } => {
+            println!("{:<10} {:<8} {:>8} {:<25} last_error", "id", "queue", "attempts", "died_at");
+            for job in jobs::dead(pool, limit).await? {
+                println!(
+                    "{:<10} {:<8} {:>8} {:<25} {}",
+                    job.id,
+                    job.queue,
+                    job.attempts,
+                    job.finished_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into()),
+                    job.last_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        JobsCommand::Retry { id } => {
+            if !jobs::retry_dead(pool, id).await? {
+                bail!("no dead job with id {id}");
+            }
+            println!("job {id} is queued again");
         }
     }
     Ok(())

@@ -78,3 +78,31 @@ async fn seed_demo_builds_a_searchable_network_once() {
     let lockers: i64 = sqlx::query_scalar("SELECT count(*) FROM lockers").fetch_one(&app.pool).await.unwrap();
     assert_eq!(lockers, 120);
 }
+
+#[tokio::test]
+async fn jobs_failed_lists_dead_jobs_and_jobs_retry_queues_one_again() {
+    let app = TestApp::spawn().await;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (queue, payload, state, attempts, max_attempts, last_error, finished_at)
+         VALUES ('door', '{}', 'dead', 20, 20, 'controller answered 503', now()) RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+
+    let out = admin(&app, &["jobs", "failed"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let row = listing.lines().find(|l| l.starts_with(&id.to_string())).unwrap_or_default();
+    assert!(row.contains("door") && row.contains("controller answered 503"), "{listing}");
+
+    let out = admin(&app, &["jobs", "retry", &id.to_string()], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("SELECT state, attempts FROM jobs WHERE id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
+    assert_eq!((state.as_str(), attempts), ("ready", 0));
+
+    let out = admin(&app, &["jobs", "retry", &id.to_string()], "");
+    assert!(!out.status.success(), "a job that is not dead is not retried");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no dead job"));
+}

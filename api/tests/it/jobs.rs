@@ -38,10 +38,10 @@ async fn notification_status(app: &TestApp, id: Uuid) -> (String, i32, Option<St
         .unwrap()
 }
 
-async fn jobs_in(app: &TestApp, statuses: &[&str]) -> i64 {
-    let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
-    sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE status = ANY($1)")
-        .bind(statuses)
+async fn jobs_in(app: &TestApp, states: &[&str]) -> i64 {
+    let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = ANY($1)")
+        .bind(states)
         .fetch_one(&app.pool)
         .await
         .unwrap()
@@ -49,7 +49,7 @@ async fn jobs_in(app: &TestApp, statuses: &[&str]) -> i64 {
 
 #[tokio::test]
 async fn a_rolled_back_notification_is_never_sent_and_a_committed_one_is_sent_exactly_once() {
-    let (app, twilio) = app_with_twilio(&[]).await;
+    let (app, twilio) = app_with_twilio(&["--scheduler=false"]).await;
     let workers = app.start_workers(None);
 
     let mut tx = app.pool.begin().await.unwrap();
@@ -74,8 +74,8 @@ async fn a_rolled_back_notification_is_never_sent_and_a_committed_one_is_sent_ex
     assert_eq!(body, "", "a delivered code is blanked in the outbox");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications").fetch_one(&app.pool).await.unwrap();
     assert_eq!(rows, 1, "the rolled-back row is gone");
-    assert_eq!(jobs_in(&app, &["Done"]).await, 1);
-    assert_eq!(jobs_in(&app, &["Pending", "Queued", "Running", "Failed", "Killed"]).await, 0);
+    assert_eq!(jobs_in(&app, &["completed"]).await, 1);
+    assert_eq!(jobs_in(&app, &["ready", "running", "dead"]).await, 0);
     workers.stop().await;
 }
 
@@ -96,7 +96,11 @@ async fn stopping_workers_mid_job_loses_no_job_and_sends_none_twice() {
     // In-flight jobs finished; claimed-but-unstarted ones were handed back, none stranded.
     let delivered_before_restart = twilio.messages().len();
     assert!((1..10).contains(&delivered_before_restart), "{delivered_before_restart} delivered before stop");
-    assert_eq!(jobs_in(&app, &["Queued", "Running"]).await, 0, "no job is left locked by the stopped worker");
+    assert_eq!(jobs_in(&app, &["running"]).await, 0, "no job is left locked by the stopped worker");
+    assert_eq!(jobs_in(&app, &["ready"]).await, 10 - delivered_before_restart as i64, "the rest are ready again");
+    let attempts: Option<i32> =
+        sqlx::query_scalar("SELECT max(attempts) FROM jobs WHERE state = 'ready'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(attempts, Some(0), "prefetched jobs that never started get their attempt back");
     let sent_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'sent'")
         .fetch_one(&app.pool)
         .await
@@ -112,7 +116,7 @@ async fn stopping_workers_mid_job_loses_no_job_and_sends_none_twice() {
     let distinct: BTreeSet<&String> = bodies.iter().collect();
     assert_eq!(bodies.len(), 10, "each message once: {bodies:?}");
     assert_eq!(distinct.len(), 10);
-    assert_eq!(jobs_in(&app, &["Done"]).await, 10);
+    assert_eq!(jobs_in(&app, &["completed"]).await, 10);
 }
 
 #[tokio::test]
@@ -129,7 +133,7 @@ async fn a_permanent_refusal_is_not_retried() {
     assert!(failed);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(twilio.requests(), 1, "a 400 is final");
-    assert_eq!(jobs_in(&app, &["Killed"]).await, 1);
+    assert_eq!(jobs_in(&app, &["dead"]).await, 1);
     workers.stop().await;
 }
 
@@ -162,10 +166,8 @@ async fn jobs_with_the_same_idempotency_key_are_one_job() {
     notifications::queue(&mut tx, &sms("after the duplicate", false)).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!((first, second), (Enqueued::New, Enqueued::Duplicate));
-    let sweeps: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE job_type = 'sweep'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let sweeps: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = 'sweep'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(sweeps, 1);
 
     let stats = jobs::stats(&app.pool).await.unwrap();
@@ -225,4 +227,204 @@ async fn the_console_provider_delivers_email_in_development() {
         .await
         .unwrap();
     assert_eq!(provider, "console");
+}
+
+#[tokio::test]
+async fn a_job_enqueued_after_30_seconds_of_idle_starts_within_50_ms() {
+    let (app, twilio) = app_with_twilio(&["--scheduler=false"]).await;
+    let workers = app.start_workers(None);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let mut tx = app.pool.begin().await.unwrap();
+    notifications::queue(&mut tx, &sms("after a quiet spell", false)).await.unwrap();
+    tx.commit().await.unwrap();
+    let committed = std::time::Instant::now();
+
+    assert!(eventually(Duration::from_secs(5), || async { twilio.requests() >= 1 }).await, "never started");
+    let started = twilio.request_times()[0];
+    let latency = started.saturating_duration_since(committed);
+    workers.stop().await;
+    assert!(latency <= Duration::from_millis(50), "the job reached the provider {latency:?} after commit");
+}
+
+#[tokio::test]
+async fn retries_follow_the_backoff_stop_at_max_attempts_and_the_dead_job_can_be_retried() {
+    let (app, twilio) = app_with_twilio(&["--scheduler=false", "--job-backoff-base-ms=200"]).await;
+    twilio.fail_with(503);
+    let workers = app.start_workers(None);
+    let mut tx = app.pool.begin().await.unwrap();
+    // Sensitive: queue `otp`, 5 attempts.
+    let id = notifications::queue(&mut tx, &sms("Your code is 654321", true)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let dead = eventually(Duration::from_secs(15), || async { jobs_in(&app, &["dead"]).await == 1 }).await;
+    assert!(dead, "the job ran out of attempts");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let times = twilio.request_times();
+    assert_eq!(times.len(), Queue::Otp.max_attempts() as usize, "one request per attempt, then no more");
+    // Waits of 200 ms doubling per attempt, each jittered into the upper half of
+    // its step; the upper bound allows for scheduling slack.
+    for (i, pair) in times.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let step = Duration::from_millis(200 << i);
+        assert!(gap >= step / 2 && gap <= step + Duration::from_millis(300), "wait {i} was {gap:?} (step {step:?})");
+    }
+    let (status, attempts, _, _) = notification_status(&app, id).await;
+    assert_eq!((status.as_str(), attempts), ("failed", 5));
+
+    let stats = jobs::stats(&app.pool).await.unwrap();
+    let otp = stats.iter().find(|q| q.queue == "otp").unwrap();
+    assert_eq!((otp.ready, otp.running, otp.retrying, otp.dead), (0, 0, 0, 1), "{otp:?}");
+
+    let dead = jobs::dead(&app.pool, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].queue.as_str(), dead[0].attempts), ("otp", 5));
+    assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("503")), "{:?}", dead[0].last_error);
+
+    // The operator re-queues it: it runs again with fresh attempts.
+    twilio.fail_with(0);
+    assert!(jobs::retry_dead(&app.pool, dead[0].id).await.unwrap());
+    assert!(!jobs::retry_dead(&app.pool, dead[0].id).await.unwrap(), "only dead jobs are retried");
+    let finished = eventually(Duration::from_secs(5), || async { jobs_in(&app, &["completed"]).await == 1 }).await;
+    workers.stop().await;
+    assert!(finished, "the retried job ran");
+    // The outbox row had already recorded its failure, so the rerun skips it:
+    // re-sending a message is the outbox's decision, not the queue's.
+    assert_eq!(twilio.requests(), 5);
+}
+
+#[tokio::test]
+async fn two_worker_processes_on_one_queue_never_run_a_job_twice() {
+    let (app, twilio) = app_with_twilio(&["--worker-queues=notify=4", "--scheduler=false", "--job-prefetch=4"]).await;
+    twilio.set_delay(Duration::from_millis(20));
+    let first = app.start_workers(None);
+    let second = app.start_workers(None);
+    let mut tx = app.pool.begin().await.unwrap();
+    for i in 0..200 {
+        notifications::queue(&mut tx, &sms(&format!("message {i}"), false)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let all = eventually(Duration::from_secs(30), || async { jobs_in(&app, &["completed"]).await == 200 }).await;
+    first.stop().await;
+    second.stop().await;
+    assert!(all, "every job finished");
+    let bodies: Vec<String> = twilio.messages().into_iter().map(|m| m.body).collect();
+    let distinct: BTreeSet<&String> = bodies.iter().collect();
+    assert_eq!((bodies.len(), distinct.len()), (200, 200), "each message sent once");
+    assert_eq!(twilio.requests(), 200);
+    let workers: BTreeSet<String> = sqlx::query_scalar::<_, Option<String>>("SELECT DISTINCT locked_by FROM jobs")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(workers.is_empty(), "completed jobs are released: {workers:?}");
+}
+
+#[tokio::test]
+async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_rescue_time() {
+    let rescue = Duration::from_secs(3);
+    let (app, twilio) = app_with_twilio(&["--scheduler=false", "--job-rescue-after-secs=3"]).await;
+    twilio.set_delay(Duration::from_secs(60));
+    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_lockers-api"))
+        .arg("--with-workers")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("WORKER_QUEUES", "notify=1")
+        .env("SCHEDULER", "false")
+        .env("JOB_RESCUE_AFTER_SECS", "3")
+        .env("SMS_PROVIDER", "twilio")
+        .env("TWILIO_API_BASE", format!("http://{}", twilio.addr))
+        .env("TWILIO_ACCOUNT_SID", crate::fakes::twilio::ACCOUNT_SID)
+        .env("TWILIO_AUTH_TOKEN", crate::fakes::twilio::AUTH_TOKEN)
+        .env("TWILIO_FROM", crate::fakes::twilio::FROM)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let mut tx = app.pool.begin().await.unwrap();
+    let id = notifications::queue(&mut tx, &sms("survives a crash", false)).await.unwrap();
+    tx.commit().await.unwrap();
+    let running = eventually(Duration::from_secs(30), || async { twilio.requests() >= 1 }).await;
+    if !running {
+        doomed.kill().ok();
+    }
+    assert!(running, "the doomed worker never started the job");
+
+    let killed = std::process::Command::new("kill").args(["-KILL", &doomed.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let killed_at = std::time::Instant::now();
+    doomed.wait().unwrap();
+    twilio.set_delay(Duration::ZERO);
+    let rescuer = app.start_workers(None);
+
+    let sent =
+        eventually(rescue + Duration::from_secs(5), || async { notification_status(&app, id).await.0 == "sent" }).await;
+    let elapsed = killed_at.elapsed();
+    rescuer.stop().await;
+    assert!(sent, "the job was never finished");
+    // Rescued once the dead process missed JOB_RESCUE_AFTER_SECS of heartbeats,
+    // plus at most one rescue tick (a quarter of it) and the run itself.
+    assert!(elapsed <= rescue + Duration::from_millis(1500), "finished {elapsed:?} after the kill");
+    assert_eq!(twilio.messages().len(), 1);
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("SELECT state, attempts FROM jobs").fetch_one(&app.pool).await.unwrap();
+    assert_eq!((state.as_str(), attempts), ("completed", 2), "the killed run counts as an attempt");
+}
+
+#[tokio::test]
+async fn a_delayed_job_starts_on_time_after_an_idle_period() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let workers = app.start_workers(None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut tx = app.pool.begin().await.unwrap();
+    let delayed = EnqueueOptions { delay: Some(Duration::from_millis(2500)), ..Default::default() };
+    jobs::enqueue_with(&mut tx, Queue::Sweep, &Sweep { at: 0 }, delayed).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let done = eventually(Duration::from_secs(6), || async { jobs_in(&app, &["completed"]).await == 1 }).await;
+    workers.stop().await;
+    assert!(done, "the delayed job never ran");
+    let (early, late): (bool, f64) =
+        sqlx::query_as("SELECT finished_at < run_at, EXTRACT(EPOCH FROM finished_at - run_at)::float8 FROM jobs")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!early, "ran before its time");
+    // Woken for its run time (not the 1 s backstop poll); the run itself is a few queries.
+    assert!(late < 0.25, "finished {late:.3} s after its run time");
+}
+
+#[tokio::test]
+async fn a_steady_stream_of_enqueues_is_picked_up_while_the_queue_is_polled_instead_of_notified() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let workers = app.start_workers(None);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for at in 0..300 {
+        let mut tx = app.pool.begin().await.unwrap();
+        jobs::enqueue(&mut tx, Queue::Sweep, &Sweep { at }).await.unwrap();
+        tx.commit().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let promised: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM job_queue_polls WHERE queue = 'sweep')")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(promised, "a busy queue is polled, so its enqueues could skip NOTIFY");
+    // Every job is found although most enqueues sent no notification; a lost
+    // one would wait for the 1 s backstop poll, so also check they were prompt.
+    let all = eventually(Duration::from_secs(5), || async { jobs_in(&app, &["completed"]).await == 300 }).await;
+    workers.stop().await;
+    assert!(all, "every job ran");
+    let slowest: f64 = sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM max(finished_at - created_at))::float8 FROM jobs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(slowest < 0.9, "the slowest job finished {slowest:.3} s after its enqueue");
 }

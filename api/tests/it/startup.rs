@@ -32,7 +32,7 @@ async fn a_missing_database_is_created_and_migrated_and_a_second_start_changes_n
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(tables, ["apalis.jobs", "public.audit_log", "public.charges", "public.items", "public.users"]);
+    assert_eq!(tables, ["public.audit_log", "public.charges", "public.items", "public.jobs", "public.users"]);
     pool.close().await;
 
     // Starting again finds everything in place.

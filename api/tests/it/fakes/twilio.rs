@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -32,6 +32,7 @@ pub struct Sms {
 struct Inner {
     messages: Mutex<Vec<Sms>>,
     requests: AtomicU64,
+    request_times: Mutex<Vec<Instant>>,
     delay_ms: AtomicU64,
     /// Non-zero: answer this status instead of accepting.
     fail_with: AtomicU16,
@@ -80,6 +81,11 @@ impl FakeTwilio {
         self.inner.messages.lock().expect("lock").clone()
     }
 
+    /// When each request arrived (before any configured delay), in order.
+    pub fn request_times(&self) -> Vec<Instant> {
+        self.inner.request_times.lock().expect("lock").clone()
+    }
+
     /// Every request received, accepted or not.
     pub fn requests(&self) -> u64 {
         self.inner.requests.load(Ordering::SeqCst)
@@ -101,6 +107,7 @@ async fn create_message(
     headers: HeaderMap,
     Form(form): Form<MessageForm>,
 ) -> (StatusCode, Json<Value>) {
+    inner.request_times.lock().expect("lock").push(Instant::now());
     inner.requests.fetch_add(1, Ordering::SeqCst);
     let delay = inner.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {

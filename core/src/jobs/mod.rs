@@ -2,15 +2,18 @@
 //! transaction, so a rolled-back change never sends anything.
 //!
 //! This module is the whole job interface the rest of the code sees (a queue
-//! name, a payload type, `enqueue`); the queue engine underneath (today
-//! apalis-postgres, in the `apalis` schema) can change without touching callers.
+//! name, a payload type, `enqueue`) plus the operator's view (`stats`, dead
+//! jobs, retry). The worker side of the same table (claim, acknowledge,
+//! rescue) is in `claims`; the table itself in migrations/0003_job_queue.sql.
+
+pub mod backoff;
+pub mod claims;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::Context;
-use apalis_core::task::builder::TaskBuilder;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -89,7 +92,8 @@ pub struct Sweep {
 pub struct EnqueueOptions {
     /// Start no earlier than this long after commit.
     pub delay: Option<Duration>,
-    /// Jobs with the same key in one queue are one job: the second enqueue is a no-op.
+    /// Jobs with the same key in one queue are one job: the second enqueue is a
+    /// no-op for as long as the first one's row exists (until retention removes it).
     pub idempotency_key: Option<String>,
 }
 
@@ -114,53 +118,47 @@ pub async fn enqueue<J: Serialize>(conn: &mut PgConnection, queue: Queue, job: &
 }
 
 /// Enqueues `job` with options. A duplicate idempotency key is reported, not an
-/// error, and leaves the caller's transaction usable (a savepoint absorbs it).
+/// error, and leaves the caller's transaction usable (`ON CONFLICT DO NOTHING`).
 pub async fn enqueue_with<J: Serialize>(
     conn: &mut PgConnection,
     queue: Queue,
     job: &J,
     options: EnqueueOptions,
 ) -> Result<Enqueued, EnqueueError> {
-    let mut builder = TaskBuilder::new(serde_json::to_vec(job)?).max_attempts(queue.max_attempts() as usize);
-    if let Some(delay) = options.delay {
-        builder = builder.run_after(delay);
-    }
-    let keyed = options.idempotency_key.is_some();
-    if let Some(key) = options.idempotency_key {
-        builder = builder.idempotency_key(key);
-    }
-    let tasks = vec![builder.build()];
-    if !keyed {
-        apalis_postgres::queries::push_tasks(conn, queue.as_str(), tasks).await.map_err(into_sqlx)?;
-        return Ok(Enqueued::New);
-    }
-    sqlx::query("SAVEPOINT lockers_enqueue").execute(&mut *conn).await?;
-    match apalis_postgres::queries::push_tasks(conn, queue.as_str(), tasks).await.map_err(into_sqlx) {
-        Ok(()) => {
-            sqlx::query("RELEASE SAVEPOINT lockers_enqueue").execute(&mut *conn).await?;
-            Ok(Enqueued::New)
-        }
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            sqlx::query("ROLLBACK TO SAVEPOINT lockers_enqueue").execute(&mut *conn).await?;
-            Ok(Enqueued::Duplicate)
-        }
-        Err(e) => Err(e.into()),
-    }
+    let payload = serde_json::to_value(job)?;
+    let delay_secs = options.delay.map_or(0.0, |d| d.as_secs_f64());
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, run_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+         ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+    )
+    .bind(queue.as_str())
+    .bind(payload)
+    .bind(queue.max_attempts() as i32)
+    .bind(options.idempotency_key)
+    .bind(delay_secs)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(if inserted == 1 { Enqueued::New } else { Enqueued::Duplicate })
 }
 
-fn into_sqlx(e: apalis_postgres::Error) -> sqlx::Error {
-    match e {
-        apalis_postgres::Error::Database(e) => e,
-        other => sqlx::Error::Protocol(other.to_string()),
-    }
+/// Enqueues many jobs of one queue in one statement (one wake-up for all of
+/// them), in the caller's transaction.
+pub async fn enqueue_many<J: Serialize>(conn: &mut PgConnection, queue: Queue, jobs: &[J]) -> Result<(), EnqueueError> {
+    let payloads = jobs.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?;
+    sqlx::query("INSERT INTO jobs (queue, payload, max_attempts) SELECT $1, p, $3 FROM unnest($2::jsonb[]) AS p")
+        .bind(queue.as_str())
+        .bind(payloads)
+        .bind(queue.max_attempts() as i32)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
-/// Creates the queue's own tables (schema `apalis`, its own migration history).
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    apalis_postgres::PostgresStorage::setup(pool).await.context("Failed to apply the job queue's migrations")
-}
-
-/// Counts of one queue's jobs by state, for the CLI and metrics.
+/// Counts of one queue's jobs by state, for the CLI and metrics. `ready` jobs
+/// are due now; `scheduled` and `retrying` wait for their run time (first run,
+/// or a retry after a failure).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
 pub struct QueueStats {
     pub queue: String,
@@ -169,25 +167,64 @@ pub struct QueueStats {
     pub running: i64,
     pub retrying: i64,
     pub dead: i64,
-    /// Seconds the oldest ready job has waited.
+    /// Seconds the oldest ready job has waited since it became due.
     pub oldest_ready_secs: Option<f64>,
 }
 
-/// Per-queue depth and state counts.
+/// Per-queue depth and state counts. Completed jobs are not counted: the scan
+/// stays on the partial indexes of live states.
 pub async fn stats(pool: &PgPool) -> Result<Vec<QueueStats>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT job_type AS queue,
-                count(*) FILTER (WHERE status = 'Pending' AND run_at <= now()) AS ready,
-                count(*) FILTER (WHERE status = 'Pending' AND run_at > now()) AS scheduled,
-                count(*) FILTER (WHERE status IN ('Queued', 'Running')) AS running,
-                count(*) FILTER (WHERE status = 'Failed' AND attempts < max_attempts) AS retrying,
-                count(*) FILTER (WHERE status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)) AS dead,
-                EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE status = 'Pending' AND run_at <= now()))::float8
+        "SELECT queue,
+                count(*) FILTER (WHERE state = 'ready' AND run_at <= now()) AS ready,
+                count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempts = 0) AS scheduled,
+                count(*) FILTER (WHERE state = 'running') AS running,
+                count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempts > 0) AS retrying,
+                count(*) FILTER (WHERE state = 'dead') AS dead,
+                EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'ready' AND run_at <= now()))::float8
                     AS oldest_ready_secs
-         FROM apalis.jobs GROUP BY job_type ORDER BY job_type",
+         FROM jobs WHERE state IN ('ready', 'running', 'dead')
+         GROUP BY queue ORDER BY queue",
     )
     .fetch_all(pool)
     .await
+}
+
+/// A job that ran out of attempts or failed permanently.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DeadJob {
+    pub id: i64,
+    pub queue: String,
+    pub attempts: i32,
+    pub payload: serde_json::Value,
+    pub last_error: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Dead jobs, most recent first.
+pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<DeadJob>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, queue, attempts, payload, last_error, finished_at FROM jobs
+         WHERE state = 'dead' ORDER BY finished_at DESC, id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Puts a dead job back to ready with a fresh set of attempts; false when no
+/// dead job has this id.
+pub async fn retry_dead(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
+    let queue: Option<String> = sqlx::query_scalar(
+        "WITH revived AS (
+             UPDATE jobs SET state = 'ready', attempts = 0, run_at = now(), finished_at = NULL
+             WHERE id = $1 AND state = 'dead' RETURNING queue)
+         SELECT queue FROM revived, pg_notify('lockers_jobs', revived.queue)",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(queue.is_some())
 }
 
 #[cfg(test)]
