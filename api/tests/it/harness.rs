@@ -107,6 +107,9 @@ pub fn config(database: &str, extra: &[&str]) -> Config {
         "8",
         "--shutdown-timeout",
         "10",
+        // Tests inspect finished jobs; production deletes them at once by default.
+        "--job-retention-secs",
+        "3600",
     ];
     args.extend_from_slice(extra);
     Config::try_parse_from(args).expect("test config parses").validated().expect("test config is valid")

@@ -428,3 +428,26 @@ async fn a_steady_stream_of_enqueues_is_picked_up_while_the_queue_is_polled_inst
         .unwrap();
     assert!(slowest < 0.9, "the slowest job finished {slowest:.3} s after its enqueue");
 }
+
+#[tokio::test]
+async fn with_retention_zero_finished_jobs_leave_the_table_and_dead_ones_stay() {
+    let (app, twilio) = app_with_twilio(&["--job-retention-secs=0", "--scheduler=false"]).await;
+    let workers = app.start_workers(None);
+    let mut tx = app.pool.begin().await.unwrap();
+    notifications::queue(&mut tx, &sms("delivered, then forgotten", false)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { twilio.messages().len() == 1 }).await);
+    let emptied =
+        eventually(Duration::from_secs(5), || async { jobs_in(&app, &["completed", "running", "ready"]).await == 0 })
+            .await;
+    assert!(emptied, "the finished job was deleted");
+
+    twilio.fail_with(400);
+    let mut tx = app.pool.begin().await.unwrap();
+    notifications::queue(&mut tx, &sms("refused", false)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { jobs_in(&app, &["dead"]).await == 1 }).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(jobs_in(&app, &["dead"]).await, 1, "dead jobs are kept for `jobs failed` / `jobs retry`");
+    workers.stop().await;
+}
