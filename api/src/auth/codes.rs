@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use lockers_core::audit::{self, Entry};
+use lockers_core::audit;
 use lockers_core::contact::Contact;
 use lockers_core::notifications;
 use lockers_core::otp::{self, Code, Purpose, Subject};
@@ -221,14 +221,7 @@ pub async fn reset_password(
     users::set_password(&mut tx, user_id, &hash).await?;
     sessions::end_all(&mut tx, user_id).await?;
     let actor = audit::Actor { user_id: Some(user_id), ..actor };
-    let entry = Entry {
-        action: "auth.password_reset",
-        target_type: "user",
-        target_id: Some(user_id.to_string()),
-        before: None,
-        after: None,
-    };
-    audit::record(&mut tx, &actor, entry).await?;
+    super::audit_event(&mut tx, &actor, "auth.password_reset", user_id, None).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

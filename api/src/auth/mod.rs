@@ -97,7 +97,7 @@ async fn blocking<T: Send + 'static>(ctx: &ApiContext, f: impl FnOnce() -> T + S
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing task failed: {e}")))
 }
 
-/// Records a security event about `user_id`.
+/// Records a security event about `user_id` (the shared audit writer, user-targeted).
 async fn audit_event(
     conn: &mut sqlx::PgConnection,
     actor: &lockers_core::audit::Actor,
@@ -105,13 +105,5 @@ async fn audit_event(
     user_id: Uuid,
     after: Option<serde_json::Value>,
 ) -> Result<(), ApiError> {
-    let entry = lockers_core::audit::Entry {
-        action,
-        target_type: "user",
-        target_id: Some(user_id.to_string()),
-        before: None,
-        after,
-    };
-    lockers_core::audit::record(conn, actor, entry).await?;
-    Ok(())
+    crate::audit_log::record(conn, actor, action, "user", user_id, None::<&()>, after.as_ref()).await
 }

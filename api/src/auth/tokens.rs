@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use lockers_core::audit::{self, Entry};
+use lockers_core::audit;
 use lockers_core::sessions::{self, RefreshToken, Rotation};
 use lockers_core::users::{self, User};
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,11 @@ fn access_token(ctx: &ApiContext, user: &User) -> Result<String> {
 /// Starts a session for `user` in the caller's transaction.
 pub async fn issue_tokens(conn: &mut PgConnection, ctx: &ApiContext, user: &User) -> Result<TokenPair> {
     let refresh = sessions::start(conn, user.id, ctx.config.refresh_token_ttl).await?;
+    pair(ctx, user, &refresh)
+}
+
+/// A fresh access token for `user` alongside `refresh`.
+fn pair(ctx: &ApiContext, user: &User, refresh: &RefreshToken) -> Result<TokenPair> {
     Ok(TokenPair {
         access_token: access_token(ctx, user)?,
         refresh_token: refresh.expose().to_owned(),
@@ -63,24 +68,13 @@ pub async fn refresh(
             let Some(user) = user else {
                 return Err(invalid_refresh_token());
             };
-            let pair = TokenPair {
-                access_token: access_token(&ctx, &user)?,
-                refresh_token: token.expose().to_owned(),
-                token_type: "bearer",
-                expires_in: ctx.tokens.ttl().as_secs(),
-            };
+            let pair = pair(&ctx, &user, &token)?;
             tx.commit().await?;
             Ok(AppJson(pair))
         }
         Rotation::Reused { user_id, family_id } => {
-            let entry = Entry {
-                action: "auth.refresh_reuse",
-                target_type: "user",
-                target_id: Some(user_id.to_string()),
-                before: None,
-                after: Some(serde_json::json!({ "revoked_family": family_id })),
-            };
-            audit::record(&mut tx, &actor, entry).await?;
+            let after = serde_json::json!({ "revoked_family": family_id });
+            super::audit_event(&mut tx, &actor, "auth.refresh_reuse", user_id, Some(after)).await?;
             tx.commit().await?;
             tracing::warn!(%user_id, %family_id, "refresh token reused; session family revoked");
             Err(invalid_refresh_token())

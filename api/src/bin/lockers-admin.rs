@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use lockers_core::config::Config;
 use lockers_core::contact::Email;
 use lockers_core::password::{self, Password};
-use lockers_core::{db, jobs, telemetry};
+use lockers_core::{audit, db, jobs, telemetry};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -152,12 +152,14 @@ async fn create_admin(pool: &sqlx::PgPool, email: &str, name: &str) -> anyhow::R
 
 /// CLI actions are audited with no actor: the operator acts as the system.
 async fn audit(pool: &sqlx::PgPool, user_id: Uuid, action: &str) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO audit_log (action, target_type, target_id, after) VALUES ($1, 'user', $2, $3)")
-        .bind(action)
-        .bind(user_id.to_string())
-        .bind(serde_json::json!({ "role": "admin", "via": "lockers-admin" }))
-        .execute(pool)
-        .await?;
+    let entry = audit::Entry {
+        action,
+        target_type: "user",
+        target_id: Some(user_id.to_string()),
+        before: None,
+        after: Some(serde_json::json!({ "role": "admin", "via": "lockers-admin" })),
+    };
+    audit::record(&mut *pool.acquire().await?, &audit::Actor::default(), entry).await?;
     Ok(())
 }
 
@@ -221,10 +223,14 @@ async fn seed_demo(pool: &sqlx::PgPool) -> anyhow::Result<()> {
             lockers += 1;
         }
     }
-    sqlx::query("INSERT INTO audit_log (action, target_type, after) VALUES ('demo.seed', 'network', $1)")
-        .bind(serde_json::json!({ "points": DEMO_POINTS.len(), "lockers": lockers, "via": "lockers-admin" }))
-        .execute(&mut *tx)
-        .await?;
+    let entry = audit::Entry {
+        action: "demo.seed",
+        target_type: "network",
+        target_id: None,
+        before: None,
+        after: Some(serde_json::json!({ "points": DEMO_POINTS.len(), "lockers": lockers, "via": "lockers-admin" })),
+    };
+    audit::record(&mut tx, &audit::Actor::default(), entry).await?;
     tx.commit().await?;
     println!(
         "seeded {} states, {} cities, {} locker points, {lockers} lockers (controller tokens: rotate per point \
