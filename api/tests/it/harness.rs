@@ -31,7 +31,9 @@ async fn template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
             drop_stale_templates().await;
-            let name = format!("lockers_tpl_{}", Uuid::new_v4().simple());
+            // The creation time in the name lets other runs tell stale templates from live ones.
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let name = format!("lockers_tpl_{}_{}", now.as_secs(), Uuid::new_v4().simple());
             let url = format!("{SERVER_URL}/{name}");
             db::ensure_database_exists(&url).await.expect("create template database");
             let pool = db::connect(&url, 2).await.expect("connect template");
@@ -42,8 +44,8 @@ async fn template() -> &'static str {
         .await
 }
 
-/// Templates left by earlier runs. A template another run is using right now
-/// refuses a plain DROP, so concurrent runs are safe.
+/// Templates left by earlier runs, once they are an hour old: a run between two
+/// clones holds no connection to its template, so a younger one may be in use.
 async fn drop_stale_templates() {
     let Ok(mut conn) = PgConnection::connect(&format!("{SERVER_URL}/postgres")).await else { return };
     let stale: Vec<String> =
@@ -51,7 +53,12 @@ async fn drop_stale_templates() {
             .fetch_all(&mut conn)
             .await
             .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     for name in stale {
+        let created = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        if now.saturating_sub(created) < 3600 {
+            continue;
+        }
         let sql = format!("DROP DATABASE IF EXISTS {}", db::quote_ident(&name));
         let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
     }
