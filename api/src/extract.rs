@@ -3,14 +3,18 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use lockers_core::audit::Actor;
+use lockers_core::net;
 use lockers_core::users::{self, Role, User};
 
 use crate::ApiContext;
 use crate::error::ApiError;
 use crate::middleware::REQUEST_ID;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// A `{id}` path segment; a malformed id answers `400 invalid_path`.
 pub type PathId = Result<axum::extract::Path<uuid::Uuid>, axum::extract::rejection::PathRejection>;
@@ -18,23 +22,29 @@ pub type PathId = Result<axum::extract::Path<uuid::Uuid>, axum::extract::rejecti
 /// Query parameters; malformed ones answer `400 invalid_query`.
 pub type QueryOf<T> = Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>;
 
-/// The peer address of the connection. (Behind a proxy this is the proxy; a
-/// trusted `X-Forwarded-For` is a deployment concern not handled here yet.)
+/// The client's address, the one place it is worked out: the TCP peer, or,
+/// when the peer is one of `TRUSTED_PROXIES`, the right-most address in
+/// `X-Forwarded-For` that is not a trusted proxy (see [`net::client_ip`]).
+/// Audit entries keep it whole; rate limits key it with [`ClientIp::key`].
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<ApiContext> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+            return Ok(Self(None));
+        };
+        let forwarded = parts.headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok());
+        Ok(Self(Some(net::client_ip(peer, forwarded, &ctx.config.trusted_proxies))))
     }
 }
 
 impl ClientIp {
-    /// A key for per-IP limits.
+    /// A key for per-IP limits: the IPv4 address, or the IPv6 /64.
     pub fn key(&self) -> String {
-        self.0.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
+        self.0.map(net::rate_limit_key).unwrap_or_else(|| "unknown".into())
     }
 }
 
@@ -42,11 +52,11 @@ impl ClientIp {
 #[derive(Debug, Clone)]
 pub struct Caller(pub Actor);
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl FromRequestParts<ApiContext> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let ClientIp(client_ip) = ClientIp::from_request_parts(parts, ctx).await?;
         // The id may come from the client: keep it only when short and plain.
         let request_id = parts
             .headers

@@ -23,7 +23,10 @@ async fn health() -> AppJson<Value> {
     AppJson(json!({ "status": "ok" }))
 }
 
-/// 200 when PostgreSQL (and Redis, when configured) answer; 503 otherwise.
+/// 200 while PostgreSQL answers, 503 otherwise. Redis only backs rate limits,
+/// which fall back to the in-process limiter: a Redis that does not answer is
+/// reported as `degraded` and keeps the replica in the load balancer (if every
+/// replica left at once, nothing would serve at all).
 async fn ready(State(ctx): State<ApiContext>) -> (StatusCode, AppJson<Value>) {
     let postgres = tokio::time::timeout(PROBE_TIMEOUT, lockers_core::db::ping(&ctx.db)).await.is_ok_and(|r| r.is_ok());
     let redis = match ctx.redis.clone() {
@@ -34,12 +37,14 @@ async fn ready(State(ctx): State<ApiContext>) -> (StatusCode, AppJson<Value>) {
                 .is_ok_and(|r| r.is_ok()),
         ),
     };
-    let ready = postgres && redis.unwrap_or(true);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let label = |ok: bool| if ok { "ok" } else { "down" };
-    let mut checks = json!({ "postgres": label(postgres) });
+    let mut checks = json!({ "postgres": if postgres { "ok" } else { "down" } });
     if let Some(ok) = redis {
-        checks["redis"] = json!(label(ok));
+        checks["redis"] = json!(if ok { "ok" } else { "degraded" });
     }
-    (status, AppJson(json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks })))
+    let (status, label) = match (postgres, redis) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+        (true, Some(false)) => (StatusCode::OK, "degraded"),
+        (true, _) => (StatusCode::OK, "ready"),
+    };
+    (status, AppJson(json!({ "status": label, "checks": checks })))
 }

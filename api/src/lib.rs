@@ -70,9 +70,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(lockers::router())
         .merge(audit_log::router());
     let timeout = ctx.config.request_timeout;
+    let read_limit = axum::middleware::from_fn_with_state(ctx.clone(), middleware::public_read_limit);
     let app =
         Router::new().nest("/api/v1", api_v1).merge(health::router()).fallback(middleware::not_found).with_state(ctx);
-    middleware::apply(app, timeout)
+    middleware::apply(app.layer(read_limit), timeout)
 }
 
 /// A built, bound intake that has not started serving yet.
@@ -115,6 +116,6 @@ fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
         .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
         .set_response_timeout(Some(std::time::Duration::from_secs(2)));
     // Lazy: a Redis that is down at start-up degrades to the in-process limiter
-    // (and a 503 from /ready) instead of stopping the intake.
+    // (reported `degraded` by /ready) instead of stopping the intake.
     redis::aio::ConnectionManager::new_lazy_with_config(client, config).context("Failed to set up the Redis client")
 }

@@ -1,16 +1,22 @@
-//! Layers every response passes through: request ids, tracing, timeouts.
+//! Layers every response passes through: request ids, tracing, timeouts, and
+//! the per-IP limit on public reads.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::http::{HeaderName, Request, StatusCode};
-use axum::response::Response;
+use axum::extract::State;
+use axum::http::{HeaderName, Method, Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, MakeSpan, TraceLayer};
 
-use crate::error::error_response;
+use crate::ApiContext;
+use crate::error::{ApiError, error_response};
+use crate::extract::ClientIp;
+use crate::rate_limit::{Decision, Limit};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -47,4 +53,48 @@ pub fn apply(router: Router, timeout: Duration) -> Router {
 /// Unknown routes answer in the error shape too.
 pub async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+}
+
+/// The catalogue anyone may read: places, lockers and their search.
+const PUBLIC_READS: [&str; 4] = ["/api/v1/states", "/api/v1/cities", "/api/v1/locker-points", "/api/v1/lockers"];
+
+fn is_public_read(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && PUBLIC_READS
+            .iter()
+            .any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+/// Public reads per client IP (`PUBLIC_READ_LIMIT_PER_MIN`): generous for
+/// people and apps, but one scraper cannot make search slow for everyone.
+pub async fn public_read_limit(
+    State(ctx): State<ApiContext>,
+    ip: ClientIp,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if is_public_read(request.method(), request.uri().path()) {
+        let limit = Limit::per(ctx.config.public_read_limit_per_min, Duration::from_secs(60));
+        if let Decision::Limited { retry_after } = ctx.limiter.hit(&format!("read_ip:{}", ip.key()), limit).await {
+            let retry_after_secs = retry_after.as_secs_f64().ceil() as u64;
+            return ApiError::TooManyRequests { retry_after_secs }.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_reads_are_gets_of_the_catalogue_only() {
+        for path in ["/api/v1/states", "/api/v1/cities", "/api/v1/locker-points/x", "/api/v1/lockers/by-place"] {
+            assert!(is_public_read(&Method::GET, path), "{path}");
+        }
+        assert!(!is_public_read(&Method::POST, "/api/v1/states"));
+        for path in ["/api/v1/admin/lockers", "/api/v1/auth/me", "/api/v1/lockersx", "/ready"] {
+            assert!(!is_public_read(&Method::GET, path), "{path}");
+        }
+    }
 }

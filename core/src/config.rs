@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::contact::Email;
 use crate::jobs::Queue;
+use crate::net::Cidr;
 
 /// Where the process runs. Production refuses development conveniences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -188,7 +189,9 @@ pub struct Config {
     #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value = "604800", value_parser = parse_secs)]
     pub refresh_token_ttl: Duration,
 
-    /// How long an identifier is locked after 5 failed password logins, in seconds.
+    /// The longest wait between password tries for one identifier from one
+    /// client IP, in seconds: after 5 failures the wait grows 1 s, 2 s, 4 s...
+    /// up to this. (It no longer locks the identifier for everyone.)
     #[arg(long, env = "LOGIN_LOCKOUT_SECS", default_value = "900", value_parser = parse_secs)]
     pub login_lockout: Duration,
 
@@ -307,6 +310,46 @@ pub struct Config {
     /// Seconds one HTTP request may take before it is answered 408.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_secs)]
     pub request_timeout: Duration,
+
+    // --- Limits that cannot be turned against users (issue 8: client IPs, SMS, public reads) ---
+    /// Proxies whose `X-Forwarded-For` is believed, as comma-separated CIDRs
+    /// (e.g. `10.0.0.0/8,::1`); empty: the TCP peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', num_args = 0..)]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// SMS messages (one-time codes) sent per hour, across every replica; when
+    /// spent, codes go by email where possible and operators are alerted.
+    #[arg(long, env = "SMS_BUDGET_PER_HOUR", default_value_t = 500)]
+    pub sms_budget_per_hour: u32,
+
+    /// Country calling codes SMS may be sent to, comma-separated (e.g. `91,44`).
+    #[arg(long, env = "SMS_ALLOWED_COUNTRY_CODES", value_delimiter = ',', default_value = "91")]
+    pub sms_allowed_country_codes: Vec<CallingCode>,
+
+    /// Public reads (places, lockers, search) one client IP may make per minute.
+    #[arg(long, env = "PUBLIC_READ_LIMIT_PER_MIN", default_value_t = 600)]
+    pub public_read_limit_per_min: u32,
+}
+
+/// A country calling code (ITU E.164), written with or without `+`. These codes
+/// form a prefix code, so a phone belongs to the one code it starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallingCode(String);
+
+impl CallingCode {
+    pub fn includes(&self, phone: &crate::contact::Phone) -> bool {
+        phone.as_str().strip_prefix('+').is_some_and(|digits| digits.starts_with(&self.0))
+    }
+}
+
+impl FromStr for CallingCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s.trim().trim_start_matches('+');
+        let ok =
+            (1..=3).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+        if ok { Ok(Self(digits.to_owned())) } else { Err(format!("`{s}` is not a country calling code such as 91")) }
+    }
 }
 
 /// A setting that cannot work, with the name of the variable to fix.
@@ -341,6 +384,12 @@ impl Config {
         }
         if self.auth_ip_limit_per_min == 0 {
             return fail("AUTH_IP_LIMIT_PER_MIN must be at least 1");
+        }
+        if self.public_read_limit_per_min == 0 {
+            return fail("PUBLIC_READ_LIMIT_PER_MIN must be at least 1");
+        }
+        if self.login_lockout < Duration::from_secs(1) {
+            return fail("LOGIN_LOCKOUT_SECS must be at least 1");
         }
         if self.access_token_ttl.is_zero() || self.refresh_token_ttl < self.access_token_ttl {
             return fail("ACCESS_TOKEN_TTL_SECS must be positive and at most REFRESH_TOKEN_TTL_SECS");

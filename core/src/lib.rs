@@ -8,6 +8,7 @@ pub mod contact;
 pub mod db;
 pub mod jobs;
 pub mod lockers;
+pub mod net;
 pub mod notifications;
 pub mod otp;
 pub mod password;
