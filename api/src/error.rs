@@ -35,6 +35,12 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A 429 with its own code and advice (e.g. password login suspended: use a code).
+    #[error("{message}")]
+    Suspended { code: &'static str, message: &'static str, retry_after_secs: u64 },
+    /// A dependency or budget is exhausted for now (503), with its own code.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: &'static str },
     /// Anything unexpected: logged with its cause, answered as an opaque 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -64,6 +70,8 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Suspended { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -113,7 +121,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Self::TooManyRequests { retry_after_secs } = self
+        if let Self::TooManyRequests { retry_after_secs } | Self::Suspended { retry_after_secs, .. } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);

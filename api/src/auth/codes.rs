@@ -1,13 +1,15 @@
 //! Everything redeemed with a one-time code: contact verification, OTP login
 //! and password reset. Code requests answer the same whether or not the
-//! contact is known.
+//! contact is known. Wrong codes count against the live code (5 tries) and the
+//! guesser's IP, never against the contact; SMS obey a country allow-list and
+//! an hourly budget.
 
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use lockers_core::audit;
-use lockers_core::contact::Contact;
+use lockers_core::contact::{Contact, Email, Phone};
 use lockers_core::notifications;
 use lockers_core::otp::{self, Code, Purpose, Subject};
 use lockers_core::password::{self, Password, PasswordError};
@@ -23,15 +25,20 @@ use super::{UserView, blocking, limit_ip, limited, parse_identifier};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{Caller, ClientIp};
-use crate::rate_limit::Limit;
+use crate::rate_limit::{Decision, Limit};
 
 /// Codes sent per contact, whatever the purpose and whether or not the contact is known.
 pub const CODES_PER_CONTACT: Limit = Limit::per(5, Duration::from_secs(10 * 60));
 
-/// Wrong codes per contact per day, across codes: with 5 tries per code and 5
-/// codes per 10 minutes, this caps guessing well under NIST's 100 per account.
-const WRONG_CODES_PER_CONTACT: Limit =
-    Limit { max: 20, window: Duration::from_secs(24 * 60 * 60), block_from_limit: true };
+/// Wrong codes per client IP (its /64 for IPv6) per hour. The guesser pays;
+/// the contact never does, so a stranger cannot keep its owner out (each live
+/// code also dies after 5 wrong tries, and the owner asks for a fresh one).
+const WRONG_CODES_PER_IP: Limit = Limit::per(20, Duration::from_secs(60 * 60));
+
+const HOUR: Duration = Duration::from_secs(60 * 60);
+
+/// The limiter key of the hourly SMS budget, shared by every replica through Redis.
+const SMS_BUDGET_KEY: &str = "sms_budget";
 
 pub fn per_contact_key(contact: &Contact) -> String {
     format!("codes:{contact}")
@@ -64,6 +71,74 @@ pub fn password_rejected(e: PasswordError) -> ApiError {
     ApiError::unprocessable(code, e.to_string())
 }
 
+fn sms_budget_exhausted() -> ApiError {
+    ApiError::Unavailable {
+        code: "sms_budget_exhausted",
+        message: "text messages are paused for now: try again later, or use your email address",
+    }
+}
+
+/// Refuses SMS to phones outside `SMS_ALLOWED_COUNTRY_CODES` (SMS pumping goes
+/// for expensive destinations), whether or not the phone is known.
+pub fn check_sms_country(ctx: &ApiContext, phone: &Phone) -> Result<()> {
+    if ctx.config.sms_allowed_country_codes.iter().any(|cc| cc.includes(phone)) {
+        return Ok(());
+    }
+    Err(ApiError::unprocessable("phone_country_not_allowed", "text messages cannot be sent to this country"))
+}
+
+fn sms_budget(ctx: &ApiContext) -> Limit {
+    Limit::per(ctx.config.sms_budget_per_hour, HOUR)
+}
+
+/// Whether this hour's SMS budget is spent (without taking from it).
+async fn sms_budget_spent(ctx: &ApiContext) -> bool {
+    let spent = matches!(ctx.limiter.check(SMS_BUDGET_KEY, sms_budget(ctx)).await, Decision::Limited { .. });
+    if spent {
+        alert_sms_budget_spent(ctx).await;
+    }
+    spent
+}
+
+/// Takes one SMS from this hour's budget; false when it is spent.
+async fn take_sms(ctx: &ApiContext) -> bool {
+    match ctx.limiter.hit(SMS_BUDGET_KEY, sms_budget(ctx)).await {
+        Decision::Allowed { .. } => true,
+        Decision::Limited { .. } => {
+            alert_sms_budget_spent(ctx).await;
+            false
+        }
+    }
+}
+
+/// Tells operators, once per hour (across replicas): an error-level log line
+/// with a stable event name, and an audit entry admins see in `/admin/audit`.
+async fn alert_sms_budget_spent(ctx: &ApiContext) {
+    if ctx.limiter.hit("sms_budget_alert", Limit::per(1, HOUR)).await != (Decision::Allowed { count: 1 }) {
+        return;
+    }
+    let budget = ctx.config.sms_budget_per_hour;
+    tracing::error!(
+        event = "sms_budget_exhausted",
+        budget_per_hour = budget,
+        "the SMS budget of this hour is spent: codes go by email where possible, phone verification answers 503"
+    );
+    let entry = audit::Entry {
+        action: "sms.budget_exhausted",
+        target_type: "sms_budget",
+        target_id: None,
+        before: None,
+        after: Some(json!({ "budget_per_hour": budget })),
+    };
+    let recorded = match ctx.db.acquire().await {
+        Ok(mut conn) => audit::record(&mut conn, &audit::Actor::default(), entry).await,
+        Err(e) => Err(e),
+    };
+    if let Err(error) = recorded {
+        tracing::warn!(%error, "could not audit the spent SMS budget");
+    }
+}
+
 fn invalid_code() -> ApiError {
     ApiError::AuthFailed { code: "invalid_code", message: "the code is wrong, expired or already used" }
 }
@@ -83,13 +158,69 @@ pub async fn send_code(
     Ok(())
 }
 
+/// Signup's verification code for `contact`, under the same per-contact limit
+/// as any code request (429 when spent). A phone's SMS needs the hourly budget;
+/// when it is spent the phone is left to verify later and signup goes on (its
+/// email code is sent as usual).
+pub async fn send_signup_code(
+    conn: &mut PgConnection,
+    ctx: &ApiContext,
+    contact: &Contact,
+    user_id: Uuid,
+) -> Result<()> {
+    limited(ctx.limiter.hit(&per_contact_key(contact), CODES_PER_CONTACT).await)?;
+    if let Contact::Phone(phone) = contact {
+        check_sms_country(ctx, phone)?;
+        if !take_sms(ctx).await {
+            return Ok(());
+        }
+    }
+    send_code(conn, ctx, Purpose::Verify, contact, Some(user_id)).await
+}
+
+/// Sends `user` a code for `contact`. An SMS takes from the hourly budget;
+/// when it is spent, a login or reset code goes to the account's email instead,
+/// issued for the email (which is what it proves; it never marks the phone
+/// verified), and a phone verification answers 503 (an email cannot prove a phone).
+async fn deliver_code(
+    conn: &mut PgConnection,
+    ctx: &ApiContext,
+    purpose: Purpose,
+    contact: &Contact,
+    user: &User,
+) -> Result<()> {
+    if matches!(contact, Contact::Phone(_)) && !take_sms(ctx).await {
+        if purpose == Purpose::Verify {
+            return Err(sms_budget_exhausted());
+        }
+        let Ok(email) = Email::parse(&user.email).map(Contact::Email) else { return Ok(()) };
+        if let Decision::Allowed { .. } = ctx.limiter.hit(&per_contact_key(&email), CODES_PER_CONTACT).await {
+            send_code(conn, ctx, purpose, &email, Some(user.id)).await?;
+        }
+        return Ok(());
+    }
+    send_code(conn, ctx, purpose, contact, Some(user.id)).await
+}
+
 fn accepted() -> (StatusCode, AppJson<Value>) {
     let body = json!({ "status": "accepted", "message": "If an account matches, a code is on its way." });
     (StatusCode::ACCEPTED, AppJson(body))
 }
 
+/// The answer to a phone while SMS are paused: the same for known and unknown phones.
+fn accepted_by_email() -> (StatusCode, AppJson<Value>) {
+    let body = json!({
+        "status": "accepted",
+        "channel": "email",
+        "message": "Text messages are paused: if an account matches, a code is on its way to its email address; \
+                    use it with that email address.",
+    });
+    (StatusCode::ACCEPTED, AppJson(body))
+}
+
 /// The shared flow of every code request: same answer for known and unknown
-/// contacts, at most 5 codes per contact per 10 minutes.
+/// contacts, at most 5 codes per contact per 10 minutes, SMS only to allowed
+/// countries and within the hourly budget.
 async fn request_code(
     ctx: &ApiContext,
     ip: ClientIp,
@@ -99,16 +230,24 @@ async fn request_code(
 ) -> Result<(StatusCode, AppJson<Value>)> {
     limit_ip(ctx, ip).await?;
     let contact = parse_identifier(identifier)?;
+    if let Contact::Phone(phone) = &contact {
+        check_sms_country(ctx, phone)?;
+    }
     limited(ctx.limiter.hit(&per_contact_key(&contact), CODES_PER_CONTACT).await)?;
+    // Decided before the account is looked up, so the answer reveals nothing about it.
+    let sms_paused = matches!(contact, Contact::Phone(_)) && sms_budget_spent(ctx).await;
+    if sms_paused && purpose == Purpose::Verify {
+        return Err(sms_budget_exhausted());
+    }
     let mut tx = ctx.db.begin().await?;
     if let Some(user) = users::by_contact(&mut tx, &contact).await?
         && !user.is_disabled()
         && eligible(&user, &contact)
     {
-        send_code(&mut tx, ctx, purpose, &contact, Some(user.id)).await?;
+        deliver_code(&mut tx, ctx, purpose, &contact, &user).await?;
     }
     tx.commit().await?;
-    Ok(accepted())
+    Ok(if sms_paused { accepted_by_email() } else { accepted() })
 }
 
 fn not_yet_verified(user: &User, contact: &Contact) -> bool {
@@ -146,12 +285,13 @@ pub async fn request_reset(
 /// try is committed before answering `invalid_code`, so the 5-tries rule holds.
 async fn begin_redeemed(
     ctx: &ApiContext,
+    ip: ClientIp,
     purpose: Purpose,
     contact: &Contact,
     raw_code: &str,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Subject)> {
-    let wrong_key = format!("code_fail:{contact}");
-    limited(ctx.limiter.check(&wrong_key, WRONG_CODES_PER_CONTACT).await)?;
+    let wrong_key = format!("code_fail_ip:{}", ip.key());
+    limited(ctx.limiter.check(&wrong_key, WRONG_CODES_PER_IP).await)?;
     let mut tx = ctx.db.begin().await?;
     let outcome = match Code::parse(raw_code) {
         Some(code) => otp::redeem(&mut tx, ctx.pepper(), purpose, contact.as_str(), None, &code).await?,
@@ -161,7 +301,7 @@ async fn begin_redeemed(
         Ok(subject) => Ok((tx, subject)),
         Err(_) => {
             tx.commit().await?;
-            ctx.limiter.hit(&wrong_key, WRONG_CODES_PER_CONTACT).await;
+            ctx.limiter.hit(&wrong_key, WRONG_CODES_PER_IP).await;
             Err(invalid_code())
         }
     }
@@ -174,7 +314,7 @@ pub async fn verify(
 ) -> Result<AppJson<UserView>> {
     limit_ip(&ctx, ip).await?;
     let contact = parse_identifier(&body.identifier)?;
-    let (mut tx, _) = begin_redeemed(&ctx, Purpose::Verify, &contact, &body.code).await?;
+    let (mut tx, _) = begin_redeemed(&ctx, ip, Purpose::Verify, &contact, &body.code).await?;
     let user = users::mark_verified(&mut tx, &contact).await?.ok_or_else(invalid_code)?;
     tx.commit().await?;
     Ok(AppJson(user.into()))
@@ -189,7 +329,7 @@ pub async fn login_with_code(
 ) -> Result<AppJson<TokenPair>> {
     limit_ip(&ctx, ip).await?;
     let contact = parse_identifier(&body.identifier)?;
-    let (mut tx, subject) = begin_redeemed(&ctx, Purpose::Login, &contact, &body.code).await?;
+    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Login, &contact, &body.code).await?;
     let user = users::mark_verified(&mut tx, &contact).await?.filter(|u| Some(u.id) == subject.user_id);
     let Some(user) = user.filter(|u| !u.is_disabled()) else {
         return Err(invalid_code());
@@ -198,6 +338,7 @@ pub async fn login_with_code(
     let actor = audit::Actor { user_id: Some(user.id), ..actor };
     super::audit_event(&mut tx, &actor, "auth.otp_login", user.id, None).await?;
     tx.commit().await?;
+    super::login::lift_password_suspension(&ctx, &user).await;
     Ok(AppJson(pair))
 }
 
@@ -214,7 +355,7 @@ pub async fn reset_password(
     let hash = blocking(&ctx, move || password::hash(&password))
         .await?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))?;
-    let (mut tx, subject) = begin_redeemed(&ctx, Purpose::Reset, &contact, &body.code).await?;
+    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Reset, &contact, &body.code).await?;
     let Some(user_id) = subject.user_id else {
         return Err(invalid_code());
     };
@@ -222,6 +363,10 @@ pub async fn reset_password(
     sessions::end_all(&mut tx, user_id).await?;
     let actor = audit::Actor { user_id: Some(user_id), ..actor };
     super::audit_event(&mut tx, &actor, "auth.password_reset", user_id, None).await?;
+    let user = users::by_id(&mut tx, user_id).await?;
     tx.commit().await?;
+    if let Some(user) = user {
+        super::login::lift_password_suspension(&ctx, &user).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

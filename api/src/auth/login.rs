@@ -1,5 +1,7 @@
 //! Password login, as JSON and as the OAuth2 password form (for Swagger UI).
 
+use std::time::Duration;
+
 use axum::Form;
 use axum::extract::State;
 use lockers_core::audit;
@@ -14,10 +16,16 @@ use super::{audit_event, blocking, limit_ip, limited};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{Caller, ClientIp};
-use crate::rate_limit::{Decision, Limit};
+use crate::rate_limit::{Backoff, Decision, Limit};
 
-/// Failed logins per identifier before it is locked.
-const MAX_FAILURES: u32 = 5;
+/// Password tries for one identifier from one client before each next try waits.
+const FREE_TRIES_PER_CLIENT: u32 = 5;
+
+/// Failed passwords per identifier, from anywhere, before password login for it
+/// is suspended (NIST SP 800-63B: at most 100 consecutive failures); a code
+/// login or a password reset lifts it, and a success starts the count afresh.
+const FAILURES_PER_IDENTIFIER: Limit =
+    Limit { max: 100, window: Duration::from_secs(24 * 60 * 60), block_from_limit: false };
 
 /// Longer inputs cannot be a valid password; refusing them spares the hasher.
 const MAX_PASSWORD_BYTES: usize = 1024;
@@ -61,21 +69,95 @@ fn invalid_credentials() -> ApiError {
     ApiError::AuthFailed { code: "invalid_credentials", message: "the identifier or password is wrong" }
 }
 
-/// The lockout counter of an identifier: the contact when it parses, else a
-/// short hash (arbitrary client text never becomes a large key).
-fn failures_key(contact: Option<&Contact>, identifier: &str) -> String {
+/// How an identifier is named in limit keys: the contact when it parses, else
+/// a short hash (arbitrary client text never becomes a large key).
+fn identifier_key(contact: Option<&Contact>, identifier: &str) -> String {
     match contact {
-        Some(contact) => format!("login_fail:{contact}"),
+        Some(contact) => contact.to_string(),
         None => {
             let digest = Sha256::digest(identifier.as_bytes());
-            format!("login_fail:h:{}", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
+            format!("h:{}", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
         }
+    }
+}
+
+fn failures_key(identifier_key: &str) -> String {
+    format!("pw_fail:{identifier_key}")
+}
+
+/// Lifts a suspension of password login for `user`'s contacts: a code login or
+/// a password reset proved the person holds them.
+pub async fn lift_password_suspension(ctx: &ApiContext, user: &users::User) {
+    for contact in [Some(user.email.as_str()), user.phone.as_deref()].into_iter().flatten() {
+        if let Ok(contact) = Contact::parse(contact) {
+            ctx.limiter.reset(&failures_key(&identifier_key(Some(&contact), contact.as_str()))).await;
+        }
+    }
+}
+
+fn password_login_suspended(retry_after: Duration) -> ApiError {
+    ApiError::Suspended {
+        code: "password_login_suspended",
+        message: "too many wrong passwords for this account: sign in with a one-time code \
+                  (/auth/otp/request) or reset the password",
+        retry_after_secs: retry_after.as_secs_f64().ceil() as u64,
+    }
+}
+
+/// The limits on password tries, so that nobody can lock anyone else out:
+/// per identifier and client IP, 5 free tries and then a wait doubling from
+/// 1 s up to `LOGIN_LOCKOUT_SECS` (the owner on another address is never
+/// slowed); per identifier, 100 failures suspend password login (code login
+/// still works). Both answer the same for known and unknown identifiers.
+struct Throttle {
+    client_key: String,
+    failures_key: String,
+}
+
+impl Throttle {
+    /// Refuses while suspended or while this client's wait runs; otherwise
+    /// counts the try before the password is checked, so parallel guesses
+    /// cannot slip past the wait.
+    async fn admit(ctx: &ApiContext, ip: ClientIp, contact: Option<&Contact>, identifier: &str) -> Result<Self> {
+        let id = identifier_key(contact, identifier);
+        let throttle = Self { client_key: format!("pw_client:{id}:{}", ip.key()), failures_key: failures_key(&id) };
+        if let Decision::Limited { retry_after } =
+            ctx.limiter.check(&throttle.failures_key, FAILURES_PER_IDENTIFIER).await
+        {
+            return Err(password_login_suspended(retry_after));
+        }
+        let backoff = Backoff {
+            free: FREE_TRIES_PER_CLIENT,
+            base: Duration::from_secs(1),
+            cap: ctx.config.login_lockout,
+            memory: FAILURES_PER_IDENTIFIER.window,
+        };
+        limited(ctx.limiter.attempt(&throttle.client_key, backoff).await)?;
+        Ok(throttle)
+    }
+
+    async fn succeeded(&self, ctx: &ApiContext) {
+        ctx.limiter.reset(&self.client_key).await;
+        ctx.limiter.reset(&self.failures_key).await;
+    }
+
+    /// Counts a failure; the one that reaches the cap is audited for a known account.
+    async fn failed(&self, ctx: &ApiContext, actor: &audit::Actor, user_id: Option<uuid::Uuid>) -> Result<()> {
+        let failures = ctx.limiter.hit(&self.failures_key, FAILURES_PER_IDENTIFIER).await;
+        if failures == (Decision::Allowed { count: FAILURES_PER_IDENTIFIER.max }) {
+            tracing::warn!(event = "password_login_suspended", "password login suspended after 100 failures");
+            if let Some(user_id) = user_id {
+                let mut conn = ctx.db.acquire().await?;
+                audit_event(&mut conn, actor, "auth.password_login_suspended", user_id, None).await?;
+            }
+        }
+        Ok(())
     }
 }
 
 /// One answer for every failure (unknown account, wrong password, disabled
 /// account, malformed identifier); an unknown account costs the same Argon2
-/// work as a wrong password. Five failures lock the identifier, known or not.
+/// work as a wrong password. Tries are limited by [`Throttle`].
 async fn authenticate(
     ctx: &ApiContext,
     ip: ClientIp,
@@ -85,12 +167,7 @@ async fn authenticate(
 ) -> Result<TokenPair> {
     limit_ip(ctx, ip).await?;
     let contact = Contact::parse(identifier).ok();
-    let failures_key = failures_key(contact.as_ref(), identifier);
-    let lockout = Limit { max: MAX_FAILURES, window: ctx.config.login_lockout, block_from_limit: true };
-    // Every attempt counts before the password is checked, so parallel guesses
-    // cannot all slip under the limit; a success clears the count.
-    let attempt = ctx.limiter.hit(&failures_key, lockout).await;
-    limited(attempt)?;
+    let throttle = Throttle::admit(ctx, ip, contact.as_ref(), identifier).await?;
 
     let user = match &contact {
         Some(contact) => users::by_contact(&mut *ctx.db.acquire().await?, contact).await?,
@@ -102,7 +179,7 @@ async fn authenticate(
 
     match user {
         Some(user) if password_ok && !user.is_disabled() => {
-            ctx.limiter.reset(&failures_key).await;
+            throttle.succeeded(ctx).await;
             let mut tx = ctx.db.begin().await?;
             let pair = issue_tokens(&mut tx, ctx, &user).await?;
             let actor = audit::Actor { user_id: Some(user.id), ..actor };
@@ -111,14 +188,13 @@ async fn authenticate(
             Ok(pair)
         }
         Some(user) => {
-            let mut conn = ctx.db.acquire().await?;
-            audit_event(&mut conn, &actor, "auth.login_failed", user.id, None).await?;
-            if attempt == (Decision::Allowed { count: MAX_FAILURES }) {
-                let after = serde_json::json!({ "locked_for_secs": ctx.config.login_lockout.as_secs() });
-                audit_event(&mut conn, &actor, "auth.lockout", user.id, Some(after)).await?;
-            }
+            audit_event(&mut *ctx.db.acquire().await?, &actor, "auth.login_failed", user.id, None).await?;
+            throttle.failed(ctx, &actor, Some(user.id)).await?;
             Err(invalid_credentials())
         }
-        None => Err(invalid_credentials()),
+        None => {
+            throttle.failed(ctx, &actor, None).await?;
+            Err(invalid_credentials())
+        }
     }
 }

@@ -1,7 +1,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use lockers_core::contact::{Contact, Email, Phone};
-use lockers_core::otp::Purpose;
 use lockers_core::password::{self, Password};
 use lockers_core::users::{self, Name, NewUser, UserError};
 use serde::Deserialize;
@@ -34,6 +33,9 @@ pub async fn signup(
         Some(raw) => Some(Phone::parse(raw).map_err(|e| ApiError::unprocessable("invalid_phone", e.to_string()))?),
         None => None,
     };
+    if let Some(phone) = &phone {
+        codes::check_sms_country(&ctx, phone)?;
+    }
     let password = Password::parse(body.password).map_err(codes::password_rejected)?;
     let hash = blocking(&ctx, move || password::hash(&password))
         .await?
@@ -49,9 +51,7 @@ pub async fn signup(
     let mut contacts = vec![Contact::Email(email)];
     contacts.extend(phone.map(Contact::Phone));
     for contact in &contacts {
-        // Signup's codes count toward the per-contact cap like any other.
-        ctx.limiter.hit(&codes::per_contact_key(contact), codes::CODES_PER_CONTACT).await;
-        codes::send_code(&mut tx, &ctx, Purpose::Verify, contact, Some(user.id)).await?;
+        codes::send_signup_code(&mut tx, &ctx, contact, user.id).await?;
     }
     let actor = lockers_core::audit::Actor { user_id: Some(user.id), ..actor };
     audit_event(&mut tx, &actor, "auth.signup", user.id, None).await?;
