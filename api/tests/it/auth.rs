@@ -156,7 +156,7 @@ async fn code_requests_answer_the_same_for_known_and_unknown_contacts() {
     stack.email_code(EMAIL, 1).await;
     for path in ["/api/v1/auth/verify/request", "/api/v1/auth/otp/request", "/api/v1/auth/password/forgot"] {
         let mut answers = Vec::new();
-        for identifier in [EMAIL, "nobody@example.com", PHONE, "+14155550100"] {
+        for identifier in [EMAIL, "nobody@example.com", PHONE, "+919000000001"] {
             let response = stack.post(path, &json!({ "identifier": identifier })).await;
             answers.push((response.status().as_u16(), response.text().await.unwrap()));
         }
@@ -167,7 +167,7 @@ async fn code_requests_answer_the_same_for_known_and_unknown_contacts() {
     assert!(
         eventually(Duration::from_secs(10), || async { stack.sent_to(EMAIL) == 4 && stack.sent_to(PHONE) == 4 }).await
     );
-    assert_eq!(stack.sent_to("nobody@example.com") + stack.sent_to("+14155550100"), 0);
+    assert_eq!(stack.sent_to("nobody@example.com") + stack.sent_to("+919000000001"), 0);
     assert_eq!(
         error_code(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": "bob" })).await).await,
         (422, "invalid_identifier".into())
@@ -232,28 +232,6 @@ async fn every_login_failure_answers_the_same() {
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
     assert_eq!(answers[0].0, 401);
     assert!(answers[0].1.contains("invalid_credentials"));
-}
-
-#[tokio::test]
-async fn five_failures_lock_an_identifier_which_unlocks_when_the_lockout_ends() {
-    let stack = Stack::spawn(&["--login-lockout=3"]).await;
-    signup(&stack, EMAIL, None).await;
-    for _ in 0..5 {
-        assert_eq!(login(&stack, EMAIL, "wrong password").await.status(), 401);
-    }
-    let locked = login(&stack, EMAIL, PASSWORD).await;
-    assert_eq!(locked.status(), 429, "even the right password waits");
-    let retry_after: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=3).contains(&retry_after), "{retry_after}");
-    assert_eq!(audit_count(&stack, "auth.lockout").await, 1);
-    // An unknown identifier locks the same way.
-    for _ in 0..5 {
-        login(&stack, "nobody@example.com", "wrong password").await;
-    }
-    assert_eq!(login(&stack, "nobody@example.com", "x").await.status(), 429);
-
-    tokio::time::sleep(Duration::from_millis(3200)).await;
-    assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 200);
 }
 
 #[tokio::test]
@@ -500,31 +478,6 @@ async fn users_are_listed_and_changed_by_admins_only() {
 }
 
 #[tokio::test]
-async fn when_redis_fails_mid_flight_limits_fall_back_to_the_process_and_nothing_answers_500() {
-    let proxy = crate::fakes::redis_proxy::RedisProxy::start("127.0.0.1:6379").await;
-    let redis_url = format!("--redis-url={}", proxy.url());
-    let stack = Stack::spawn(&[&redis_url, "--auth-ip-limit-per-min=4"]).await;
-    assert_eq!(login(&stack, "nobody@example.com", PASSWORD).await.status(), 401);
-    // The hit was counted in the shared store.
-    let key = format!("{}rl:auth_ip:127.0.0.1", stack.config.redis_key_prefix);
-    let mut redis =
-        redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
-    let shared: u32 = redis::cmd("GET").arg(&key).query_async(&mut redis).await.unwrap();
-    assert_eq!(shared, 1);
-
-    proxy.cut();
-    let mut statuses = Vec::new();
-    for _ in 0..6 {
-        statuses.push(login(&stack, "nobody@example.com", PASSWORD).await.status().as_u16());
-    }
-    // The in-process limiter starts counting afresh: 4 allowed, then 429.
-    assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
-    let ready = stack.get("/ready").await;
-    assert_eq!(ready.status(), 503);
-    assert_eq!(ready.json::<Value>().await.unwrap()["checks"]["redis"], "down");
-}
-
-#[tokio::test]
 async fn of_concurrent_redemptions_of_one_code_exactly_one_wins() {
     let stack = Stack::spawn(&[]).await;
     signup(&stack, EMAIL, None).await;
@@ -534,28 +487,6 @@ async fn of_concurrent_redemptions_of_one_code_exactly_one_wins() {
     let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
-}
-
-#[tokio::test]
-async fn parallel_wrong_logins_cannot_slip_past_the_lockout() {
-    let stack = Stack::spawn(&[]).await;
-    signup(&stack, EMAIL, None).await;
-    let attempts = (0..12).map(|_| login(&stack, EMAIL, "wrong password"));
-    let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "only 5 passwords are ever checked: {statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
-}
-
-#[tokio::test]
-async fn the_intake_starts_and_limits_in_process_when_redis_is_down_at_start() {
-    // Nothing listens on port 1.
-    let stack = Stack::spawn(&["--redis-url=redis://127.0.0.1:1", "--auth-ip-limit-per-min=2"]).await;
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        statuses.push(login(&stack, "nobody@example.com", PASSWORD).await.status().as_u16());
-    }
-    assert_eq!(statuses, [401, 401, 429]);
-    assert_eq!(stack.get("/ready").await.status(), 503);
 }
 
 #[tokio::test]

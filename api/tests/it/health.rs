@@ -3,6 +3,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 
+use crate::fakes::redis_proxy::RedisProxy;
 use crate::harness::{TestApp, config};
 
 #[tokio::test]
@@ -28,8 +29,25 @@ async fn ready_answers_200_when_postgres_and_redis_answer() {
     let response = app.get("/ready").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_eq!(body["checks"]["redis"], "ok");
+}
+
+#[tokio::test]
+async fn ready_stays_200_and_reports_redis_degraded_when_redis_is_cut() {
+    // Redis only backs rate limits, which the in-process limiter serves meanwhile:
+    // a 503 here would take every replica out of the load balancer at once.
+    let proxy = RedisProxy::start("127.0.0.1:6379").await;
+    let app = TestApp::spawn_with(&[&format!("--redis-url={}", proxy.url())]).await;
+    assert_eq!(app.get("/ready").await.json::<Value>().await.unwrap()["checks"]["redis"], "ok");
+    proxy.cut();
+    let response = app.get("/ready").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["redis"], "degraded");
+    assert_eq!(body["checks"]["postgres"], "ok");
 }
 
 #[tokio::test]

@@ -9,5 +9,6 @@ mod admin_cli;
 mod auth;
 mod health;
 mod jobs;
+mod limits;
 mod places;
 mod startup;
