@@ -37,7 +37,7 @@ impl FromRequestParts<ApiContext> for ClientIp {
             return Ok(Self(None));
         };
         let forwarded = parts.headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok());
-        Ok(Self(Some(net::client_ip(peer, forwarded, &ctx.config.trusted_proxies))))
+        Ok(Self(Some(net::client_ip(peer, forwarded, &ctx.config.trusted_proxies.0))))
     }
 }
 

@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::contact::Email;
 use crate::jobs::Queue;
-use crate::net::Cidr;
+use crate::net::CidrList;
 
 /// Where the process runs. Production refuses development conveniences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -314,8 +314,8 @@ pub struct Config {
     // --- Limits that cannot be turned against users (issue 8: client IPs, SMS, public reads) ---
     /// Proxies whose `X-Forwarded-For` is believed, as comma-separated CIDRs
     /// (e.g. `10.0.0.0/8,::1`); empty: the TCP peer is the client.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', num_args = 0..)]
-    pub trusted_proxies: Vec<Cidr>,
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: CidrList,
 
     /// SMS messages (one-time codes) sent per hour, across every replica; when
     /// spent, codes go by email where possible and operators are alerted.
@@ -553,6 +553,23 @@ mod tests {
         let only_door = parse(&["--worker-queues", "door=3"]).unwrap();
         assert_eq!(only_door.worker_queues.get(Queue::Door), Some(3));
         assert_eq!(only_door.worker_queues.get(Queue::Otp), None);
+    }
+
+    #[test]
+    fn limits_settings_parse_and_bad_values_are_refused() {
+        let defaults = parse(&[]).unwrap();
+        assert!(defaults.trusted_proxies.0.is_empty());
+        assert_eq!(defaults.sms_allowed_country_codes, ["91".parse::<CallingCode>().unwrap()]);
+        let set = parse(&["--trusted-proxies=10.0.0.0/8,::1", "--sms-allowed-country-codes=+91, 44"]).unwrap();
+        assert_eq!(set.trusted_proxies.0.len(), 2);
+        let uk = crate::contact::Phone::parse("+447700900123").unwrap();
+        assert!(set.sms_allowed_country_codes.iter().any(|cc| cc.includes(&uk)));
+        assert!(!defaults.sms_allowed_country_codes.iter().any(|cc| cc.includes(&uk)));
+        assert!(parse(&["--trusted-proxies=10.0.0.0/40"]).is_err());
+        assert!(parse(&["--sms-allowed-country-codes=india"]).is_err());
+        assert!(parse(&["--sms-allowed-country-codes=1234"]).is_err());
+        assert!(parse(&["--public-read-limit-per-min=0"]).is_err());
+        assert!(parse(&["--login-lockout=0"]).is_err());
     }
 
     #[test]

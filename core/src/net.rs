@@ -57,6 +57,18 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// A comma-separated list of address blocks; empty entries are ignored, so an
+/// empty setting is an empty list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidrList(pub Vec<Cidr>);
+
+impl FromStr for CidrList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Cidr::from_str).collect::<Result<_, _>>().map(Self)
+    }
+}
+
 /// The client's address: the TCP peer, unless the peer is a trusted proxy; then
 /// the right-most `X-Forwarded-For` entry that is not a trusted proxy (entries
 /// left of it were written by the client and prove nothing). When every entry
@@ -129,6 +141,10 @@ mod tests {
         assert!(v6.contains(ip("2001:db8:ffff::1")));
         assert!(!v6.contains(ip("2001:db9::1")));
         assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
+        let list: CidrList = " 10.0.0.0/8, ,::1 ".parse().unwrap();
+        assert_eq!(list.0.len(), 2);
+        assert_eq!("".parse::<CidrList>().unwrap(), CidrList::default());
+        assert!("10.0.0.0/8,nonsense".parse::<CidrList>().is_err());
         for bad in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "example.com", "10.0.0.0/-1"] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
