@@ -269,8 +269,9 @@ async fn retries_follow_the_backoff_stop_at_max_attempts_and_the_dead_job_can_be
         let step = Duration::from_millis(200 << i);
         assert!(gap >= step / 2 && gap <= step + Duration::from_millis(300), "wait {i} was {gap:?} (step {step:?})");
     }
-    let (status, attempts, _, _) = notification_status(&app, id).await;
+    let (status, attempts, _, body) = notification_status(&app, id).await;
     assert_eq!((status.as_str(), attempts), ("failed", 5));
+    assert_eq!(body, "", "a code given up on is blanked too");
 
     let stats = jobs::stats(&app.pool).await.unwrap();
     let otp = stats.iter().find(|q| q.queue == "otp").unwrap();

@@ -10,5 +10,6 @@ mod auth;
 mod engine_faults;
 mod health;
 mod jobs;
+mod outbox;
 mod places;
 mod startup;
