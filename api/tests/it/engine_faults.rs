@@ -128,18 +128,33 @@ async fn a_rescued_process_that_comes_back_neither_runs_nor_acknowledges_what_it
     assert!(holds_both, "A runs job 1 and holds job 2: {:?}", a_log.events());
 
     // Process B, healthy: after 2 s without a heartbeat from A it rescues
-    // both jobs and runs them.
+    // both jobs. It finishes job 2 and holds job 1 running until told.
     let b = Engine::start(app.pool.clone(), settings(Duration::from_secs(2), "door=120")).await.unwrap();
-    let b_log = Log::default();
-    let stop_b = serve(&b, 1, logging(&b_log));
+    let (b_log, b_gate) = (Log::default(), Arc::new(Semaphore::new(0)));
+    let handler: Handler<Probe> = {
+        let (log, gate) = (b_log.clone(), b_gate.clone());
+        Arc::new(move |probe: Probe| {
+            let (log, gate) = (log.clone(), gate.clone());
+            async move {
+                log.push(format!("run {}", probe.n));
+                if probe.n == 1 {
+                    let _permit = gate.acquire().await?;
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+    };
+    let stop_b = serve(&b, 1, handler);
+    let b_id = b.worker_id();
     let rescued = eventually(Duration::from_secs(15), || async {
-        b_log.count("run 1") == 1 && b_log.count("run 2") == 1 && job(&app, 2).await.0 == "completed"
+        job(&app, 2).await.0 == "completed" && job(&app, 1).await.2.as_deref() == Some(&*b_id)
     })
     .await;
-    assert!(rescued, "B finished both jobs: {:?}", b_log.events());
-    let finished_by_b = (job(&app, 1).await, job(&app, 2).await);
-    assert_eq!((finished_by_b.0.0.as_str(), finished_by_b.0.1), ("completed", 2), "job 1's cut run counts");
-    assert_eq!((finished_by_b.1.0.as_str(), finished_by_b.1.1), ("completed", 1), "job 2 never ran in A");
+    assert!(rescued, "B took both jobs: {:?}", b_log.events());
+    let before = (job(&app, 1).await, job(&app, 2).await);
+    assert_eq!((before.0.0.as_str(), before.0.1), ("running", 2), "job 1's cut run in A counts");
+    assert_eq!((before.1.0.as_str(), before.1.1), ("completed", 1), "job 2 never ran in A");
 
     // A comes back: its run of job 1 finishes and is acknowledged, and job 2
     // comes out of its buffer.
@@ -148,13 +163,71 @@ async fn a_rescued_process_that_comes_back_neither_runs_nor_acknowledges_what_it
     assert!(renewed, "A noticed it was rescued and registered a new identity");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(a_log.count("start 2"), 0, "A never started the job it had prefetched: {:?}", a_log.events());
-    assert_eq!((job(&app, 1).await, job(&app, 2).await), finished_by_b, "A's late acknowledgement changed nothing");
+    assert_eq!((job(&app, 1).await, job(&app, 2).await), before, "A's late acknowledgement changed nothing");
+
+    // B's run of job 1 is the one that counts.
+    b_gate.add_permits(1);
+    let done = eventually(Duration::from_secs(10), || async { job(&app, 1).await.0 == "completed" }).await;
+    assert!(done);
+    assert_eq!(job(&app, 1).await.1, 2);
     assert_eq!((b_log.count("run 1"), b_log.count("run 2")), (1, 1), "each job ran once to completion");
     let registered: Vec<String> =
         sqlx::query_scalar("SELECT id FROM job_workers ORDER BY id").fetch_all(&app.pool).await.unwrap();
     assert!(registered.contains(&a.worker_id().to_string()), "{registered:?}");
     assert!(!registered.contains(&a_first_id.to_string()), "the rescued identity never comes back: {registered:?}");
 
+    stop_a.cancel();
+    stop_b.cancel();
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_prefetched_job_taken_back_before_it_starts_is_not_run_by_the_process_that_prefetched_it() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    enqueue(&app, &[1, 2]).await;
+    // A stays registered and healthy throughout; only job 2, waiting in its
+    // buffer, is taken back (as a rescue would) and run by B.
+    let a = Engine::start(app.pool.clone(), settings(Duration::from_secs(600), "door=120")).await.unwrap();
+    let a_id = a.worker_id();
+    let (a_log, gate) = (Log::default(), Arc::new(Semaphore::new(0)));
+    let handler: Handler<Probe> = {
+        let (log, gate) = (a_log.clone(), gate.clone());
+        Arc::new(move |probe: Probe| {
+            let (log, gate) = (log.clone(), gate.clone());
+            async move {
+                log.push(format!("start {}", probe.n));
+                let _permit = gate.acquire().await?;
+                Ok(())
+            }
+            .boxed()
+        })
+    };
+    let stop_a = serve(&a, 1, handler);
+    let holds_both = eventually(Duration::from_secs(10), || async {
+        job(&app, 2).await.2.as_deref() == Some(&*a_id) && a_log.count("start 1") == 1
+    })
+    .await;
+    assert!(holds_both, "A runs job 1 and holds job 2");
+    sqlx::query(
+        "UPDATE jobs SET state = 'ready', locked_by = NULL, attempts = attempts - 1, run_at = now()
+         WHERE (payload->>'n')::int = 2",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let b = Engine::start(app.pool.clone(), settings(Duration::from_secs(600), "door=120")).await.unwrap();
+    let b_log = Log::default();
+    let stop_b = serve(&b, 1, logging(&b_log));
+    assert!(eventually(Duration::from_secs(10), || async { job(&app, 2).await.0 == "completed" }).await);
+    let finished_by_b = job(&app, 2).await;
+
+    gate.add_permits(10);
+    assert!(eventually(Duration::from_secs(10), || async { job(&app, 1).await.0 == "completed" }).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(a_log.events(), ["start 1"], "A's start check found job 2 gone and skipped it");
+    assert_eq!(job(&app, 2).await, finished_by_b);
+    assert_eq!(a.worker_id(), a_id, "A was never presumed dead");
     stop_a.cancel();
     stop_b.cancel();
     a.stop().await.unwrap();

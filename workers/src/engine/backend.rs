@@ -456,6 +456,9 @@ where
                 // Not from a JobBackend: nothing of ours to check or record.
                 return handler.await.map_err(Into::into);
             };
+            if run.identity.is_fenced() {
+                return Err(RunLost(run.held.id).into());
+            }
             match claims::start(layer.engine.pool(), &run.held, layer.lease).await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -471,17 +474,18 @@ where
             let mut guard = RunGuard { run: Some(run.held.clone()), acks: layer.acks.clone() };
             let guarded = tokio::time::timeout(layer.timeout, AssertUnwindSafe(handler).catch_unwind());
             let result: Result<S::Response, BoxDynError> = tokio::select! {
-                outcome = guarded => match outcome {
-                    Ok(Ok(result)) => result.map_err(Into::into),
-                    Ok(Err(panic)) => Err(RunPanicked(panic_message(panic.as_ref())).into()),
-                    Err(_) => Err(RunTimedOut(layer.timeout).into()),
-                },
+                biased;
                 () = run.identity.fenced.cancelled() => {
                     // Rescued while running: the job runs elsewhere. Stop and record nothing.
                     guard.run = None;
                     tracing::warn!(job_id = run.held.id, "run cancelled: this process was presumed dead");
                     return Err(RunLost(run.held.id).into());
                 }
+                outcome = guarded => match outcome {
+                    Ok(Ok(result)) => result.map_err(Into::into),
+                    Ok(Err(panic)) => Err(RunPanicked(panic_message(panic.as_ref())).into()),
+                    Err(_) => Err(RunTimedOut(layer.timeout).into()),
+                },
             };
             let Some(held) = guard.run.take() else { return result };
             let ack = match &result {
