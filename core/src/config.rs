@@ -303,6 +303,26 @@ pub struct Config {
     #[arg(long = "job-backoff-max-secs", env = "JOB_BACKOFF_MAX_SECS", default_value = "60", value_parser = parse_secs)]
     pub job_backoff_max: Duration,
 
+    // Job engine hardening (issue 8): run timeouts (leases), idempotency key
+    // window, the workers' own connection pool.
+    /// Seconds one run may take before it is cancelled and retried, per queue
+    /// (`queue=secs`, comma-separated); queues left out keep their default.
+    #[arg(
+        long = "job-timeout-secs",
+        env = "JOB_TIMEOUT_SECS",
+        default_value = "otp=30,notify=60,door=30,billing=300,sweep=300"
+    )]
+    pub job_timeouts: crate::jobs::QueueTimeouts,
+
+    /// Seconds an idempotency key keeps deduplicating enqueues, whatever became of its job.
+    #[arg(long = "job-key-window-secs", env = "JOB_KEY_WINDOW_SECS", default_value = "86400", value_parser = parse_secs)]
+    pub job_key_window: Duration,
+
+    /// Connections of the job handlers' own pool (apart from the intake's); unset: the
+    /// sum of WORKER_QUEUES concurrency plus one for the scheduler. Smaller is refused.
+    #[arg(long, env = "WORKER_DATABASE_MAX_CONNECTIONS")]
+    pub worker_database_max_connections: Option<u32>,
+
     /// Seconds in-flight requests and jobs get to finish after a shutdown signal.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value = "30", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
@@ -409,6 +429,10 @@ impl Config {
         if self.job_backoff_base.is_zero() || self.job_backoff_max < self.job_backoff_base {
             return fail("JOB_BACKOFF_BASE_MS must be positive and at most JOB_BACKOFF_MAX_SECS");
         }
+        if self.job_key_window < Duration::from_secs(60) {
+            return fail("JOB_KEY_WINDOW_SECS must be at least 60");
+        }
+        self.worker_pool_size()?;
         if self.sms_provider == SmsProvider::Twilio
             && (self.twilio_account_sid.is_none() || self.twilio_auth_token.is_none() || self.twilio_from.is_none())
         {
@@ -460,6 +484,22 @@ impl Config {
     /// How long failed jobs wait before their next run.
     pub fn job_backoff(&self) -> crate::jobs::backoff::Backoff {
         crate::jobs::backoff::Backoff { base: self.job_backoff_base, max: self.job_backoff_max }
+    }
+
+    /// Connections the job handlers' pool gets: each running handler holds at
+    /// most one at a time (never across a provider call), and the scheduler one.
+    /// Refuses a configured size below that, naming the settings to change.
+    pub fn worker_pool_size(&self) -> Result<u32, ConfigError> {
+        let running: usize = self.worker_queues.0.iter().map(|(_, n)| n).sum();
+        let need = u32::try_from(running).unwrap_or(u32::MAX).saturating_add(u32::from(self.scheduler)).max(1);
+        match self.worker_database_max_connections {
+            None => Ok(need),
+            Some(size) if size >= need => Ok(size),
+            Some(size) => Err(ConfigError(format!(
+                "WORKER_DATABASE_MAX_CONNECTIONS={size} is smaller than the {need} connections the workers need \
+                 (the WORKER_QUEUES concurrency plus one for the scheduler): raise it or lower WORKER_QUEUES"
+            ))),
+        }
     }
 
     /// The database name in `DATABASE_URL`.
@@ -570,6 +610,16 @@ mod tests {
         assert!(parse(&["--sms-allowed-country-codes=1234"]).is_err());
         assert!(parse(&["--public-read-limit-per-min=0"]).is_err());
         assert!(parse(&["--login-lockout=0"]).is_err());
+    }
+
+    #[test]
+    fn a_worker_pool_smaller_than_the_concurrency_is_refused_and_names_the_setting() {
+        let err = parse(&["--worker-queues", "otp=8,notify=8", "--worker-database-max-connections", "10"]).unwrap_err();
+        assert!(err.to_string().contains("WORKER_DATABASE_MAX_CONNECTIONS=10"), "{err}");
+        let sized = parse(&["--worker-queues", "otp=8,notify=8"]).unwrap();
+        assert_eq!(sized.worker_pool_size().unwrap(), 17, "8 + 8 handlers and the scheduler");
+        let larger = parse(&["--worker-queues", "otp=2", "--scheduler=false", "--worker-database-max-connections=5"]);
+        assert_eq!(larger.unwrap().worker_pool_size().unwrap(), 5);
     }
 
     #[test]

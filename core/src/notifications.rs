@@ -2,7 +2,7 @@
 //! delivers it, both written in the caller's transaction.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::contact::{Contact, Email, Phone};
@@ -144,21 +144,26 @@ impl Pending {
     }
 }
 
-/// The message if it still waits for delivery; `None` once sent or failed, so a
-/// repeated job never sends twice.
-pub async fn pending(conn: &mut PgConnection, id: Uuid) -> Result<Option<Pending>, sqlx::Error> {
+/// Claims a pending message for one delivery attempt (`pending` ->
+/// `sending`), in its own statement and so its own transaction, committed
+/// before the provider is called. `None` when the message is not pending: sent,
+/// failed, unknown, or being sent by another run of its job, which therefore
+/// never sends it again.
+pub async fn claim<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Pending>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, channel, recipient, kind, subject, body, sensitive
-         FROM notifications WHERE id = $1 AND status = 'pending'",
+        "UPDATE notifications SET status = 'sending', claimed_at = now()
+         WHERE id = $1 AND status = 'pending'
+         RETURNING id, channel, recipient, kind, subject, body, sensitive",
     )
     .bind(id)
-    .fetch_optional(conn)
+    .fetch_optional(db)
     .await
 }
 
-/// Records a delivery the provider accepted.
-pub async fn mark_sent(
-    conn: &mut PgConnection,
+/// Records a delivery the provider accepted. Also from `unknown`: the truth
+/// beats the guess the abandoned-claim sweep made.
+pub async fn mark_sent<'e>(
+    db: impl PgExecutor<'e>,
     id: Uuid,
     provider: &str,
     provider_message_id: Option<&str>,
@@ -168,19 +173,20 @@ pub async fn mark_sent(
          SET status = 'sent', attempts = attempts + 1, provider = $2, provider_message_id = $3,
              sent_at = now(), last_error = NULL,
              body = CASE WHEN sensitive THEN '' ELSE body END
-         WHERE id = $1 AND status = 'pending'",
+         WHERE id = $1 AND status IN ('sending', 'unknown')",
     )
     .bind(id)
     .bind(provider)
     .bind(provider_message_id)
-    .execute(conn)
+    .execute(db)
     .await
     .map(|_| ())
 }
 
-/// Records a failed attempt; `give_up` marks the message failed for good.
-pub async fn mark_attempt_failed(
-    conn: &mut PgConnection,
+/// Records a failed attempt of a claimed message: back to `pending` for the
+/// job's next run, or, with `give_up`, failed for good (a code is blanked).
+pub async fn mark_attempt_failed<'e>(
+    db: impl PgExecutor<'e>,
     id: Uuid,
     provider: &str,
     error: &str,
@@ -189,15 +195,55 @@ pub async fn mark_attempt_failed(
     sqlx::query(
         "UPDATE notifications
          SET attempts = attempts + 1, provider = $2, last_error = $3,
-             status = CASE WHEN $4 THEN 'failed' ELSE status END,
+             status = CASE WHEN $4 THEN 'failed' ELSE 'pending' END,
              body = CASE WHEN $4 AND sensitive THEN '' ELSE body END
-         WHERE id = $1 AND status = 'pending'",
+         WHERE id = $1 AND status = 'sending'",
     )
     .bind(id)
     .bind(provider)
     .bind(error)
     .bind(give_up)
-    .execute(conn)
+    .execute(db)
     .await
     .map(|_| ())
+}
+
+/// What `settle_abandoned` changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Claimed longer ago than the delivery lease: the run died during the
+    /// provider call, so whether it went out is unknown. Never resent.
+    pub unknown: u64,
+    /// Codes still pending after their validity (their job died or is dead):
+    /// useless now, failed and blanked.
+    pub expired: u64,
+}
+
+/// Closes messages no job will finish: `sending` since before `claimed_before`
+/// ago becomes `unknown`, a code message still `pending` after the code's
+/// validity becomes `failed`. Bodies with codes are blanked on both paths.
+pub async fn settle_abandoned<'e>(
+    db: impl PgExecutor<'e>,
+    claimed_before: std::time::Duration,
+) -> Result<Settled, sqlx::Error> {
+    let (unknown, expired): (i64, i64) = sqlx::query_as(
+        "WITH unknown AS (
+             UPDATE notifications
+             SET status = 'unknown',
+                 last_error = 'the delivery attempt stopped during the provider call; it may or may not have been sent',
+                 body = CASE WHEN sensitive THEN '' ELSE body END
+             WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
+             RETURNING 1),
+         expired AS (
+             UPDATE notifications
+             SET status = 'failed', last_error = 'the code expired before it could be delivered', body = ''
+             WHERE status = 'pending' AND sensitive AND created_at < now() - make_interval(secs => $2)
+             RETURNING 1)
+         SELECT (SELECT count(*) FROM unknown), (SELECT count(*) FROM expired)",
+    )
+    .bind(claimed_before.as_secs_f64())
+    .bind(crate::otp::VALIDITY.as_secs_f64())
+    .fetch_one(db)
+    .await?;
+    Ok(Settled { unknown: unknown as u64, expired: expired as u64 })
 }

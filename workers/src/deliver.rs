@@ -10,15 +10,18 @@ use lockers_core::notifications::{self, Channel};
 use crate::WorkerState;
 use crate::providers::SendError;
 
-/// One delivery attempt. A message already sent (or given up) is skipped, so a
-/// repeated job never sends twice; a permanent refusal is not retried.
+/// One delivery attempt, at most once per message: the message is claimed
+/// (`sending`) and that claim committed before the provider is called, so a
+/// second run of the job (rescued, timed out, duplicated) finds it claimed and
+/// sends nothing. No database connection is held during the provider call:
+/// each statement takes one from the pool and gives it back.
 pub async fn deliver_notification(
     job: DeliverNotification,
     state: Data<Arc<WorkerState>>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let mut conn = state.pool.acquire().await?;
-    let Some(message) = notifications::pending(&mut conn, job.notification_id).await? else {
+    let Some(message) = notifications::claim(&state.pool, job.notification_id).await? else {
+        tracing::debug!(notification_id = %job.notification_id, "notification already sent, claimed or closed");
         return Ok(());
     };
     let (provider, result) = match message.channel() {
@@ -31,22 +34,27 @@ pub async fn deliver_notification(
             let subject = message.subject.as_deref().unwrap_or("Lockers");
             (email.name(), email.send(&message.recipient, subject, &message.body).await)
         }
-        None => return Err(AbortError::new(format!("unknown channel `{}`", message.channel)).into()),
+        None => {
+            let error = format!("unknown channel `{}`", message.channel);
+            notifications::mark_attempt_failed(&state.pool, message.id, "none", &error, true).await?;
+            return Err(AbortError::new(error).into());
+        }
     };
     match result {
         Ok(receipt) => {
-            notifications::mark_sent(&mut conn, message.id, provider, receipt.provider_message_id.as_deref()).await?;
+            let receipt_id = receipt.provider_message_id.as_deref();
+            notifications::mark_sent(&state.pool, message.id, provider, receipt_id).await?;
             tracing::info!(notification_id = %message.id, kind = %message.kind, provider, "notification sent");
             Ok(())
         }
         Err(SendError::Transient(error)) => {
             let give_up = attempt.current() >= message.queue().max_attempts() as usize;
-            notifications::mark_attempt_failed(&mut conn, message.id, provider, &error, give_up).await?;
+            notifications::mark_attempt_failed(&state.pool, message.id, provider, &error, give_up).await?;
             tracing::warn!(notification_id = %message.id, provider, %error, give_up, "notification attempt failed");
             if give_up { Err(AbortError::new(error).into()) } else { Err(error.into()) }
         }
         Err(SendError::Permanent(error)) => {
-            notifications::mark_attempt_failed(&mut conn, message.id, provider, &error, true).await?;
+            notifications::mark_attempt_failed(&state.pool, message.id, provider, &error, true).await?;
             tracing::warn!(notification_id = %message.id, provider, %error, "notification refused by provider");
             Err(AbortError::new(error).into())
         }

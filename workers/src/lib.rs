@@ -14,6 +14,7 @@ use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
 use lockers_core::config::Config;
 use lockers_core::jobs::{DeliverNotification, Queue, Sweep};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -23,6 +24,8 @@ use crate::providers::Providers;
 /// What every job handler can reach.
 pub struct WorkerState {
     pub config: Arc<Config>,
+    /// The handlers' own pool (`WORKER_DATABASE_MAX_CONNECTIONS`), apart from
+    /// the intake's, so in `--with-workers` neither can exhaust the other.
     pub pool: PgPool,
     pub providers: Providers,
 }
@@ -48,11 +51,19 @@ impl Runtime {
     /// Runs until `shutdown` is cancelled; then in-flight jobs finish (up to
     /// `SHUTDOWN_TIMEOUT_SECS`) and claimed-but-unstarted jobs are handed back.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        // Each running handler holds at most one connection at a time and none
+        // during a provider call; a pool smaller than the concurrency would make
+        // handlers queue for connections, so it is refused before anything starts.
+        let pool_size = self.config.worker_pool_size()?;
         let providers = match self.providers {
             Some(p) => p,
             None => Providers::from_config(&self.config)?,
         };
-        let state = Arc::new(WorkerState { config: self.config.clone(), pool: self.pool.clone(), providers });
+        let handler_pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        let state = Arc::new(WorkerState { config: self.config.clone(), pool: handler_pool.clone(), providers });
         let engine = Engine::start(self.pool.clone(), EngineSettings::from_config(&self.config))
             .await
             .context("Failed to register with the job engine")?;
@@ -95,6 +106,7 @@ impl Runtime {
             .context("worker monitor failed");
         // Also when the monitor failed: whatever is still held goes back at once.
         engine.stop().await.context("Failed to hand back held jobs")?;
+        handler_pool.close().await;
         outcome
     }
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
-use lockers_core::jobs::Sweep;
+use lockers_core::jobs::{Queue, Sweep};
+use lockers_core::notifications;
 
 use crate::WorkerState;
 
@@ -28,6 +29,11 @@ pub async fn sweep(job: Sweep, state: Data<Arc<WorkerState>>) -> Result<(), BoxD
     .await?
     .rows_affected();
     tx.commit().await?;
-    tracing::info!(codes, tokens, "sweep done");
+    // Messages whose delivery run died mid-call (`sending` past the lease of
+    // their queue) become `unknown`; codes never delivered in time, failed.
+    let config = &state.config;
+    let lease = [Queue::Otp, Queue::Notify].map(|q| config.job_timeouts.get(q)).into_iter().max().unwrap_or_default();
+    let settled = notifications::settle_abandoned(&state.pool, lease + config.job_rescue_after).await?;
+    tracing::info!(codes, tokens, unknown = settled.unknown, expired = settled.expired, "sweep done");
     Ok(())
 }

@@ -7,8 +7,10 @@ mod harness;
 
 mod admin_cli;
 mod auth;
+mod engine_faults;
 mod health;
 mod jobs;
 mod limits;
+mod outbox;
 mod places;
 mod startup;

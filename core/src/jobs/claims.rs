@@ -3,10 +3,12 @@
 //! died. Every statement works on many jobs at once and only through the
 //! primary key or a partial index of a live state.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+
+use super::backoff::Backoff;
 
 /// A job claimed for one worker process, its payload still JSON text.
 #[derive(Debug, Clone)]
@@ -18,10 +20,21 @@ pub struct Claimed {
     pub max_attempts: i32,
 }
 
+/// One run of a job as its holder knows it: the worker identity that claimed
+/// it and the attempt. Every write about a run names both, so nothing written
+/// by a holder that lost the job (rescued, then claimed again, perhaps by the
+/// same process under a new identity) can touch the job's later runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub id: i64,
+    pub worker: Arc<str>,
+    pub attempts: i32,
+}
+
 /// A failed run: retried after `retry_in`, or, when `None`, dead.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    pub id: i64,
+    pub run: Held,
     pub retry_in: Option<Duration>,
     pub error: String,
 }
@@ -30,30 +43,39 @@ pub struct Failure {
 #[derive(Debug, Clone, Default)]
 pub struct Claim {
     pub jobs: Vec<Claimed>,
-    /// When the next ready job not yet due becomes due: how long an idle worker
-    /// may sleep without starting a delayed job or a retry late.
-    pub next_run_at: Option<DateTime<Utc>>,
+    /// How long until the next ready job not yet due becomes due, by the
+    /// database's clock (a host clock ahead of or behind the database's cannot
+    /// make an idle worker spin or start a delayed job late).
+    pub next_due_in: Option<Duration>,
+    /// False when the claiming worker is no longer registered: it was presumed
+    /// dead and its jobs rescued. It then claimed nothing and must re-register
+    /// under a new identity.
+    pub registered: bool,
 }
 
-type ClaimRow = (Option<i64>, Option<String>, Option<i32>, Option<i32>, Option<DateTime<Utc>>);
+type ClaimRow = (Option<i64>, Option<String>, Option<i32>, Option<i32>, Option<f64>, bool);
 
 /// Claims up to `limit` due jobs of `queue` for `worker`, oldest first. Rows
 /// another claim holds are skipped, so concurrent claims never take one job
-/// twice and never wait for each other. The same round trip reports the next
-/// future run time (the outer join yields one row even when nothing is due).
+/// twice and never wait for each other. A worker whose registration is gone
+/// (rescued) claims nothing. The same round trip reports how long until the
+/// next future run (the outer join yields one row even when nothing is due).
 pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Result<Claim, sqlx::Error> {
     let rows: Vec<ClaimRow> = sqlx::query_as(
-        "WITH claimed AS (
-             UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $3
+        "WITH me AS (SELECT 1 FROM job_workers WHERE id = $3),
+         claimed AS (
+             UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $3, lease_until = NULL
              WHERE id IN (
                  SELECT id FROM jobs
-                 WHERE queue = $1 AND state = 'ready' AND run_at <= now()
+                 WHERE queue = $1 AND state = 'ready' AND run_at <= now() AND EXISTS (SELECT 1 FROM me)
                  ORDER BY run_at, id
                  LIMIT $2
                  FOR UPDATE SKIP LOCKED)
              RETURNING id, payload::text AS payload, attempts, max_attempts)
          SELECT c.id, c.payload, c.attempts, c.max_attempts,
-                (SELECT min(run_at) FROM jobs WHERE queue = $1 AND state = 'ready' AND run_at > now())
+                (SELECT EXTRACT(EPOCH FROM min(run_at) - now())::float8
+                 FROM jobs WHERE queue = $1 AND state = 'ready' AND run_at > now()),
+                EXISTS (SELECT 1 FROM me)
          FROM (SELECT) AS one LEFT JOIN claimed AS c ON true",
     )
     .bind(queue)
@@ -61,14 +83,36 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
     .bind(worker)
     .fetch_all(pool)
     .await?;
-    let next_run_at = rows.first().and_then(|row| row.4);
+    let next_due_in =
+        rows.first().and_then(|row| row.4).map(|secs| Duration::try_from_secs_f64(secs).unwrap_or_default());
+    let registered = rows.first().is_some_and(|row| row.5);
     let jobs = rows
         .into_iter()
-        .filter_map(|(id, payload, attempts, max_attempts, _)| {
+        .filter_map(|(id, payload, attempts, max_attempts, _, _)| {
             Some(Claimed { id: id?, payload: payload?, attempts: attempts?, max_attempts: max_attempts? })
         })
         .collect();
-    Ok(Claim { jobs, next_run_at })
+    Ok(Claim { jobs, next_due_in, registered })
+}
+
+/// Right before a claimed job runs: true, and its lease set to `lease` from
+/// now, only if `run` still holds it (the same worker identity, still
+/// registered, and the same attempt, still running). False means the job was
+/// rescued meanwhile and runs elsewhere: this run must not start.
+pub async fn start(pool: &PgPool, run: &Held, lease: Duration) -> Result<bool, sqlx::Error> {
+    let started = sqlx::query(
+        "UPDATE jobs SET lease_until = now() + make_interval(secs => $4)
+         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running'
+           AND EXISTS (SELECT 1 FROM job_workers WHERE id = $2)",
+    )
+    .bind(run.id)
+    .bind(&*run.worker)
+    .bind(run.attempts)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(started == 1)
 }
 
 /// Promises that a worker polls `queue` for at least `window` from now, so
@@ -89,24 +133,35 @@ pub async fn promise_polling(pool: &PgPool, queue: &str, window: Duration) -> Re
     Ok(Duration::try_from_secs_f64(remaining).unwrap_or(Duration::ZERO))
 }
 
-/// Records finished jobs: deleted at once when `keep` is false, else marked
-/// completed for the retention sweep. Only rows `worker` still holds change, so
-/// a late acknowledgement of a rescued job cannot touch its new run.
-pub async fn complete(pool: &PgPool, worker: &str, ids: &[i64], keep: bool) -> Result<(), sqlx::Error> {
+fn columns(runs: &[Held]) -> (Vec<i64>, Vec<&str>, Vec<i32>) {
+    (
+        runs.iter().map(|r| r.id).collect(),
+        runs.iter().map(|r| &*r.worker).collect(),
+        runs.iter().map(|r| r.attempts).collect(),
+    )
+}
+
+/// Records finished runs: deleted at once when `keep` is false, else marked
+/// completed for the retention sweep. Only runs still held change (see `Held`).
+pub async fn complete(pool: &PgPool, runs: &[Held], keep: bool) -> Result<(), sqlx::Error> {
     let sql = if keep {
-        "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL
-         WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'"
+        "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, lease_until = NULL
+         FROM unnest($1::bigint[], $2::text[], $3::int[]) AS h(id, worker, attempts)
+         WHERE jobs.id = h.id AND jobs.locked_by = h.worker AND jobs.attempts = h.attempts AND jobs.state = 'running'"
     } else {
-        "DELETE FROM jobs WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'"
+        "DELETE FROM jobs USING unnest($1::bigint[], $2::text[], $3::int[]) AS h(id, worker, attempts)
+         WHERE jobs.id = h.id AND jobs.locked_by = h.worker AND jobs.attempts = h.attempts AND jobs.state = 'running'"
     };
-    sqlx::query(sql).bind(ids).bind(worker).execute(pool).await?;
+    let (ids, workers, attempts) = columns(runs);
+    sqlx::query(sql).bind(ids).bind(workers).bind(attempts).execute(pool).await?;
     Ok(())
 }
 
 /// Records failed runs: each is either ready again at a future `run_at` (it
 /// holds no worker while it waits) or dead.
-pub async fn fail(pool: &PgPool, worker: &str, failures: &[Failure]) -> Result<(), sqlx::Error> {
-    let ids: Vec<i64> = failures.iter().map(|f| f.id).collect();
+pub async fn fail(pool: &PgPool, failures: &[Failure]) -> Result<(), sqlx::Error> {
+    let runs: Vec<Held> = failures.iter().map(|f| f.run.clone()).collect();
+    let (ids, workers, attempts) = columns(&runs);
     // NULL delay: dead.
     let delays: Vec<Option<f64>> = failures.iter().map(|f| f.retry_in.map(|d| d.as_secs_f64())).collect();
     let errors: Vec<&str> = failures.iter().map(|f| f.error.as_str()).collect();
@@ -116,91 +171,157 @@ pub async fn fail(pool: &PgPool, worker: &str, failures: &[Failure]) -> Result<(
              run_at = CASE WHEN f.delay IS NULL THEN jobs.run_at ELSE now() + make_interval(secs => f.delay) END,
              finished_at = CASE WHEN f.delay IS NULL THEN now() END,
              last_error = f.error,
-             locked_by = NULL
-         FROM unnest($1::bigint[], $2::float8[], $3::text[]) AS f(id, delay, error)
-         WHERE jobs.id = f.id AND jobs.locked_by = $4 AND jobs.state = 'running'",
+             locked_by = NULL,
+             lease_until = NULL
+         FROM unnest($1::bigint[], $2::text[], $3::int[], $4::float8[], $5::text[])
+              AS f(id, worker, attempts, delay, error)
+         WHERE jobs.id = f.id AND jobs.locked_by = f.worker AND jobs.attempts = f.attempts
+           AND jobs.state = 'running'",
     )
     .bind(ids)
+    .bind(workers)
+    .bind(attempts)
     .bind(delays)
     .bind(errors)
-    .bind(worker)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Hands jobs `worker` holds back to ready, due now, and wakes the workers of
-/// their queues. `started` says whether the runs began (they then count as
-/// attempts); jobs only prefetched get their attempt back.
-pub async fn release(pool: &PgPool, worker: &str, ids: &[i64], started: bool) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// The wait before the next run after `attempts` runs, in SQL: the same
+/// doubling and "equal jitter" as `Backoff::delay`, given the parameters that
+/// hold the base and the cap in seconds.
+macro_rules! backoff_sql {
+    ($base:literal, $cap:literal) => {
+        concat!(
+            "make_interval(secs => least(",
+            $base,
+            " * power(2, least(greatest(attempts - 1, 0), 30)), ",
+            $cap,
+            ") * (0.5 + random() * 0.5))"
+        )
+    };
+}
+
+/// Hands runs back to ready and wakes the workers of their queues. Runs that
+/// `started` count as attempts: out of attempts they are dead, else they wait
+/// their backoff, so a job that keeps getting cut short cannot cycle forever.
+/// Runs only prefetched get their attempt back and are due at once.
+pub async fn release(pool: &PgPool, runs: &[Held], started: bool, backoff: Backoff) -> Result<(), sqlx::Error> {
+    let (ids, workers, attempts) = columns(runs);
+    sqlx::query(concat!(
         "WITH released AS (
-             UPDATE jobs SET state = 'ready', run_at = now(), locked_by = NULL,
-                 attempts = CASE WHEN $3 THEN attempts ELSE attempts - 1 END
-             WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'
+             UPDATE jobs SET
+                 state = CASE WHEN $4 AND attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
+                 finished_at = CASE WHEN $4 AND attempts >= max_attempts THEN now() END,
+                 run_at = CASE WHEN $4 THEN now() + ",
+        backoff_sql!("$5", "$6"),
+        " ELSE now() END,
+                 attempts = CASE WHEN $4 THEN attempts ELSE attempts - 1 END,
+                 last_error = CASE WHEN $4 THEN 'the run was cut short (shutdown)' ELSE last_error END,
+                 locked_by = NULL,
+                 lease_until = NULL
+             FROM unnest($1::bigint[], $2::text[], $3::int[]) AS h(id, worker, attempts_held)
+             WHERE jobs.id = h.id AND jobs.locked_by = h.worker AND jobs.attempts = h.attempts_held
+               AND jobs.state = 'running'
              RETURNING queue)
-         SELECT pg_notify('lockers_jobs', queue) FROM (SELECT DISTINCT queue FROM released) AS q",
-    )
+         SELECT pg_notify('lockers_jobs', queue) FROM (SELECT DISTINCT queue FROM released) AS q"
+    ))
     .bind(ids)
-    .bind(worker)
+    .bind(workers)
+    .bind(attempts)
     .bind(started)
+    .bind(backoff.base.as_secs_f64())
+    .bind(backoff.max.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Records that `worker` is alive (and registers it on first call).
-pub async fn heartbeat(pool: &PgPool, worker: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO job_workers (id, last_seen) VALUES ($1, now())
-         ON CONFLICT (id) DO UPDATE SET last_seen = now()",
-    )
-    .bind(worker)
-    .execute(pool)
-    .await?;
+/// Registers a new worker identity. Each start, and each return after being
+/// presumed dead, registers a fresh one: an identity that was rescued never
+/// comes back.
+pub async fn register(pool: &PgPool, worker: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO job_workers (id, last_seen) VALUES ($1, now())").bind(worker).execute(pool).await?;
     Ok(())
+}
+
+/// Records that `worker` is alive. False when its registration is gone: it
+/// was presumed dead and its jobs were rescued (it must stop running them).
+pub async fn heartbeat(pool: &PgPool, worker: &str) -> Result<bool, sqlx::Error> {
+    let seen = sqlx::query("UPDATE job_workers SET last_seen = now() WHERE id = $1")
+        .bind(worker)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(seen == 1)
 }
 
 /// A worker process that stops leaves nothing to rescue behind: jobs it still
-/// holds (runs cut short by the shutdown timeout) are ready again at once.
-pub async fn deregister(pool: &PgPool, worker: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// holds are handed back at once, runs cut short by the shutdown timeout as
+/// attempts (with their backoff, dead when out of attempts), prefetched ones not.
+pub async fn deregister(pool: &PgPool, worker: &str, backoff: Backoff) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
         "WITH gone AS (DELETE FROM job_workers WHERE id = $1),
          released AS (
-             UPDATE jobs SET state = 'ready', run_at = now(), locked_by = NULL,
-                 last_error = 'worker stopped during the run'
+             UPDATE jobs SET
+                 state = CASE WHEN lease_until IS NOT NULL AND attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
+                 finished_at = CASE WHEN lease_until IS NOT NULL AND attempts >= max_attempts THEN now() END,
+                 run_at = CASE WHEN lease_until IS NOT NULL THEN now() + ",
+        backoff_sql!("$2", "$3"),
+        " ELSE now() END,
+                 attempts = CASE WHEN lease_until IS NOT NULL THEN attempts ELSE attempts - 1 END,
+                 last_error = CASE WHEN lease_until IS NOT NULL THEN 'worker stopped during the run' ELSE last_error END,
+                 locked_by = NULL,
+                 lease_until = NULL
              WHERE locked_by = $1 AND state = 'running'
              RETURNING queue)
-         SELECT pg_notify('lockers_jobs', queue) FROM (SELECT DISTINCT queue FROM released) AS q",
-    )
+         SELECT pg_notify('lockers_jobs', queue) FROM (SELECT DISTINCT queue FROM released) AS q"
+    ))
     .bind(worker)
+    .bind(backoff.base.as_secs_f64())
+    .bind(backoff.max.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Running jobs whose worker process has not been seen for `after` (or is not
-/// registered at all) go back to ready, or to dead when out of attempts; the
-/// workers of their queues are woken. Returns how many were rescued.
-pub async fn rescue(pool: &PgPool, after: Duration) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+/// Puts back running jobs that no live holder will finish: those of worker
+/// processes not seen for `after` (or not registered at all), and those whose
+/// lease ran out (the handler hung past its timeout, or its outcome could not
+/// be recorded). A started run counts as an attempt: dead when out of them,
+/// else ready after its backoff. A job only prefetched gets its attempt back.
+/// The workers of their queues are woken. Returns how many were put back.
+pub async fn rescue(pool: &PgPool, after: Duration, backoff: Backoff) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(concat!(
         "WITH lost AS (
              DELETE FROM job_workers WHERE last_seen < now() - make_interval(secs => $1) RETURNING id),
          rescued AS (
              UPDATE jobs SET
-                 state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
-                 finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
-                 run_at = now(),
-                 last_error = 'worker ' || locked_by || ' stopped responding while holding the job',
-                 locked_by = NULL
+                 state = CASE WHEN lease_until IS NOT NULL AND attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
+                 finished_at = CASE WHEN lease_until IS NOT NULL AND attempts >= max_attempts THEN now() END,
+                 run_at = CASE WHEN lease_until IS NOT NULL THEN now() + ",
+        backoff_sql!("$2", "$3"),
+        " ELSE now() END,
+                 attempts = CASE WHEN lease_until IS NOT NULL THEN attempts ELSE attempts - 1 END,
+                 last_error = CASE
+                     WHEN lease_until IS NULL THEN last_error
+                     WHEN lease_until < now() THEN 'the run outlived its lease under worker ' || locked_by
+                     ELSE 'worker ' || locked_by || ' stopped responding while holding the job' END,
+                 locked_by = NULL,
+                 lease_until = NULL
              WHERE state = 'running'
                AND (locked_by IN (SELECT id FROM lost)
-                    OR NOT EXISTS (SELECT 1 FROM job_workers w WHERE w.id = jobs.locked_by))
+                    OR NOT EXISTS (SELECT 1 FROM job_workers w WHERE w.id = jobs.locked_by)
+                    OR lease_until < now())
+              
              RETURNING queue)
          SELECT coalesce(sum(n), 0)::bigint
-         FROM (SELECT count(*) AS n, pg_notify('lockers_jobs', queue) FROM rescued GROUP BY queue) AS q",
-    )
+         FROM (SELECT count(*) AS n, pg_notify('lockers_jobs', queue) FROM rescued GROUP BY queue) AS q"
+    ))
     .bind(after.as_secs_f64())
+    .bind(backoff.base.as_secs_f64())
+    .bind(backoff.max.as_secs_f64())
     .fetch_one(pool)
     .await
 }
@@ -213,6 +334,22 @@ pub async fn purge_completed(pool: &PgPool, retention: Duration, limit: i64) -> 
              ORDER BY finished_at LIMIT $2)",
     )
     .bind(retention.as_secs_f64())
+    .bind(limit)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(deleted)
+}
+
+/// Deletes up to `limit` idempotency keys older than `window`; returns how many.
+/// Until then an enqueue with the same key is a duplicate.
+pub async fn purge_keys(pool: &PgPool, window: Duration, limit: i64) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "DELETE FROM job_keys WHERE (queue, key) IN (
+             SELECT queue, key FROM job_keys WHERE created_at < now() - make_interval(secs => $1)
+             ORDER BY created_at LIMIT $2)",
+    )
+    .bind(window.as_secs_f64())
     .bind(limit)
     .execute(pool)
     .await?

@@ -57,6 +57,49 @@ impl Queue {
             Queue::Sweep => 3,
         }
     }
+
+    /// How long one run may take before it is cancelled and retried, unless
+    /// `JOB_TIMEOUT_SECS` says otherwise.
+    pub fn default_timeout(self) -> Duration {
+        Duration::from_secs(match self {
+            Queue::Otp => 30,
+            Queue::Notify => 60,
+            Queue::Door => 30,
+            Queue::Billing => 300,
+            Queue::Sweep => 300,
+        })
+    }
+}
+
+/// Per-queue run timeouts, written `door=10,billing=600` (seconds); queues
+/// left out keep `Queue::default_timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueTimeouts(Vec<(Queue, Duration)>);
+
+impl QueueTimeouts {
+    pub fn get(&self, queue: Queue) -> Duration {
+        self.0.iter().find(|(q, _)| *q == queue).map_or_else(|| queue.default_timeout(), |(_, t)| *t)
+    }
+}
+
+impl FromStr for QueueTimeouts {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out: Vec<(Queue, Duration)> = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, secs) = part.split_once('=').ok_or_else(|| format!("`{part}` is not `queue=seconds`"))?;
+            let queue: Queue = name.trim().parse()?;
+            let secs: u64 = secs.trim().parse().map_err(|_| format!("timeout for `{name}` must be whole seconds"))?;
+            if secs == 0 || secs > 86_400 {
+                return Err(format!("timeout for `{name}` must be between 1 and 86400 seconds"));
+            }
+            if out.iter().any(|(q, _)| *q == queue) {
+                return Err(format!("queue `{name}` is listed twice"));
+            }
+            out.push((queue, Duration::from_secs(secs)));
+        }
+        Ok(Self(out))
+    }
 }
 
 impl fmt::Display for Queue {
@@ -92,8 +135,9 @@ pub struct Sweep {
 pub struct EnqueueOptions {
     /// Start no earlier than this long after commit.
     pub delay: Option<Duration>,
-    /// Jobs with the same key in one queue are one job: the second enqueue is a
-    /// no-op for as long as the first one's row exists (until retention removes it).
+    /// Jobs with the same key in one queue are one job: a later enqueue is a
+    /// no-op for `JOB_KEY_WINDOW_SECS` after the first, whatever became of the
+    /// first job's row (the key lives in `job_keys`).
     pub idempotency_key: Option<String>,
 }
 
@@ -127,10 +171,17 @@ pub async fn enqueue_with<J: Serialize>(
 ) -> Result<Enqueued, EnqueueError> {
     let payload = serde_json::to_value(job)?;
     let delay_secs = options.delay.map_or(0.0, |d| d.as_secs_f64());
+    // The key and the job in one statement: the job is written only when its
+    // key is new (or it has none). A duplicate inserts nothing and raises no
+    // error, so the caller's transaction stays usable.
     let inserted = sqlx::query(
-        "INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, run_at)
-         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
-         ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+        "WITH key AS (
+             INSERT INTO job_keys (queue, key) SELECT $1, $4 WHERE $4 IS NOT NULL
+             ON CONFLICT DO NOTHING
+             RETURNING 1)
+         INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, run_at)
+         SELECT $1, $2, $3, $4, now() + make_interval(secs => $5)
+         WHERE $4 IS NULL OR EXISTS (SELECT 1 FROM key)",
     )
     .bind(queue.as_str())
     .bind(payload)
@@ -237,5 +288,17 @@ mod tests {
             assert_eq!(q.as_str().parse::<Queue>(), Ok(q));
         }
         assert!("mail".parse::<Queue>().is_err());
+    }
+
+    #[test]
+    fn timeouts_override_some_queues_and_keep_the_defaults_of_the_rest() {
+        let t: QueueTimeouts = "door=10, billing=600".parse().unwrap();
+        assert_eq!(t.get(Queue::Door), Duration::from_secs(10));
+        assert_eq!(t.get(Queue::Billing), Duration::from_secs(600));
+        assert_eq!(t.get(Queue::Otp), Duration::from_secs(30));
+        assert_eq!(t.get(Queue::Notify), Duration::from_secs(60));
+        assert!("door=0".parse::<QueueTimeouts>().is_err());
+        assert!("door=1,door=2".parse::<QueueTimeouts>().is_err());
+        assert!("mail=1".parse::<QueueTimeouts>().is_err());
     }
 }

@@ -4,7 +4,9 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,14 +17,14 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use lockers_core::jobs::Queue;
 use lockers_core::jobs::backoff::Backoff;
-use lockers_core::jobs::claims::{self, Claimed, Failure};
+use lockers_core::jobs::claims::{self, Claimed, Failure, Held};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::{Layer, Service};
 
-use super::{Engine, EngineSettings, pause};
+use super::{Engine, EngineSettings, Identity, pause};
 
 /// Most outcomes written by one acknowledgement round.
 const ACK_BATCH: usize = 1024;
@@ -35,6 +37,27 @@ const BUSY_POLL: Duration = Duration::from_millis(5);
 /// at half of it while jobs keep coming.
 const BUSY_WINDOW: Duration = Duration::from_millis(250);
 
+/// The shortest idle wait: the next run time comes from the database's clock,
+/// and a host clock out of step with it must not make a fetcher spin.
+const MIN_WAIT: Duration = Duration::from_millis(10);
+
+/// A run that did not start because the job is no longer this process's: it
+/// was rescued (the process was presumed dead) and runs elsewhere. Nothing is
+/// recorded for it.
+#[derive(Debug, thiserror::Error)]
+#[error("job {0} was rescued from this process; not running or acknowledging it")]
+pub struct RunLost(pub i64);
+
+/// A handler that ran past its queue's timeout; the run was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("the run exceeded its timeout of {} s and was cancelled", .0.as_secs_f64())]
+pub struct RunTimedOut(pub Duration);
+
+/// A handler that panicked; the panic was caught and counted as a failed attempt.
+#[derive(Debug, thiserror::Error)]
+#[error("the handler panicked: {0}")]
+pub struct RunPanicked(pub String);
+
 #[derive(Debug, thiserror::Error)]
 pub enum JobBackendError {
     #[error("the job acknowledger stopped before flushing")]
@@ -44,15 +67,36 @@ pub enum JobBackendError {
 /// What became of one claimed job.
 #[derive(Debug)]
 enum Ack {
-    Completed(i64),
+    Completed(Held),
     Failed(Failure),
     /// Back to ready: `started` runs count as attempts, prefetched ones do not.
     Released {
-        id: i64,
+        run: Held,
         started: bool,
     },
     /// Answered once everything sent before it is written.
     Flush(oneshot::Sender<()>),
+}
+
+/// A claimed job in the prefetch buffer, with the identity that claimed it.
+struct Fetched {
+    job: Claimed,
+    identity: Arc<Identity>,
+}
+
+impl Fetched {
+    fn held(&self) -> Held {
+        Held { id: self.job.id, worker: self.identity.id.clone(), attempts: self.job.attempts }
+    }
+}
+
+/// Travels with each apalis task from the buffer to `AckService`: which run of
+/// which job it is, and who holds it.
+#[derive(Debug, Clone)]
+struct Run {
+    held: Held,
+    max_attempts: i32,
+    identity: Arc<Identity>,
 }
 
 /// One worker's jobs of one queue. Tasks start on the first poll: a backend
@@ -60,9 +104,9 @@ enum Ack {
 pub struct JobBackend<Args> {
     engine: Engine,
     queue: Queue,
-    jobs: Option<mpsc::Receiver<Claimed>>,
+    jobs: Option<mpsc::Receiver<Fetched>>,
     acks: mpsc::UnboundedSender<Ack>,
-    idle: Option<(mpsc::Sender<Claimed>, mpsc::UnboundedReceiver<Ack>)>,
+    idle: Option<(mpsc::Sender<Fetched>, mpsc::UnboundedReceiver<Ack>)>,
     fetcher: Option<JoinHandle<()>>,
     stop_fetcher: CancellationToken,
     // Stops the fetcher if the worker is dropped without closing (shutdown
@@ -113,8 +157,8 @@ impl<Args> JobBackend<Args> {
             }
             if let Some(mut jobs) = jobs {
                 jobs.close();
-                while let Ok(job) = jobs.try_recv() {
-                    let _ = acks.send(Ack::Released { id: job.id, started: false });
+                while let Ok(fetched) = jobs.try_recv() {
+                    let _ = acks.send(Ack::Released { run: fetched.held(), started: false });
                 }
             }
             let (flushed_tx, flushed) = oneshot::channel();
@@ -138,14 +182,26 @@ impl<Args: DeserializeOwned> Backend for JobBackend<Args> {
         self.start();
         let Some(jobs) = self.jobs.as_mut() else { return Poll::Ready(None) };
         loop {
-            let Some(job) = std::task::ready!(jobs.poll_recv(cx)) else { return Poll::Ready(None) };
+            let Some(fetched) = std::task::ready!(jobs.poll_recv(cx)) else { return Poll::Ready(None) };
+            // Claimed under an identity found rescued since: the job runs
+            // elsewhere; drop it without a word to the database.
+            if fetched.identity.is_fenced() {
+                continue;
+            }
+            let job = &fetched.job;
             match serde_json::from_str::<Args>(&job.payload) {
                 Ok(args) => {
+                    let run = Run {
+                        held: fetched.held(),
+                        max_attempts: job.max_attempts,
+                        identity: fetched.identity.clone(),
+                    };
                     let task = TaskBuilder::new(args)
                         .task_id(TaskId::from_int(job.id as u64))
                         // apalis counts the run that is starting; the claim already did.
                         .attempt(job.attempts.saturating_sub(1) as usize)
                         .max_attempts(job.max_attempts as usize)
+                        .data(run)
                         .build();
                     return Poll::Ready(Some(Ok(task)));
                 }
@@ -153,8 +209,11 @@ impl<Args: DeserializeOwned> Backend for JobBackend<Args> {
                 // worker carries on (apalis would stop the worker on a decode error).
                 Err(error) => {
                     tracing::error!(job_id = job.id, queue = %self.queue, %error, "job payload does not decode");
-                    let failure =
-                        Failure { id: job.id, retry_in: None, error: format!("payload does not decode: {error}") };
+                    let failure = Failure {
+                        run: fetched.held(),
+                        retry_in: None,
+                        error: format!("payload does not decode: {error}"),
+                    };
                     let _ = self.acks.send(Ack::Failed(failure));
                 }
             }
@@ -185,7 +244,14 @@ impl<Args> BackendConfig for JobBackend<Args> {
     }
 
     fn middleware(&mut self, _: &mut WorkerContext) -> Self::Layer {
-        AckLayer { acks: self.acks.clone(), backoff: self.engine.settings().backoff }
+        let settings = self.engine.settings();
+        AckLayer {
+            engine: self.engine.clone(),
+            acks: self.acks.clone(),
+            backoff: settings.backoff,
+            timeout: settings.timeouts.get(self.queue),
+            lease: settings.lease(self.queue),
+        }
     }
 }
 
@@ -194,7 +260,7 @@ impl<Args> BackendConfig for JobBackend<Args> {
 async fn fetch(
     engine: Engine,
     queue: Queue,
-    buffer: mpsc::Sender<Claimed>,
+    buffer: mpsc::Sender<Fetched>,
     mut wake: watch::Receiver<()>,
     stop: CancellationToken,
 ) {
@@ -216,7 +282,8 @@ async fn fetch(
         // Wake-ups from here on are covered by this claim or trigger the next one.
         wake.borrow_and_update();
         let want = buffer.capacity();
-        let claim = match claims::claim(&pool, queue.as_str(), engine.worker_id(), want as i64).await {
+        let identity = engine.identity();
+        let claim = match claims::claim(&pool, queue.as_str(), &identity.id, want as i64).await {
             Ok(claim) => claim,
             Err(error) => {
                 tracing::warn!(%queue, %error, "claiming jobs failed");
@@ -226,10 +293,15 @@ async fn fetch(
                 continue;
             }
         };
+        if !claim.registered {
+            // Presumed dead and rescued: claim again under a fresh identity.
+            engine.fence(&identity).await;
+            continue;
+        }
         let got = claim.jobs.len();
         for job in claim.jobs {
             // Room was checked above and this task is the only sender.
-            if buffer.send(job).await.is_err() {
+            if buffer.send(Fetched { job, identity: identity.clone() }).await.is_err() {
                 return;
             }
         }
@@ -247,16 +319,10 @@ async fn fetch(
         if got == want {
             continue;
         }
-        let mut wait = match claim.next_run_at {
-            Some(at) => (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO).min(settings.poll),
-            None => settings.poll,
-        };
+        let mut wait = idle_wait(claim.next_due_in, settings.poll);
         match polling_until {
             Some(until) if tokio::time::Instant::now() < until => wait = wait.min(BUSY_POLL),
             _ => polling_until = None,
-        }
-        if wait.is_zero() {
-            continue;
         }
         tokio::select! {
             changed = wake.changed() => if changed.is_err() { return },
@@ -264,6 +330,12 @@ async fn fetch(
             () = stop.cancelled() => return,
         }
     }
+}
+
+/// How long an idle fetcher sleeps: until the next job is due (as the database
+/// counts it), at most the backstop poll, at least `MIN_WAIT`.
+fn idle_wait(next_due_in: Option<Duration>, poll: Duration) -> Duration {
+    next_due_in.map_or(poll, |due| due.min(poll)).max(MIN_WAIT)
 }
 
 /// Writes outcomes in batches: whatever arrived while the previous batch was
@@ -280,27 +352,27 @@ async fn acknowledge(engine: Engine, queue: Queue, mut acks: mpsc::UnboundedRece
         let mut flushes = Vec::new();
         for ack in batch.drain(..) {
             match ack {
-                Ack::Completed(id) => completed.push(id),
+                Ack::Completed(run) => completed.push(run),
                 Ack::Failed(failure) => failed.push(failure),
-                Ack::Released { id, started: true } => released_started.push(id),
-                Ack::Released { id, started: false } => released_unstarted.push(id),
+                Ack::Released { run, started: true } => released_started.push(run),
+                Ack::Released { run, started: false } => released_unstarted.push(run),
                 Ack::Flush(done) => flushes.push(done),
             }
         }
-        let (pool, worker) = (engine.pool(), engine.worker_id());
+        let (pool, backoff) = (engine.pool(), engine.settings().backoff);
         if !completed.is_empty() {
-            persist(&engine, "completions", || claims::complete(pool, worker, &completed, keep)).await;
+            persist(&engine, "completions", || claims::complete(pool, &completed, keep)).await;
         }
         if !failed.is_empty() {
-            persist(&engine, "failures", || claims::fail(pool, worker, &failed)).await;
+            persist(&engine, "failures", || claims::fail(pool, &failed)).await;
             // A retry due soon must not wait for the backstop poll.
             engine.wakeups().wake(queue);
         }
         if !released_started.is_empty() {
-            persist(&engine, "hand-backs", || claims::release(pool, worker, &released_started, true)).await;
+            persist(&engine, "hand-backs", || claims::release(pool, &released_started, true, backoff)).await;
         }
         if !released_unstarted.is_empty() {
-            persist(&engine, "hand-backs", || claims::release(pool, worker, &released_unstarted, false)).await;
+            persist(&engine, "hand-backs", || claims::release(pool, &released_unstarted, false, backoff)).await;
         }
         for done in flushes {
             let _ = done.send(());
@@ -331,27 +403,32 @@ where
     }
 }
 
-/// Records each handler call's outcome: done, retried after a backoff, or dead
-/// (out of attempts, or the handler returned apalis's `AbortError`).
+/// Wraps every handler call: checks right before the run that the job is still
+/// this process's (and sets its lease), cancels the run at the queue's timeout
+/// or when the process is found rescued, turns a panic into a failed attempt,
+/// and records the outcome: done, retried after a backoff, or dead (out of
+/// attempts, or the handler returned apalis's `AbortError`).
 #[derive(Clone)]
 pub struct AckLayer {
+    engine: Engine,
     acks: mpsc::UnboundedSender<Ack>,
     backoff: Backoff,
+    timeout: Duration,
+    lease: Duration,
 }
 
 impl<S> Layer<S> for AckLayer {
     type Service = AckService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AckService { inner, acks: self.acks.clone(), backoff: self.backoff }
+        AckService { inner, layer: self.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct AckService<S> {
     inner: S,
-    acks: mpsc::UnboundedSender<Ack>,
-    backoff: Backoff,
+    layer: AckLayer,
 }
 
 impl<S, Args> Service<Task<Args>> for AckService<S>
@@ -359,6 +436,7 @@ where
     S: Service<Task<Args>>,
     S::Future: Send + 'static,
     S::Error: Into<BoxDynError>,
+    S::Response: Send + 'static,
 {
     type Response = S::Response;
     type Error = BoxDynError;
@@ -369,43 +447,107 @@ where
     }
 
     fn call(&mut self, task: Task<Args>) -> Self::Future {
-        let ctx = task.ctx().clone();
-        let id = ctx.task_id().and_then(TaskId::as_int).map(|id| id as i64);
-        let mut guard = RunGuard { id, acks: self.acks.clone() };
-        let backoff = self.backoff;
-        let run = self.inner.call(task);
+        let run = task.ctx().data().get::<Run>().cloned();
+        // Nothing runs until this future is polled, after the start check.
+        let handler = self.inner.call(task);
+        let layer = self.layer.clone();
         Box::pin(async move {
-            let result = run.await.map_err(Into::into);
-            if let Some(id) = guard.id.take() {
-                let ack = match &result {
-                    Ok(_) => Ack::Completed(id),
-                    Err(error) => {
-                        let attempt = ctx.attempt();
-                        let out_of_attempts = ctx.max_attempts().is_some_and(|max| attempt >= max);
-                        let permanent = error.downcast_ref::<AbortError>().is_some();
-                        let retry_in = (!permanent && !out_of_attempts)
-                            .then(|| backoff.delay_jittered(u32::try_from(attempt).unwrap_or(u32::MAX)));
-                        Ack::Failed(Failure { id, retry_in, error: error.to_string() })
-                    }
-                };
-                let _ = guard.acks.send(ack);
+            let Some(run) = run else {
+                // Not from a JobBackend: nothing of ours to check or record.
+                return handler.await.map_err(Into::into);
+            };
+            if run.identity.is_fenced() {
+                return Err(RunLost(run.held.id).into());
             }
+            match claims::start(layer.engine.pool(), &run.held, layer.lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(job_id = run.held.id, "a prefetched job was rescued before it started; skipped");
+                    return Err(RunLost(run.held.id).into());
+                }
+                Err(error) => {
+                    // Not started: hand it back without counting an attempt.
+                    let _ = layer.acks.send(Ack::Released { run: run.held.clone(), started: false });
+                    return Err(error.into());
+                }
+            }
+            let mut guard = RunGuard { run: Some(run.held.clone()), acks: layer.acks.clone() };
+            let guarded = tokio::time::timeout(layer.timeout, AssertUnwindSafe(handler).catch_unwind());
+            let result: Result<S::Response, BoxDynError> = tokio::select! {
+                biased;
+                () = run.identity.fenced.cancelled() => {
+                    // Rescued while running: the job runs elsewhere. Stop and record nothing.
+                    guard.run = None;
+                    tracing::warn!(job_id = run.held.id, "run cancelled: this process was presumed dead");
+                    return Err(RunLost(run.held.id).into());
+                }
+                outcome = guarded => match outcome {
+                    Ok(Ok(result)) => result.map_err(Into::into),
+                    Ok(Err(panic)) => Err(RunPanicked(panic_message(panic.as_ref())).into()),
+                    Err(_) => Err(RunTimedOut(layer.timeout).into()),
+                },
+            };
+            let Some(held) = guard.run.take() else { return result };
+            let ack = match &result {
+                Ok(_) => Ack::Completed(held),
+                Err(error) => {
+                    if let Some(panic) = error.downcast_ref::<RunPanicked>() {
+                        tracing::error!(job_id = held.id, %panic, "job handler panicked");
+                    }
+                    let out_of_attempts = held.attempts >= run.max_attempts;
+                    let permanent = error.downcast_ref::<AbortError>().is_some();
+                    let retry_in = (!permanent && !out_of_attempts)
+                        .then(|| layer.backoff.delay_jittered(u32::try_from(held.attempts).unwrap_or(u32::MAX)));
+                    Ack::Failed(Failure { run: held, retry_in, error: error.to_string() })
+                }
+            };
+            let _ = layer.acks.send(ack);
             result
         })
     }
 }
 
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
 /// Hands a run back if its future is dropped before finishing (shutdown
-/// timeout, panic), instead of leaving the job held until the process exits.
+/// timeout), instead of leaving the job held until the process exits. The run
+/// counts as an attempt (with its backoff; dead when out of attempts).
 struct RunGuard {
-    id: Option<i64>,
+    run: Option<Held>,
     acks: mpsc::UnboundedSender<Ack>,
 }
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let _ = self.acks.send(Ack::Released { id, started: true });
+        if let Some(run) = self.run.take() {
+            let _ = self.acks.send(Ack::Released { run, started: true });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_wait_follows_the_database_clock_with_a_floor_and_a_ceiling() {
+        let poll = Duration::from_secs(1);
+        // Due in 300 ms by the database's clock, whatever the host clock says.
+        assert_eq!(idle_wait(Some(Duration::from_millis(300)), poll), Duration::from_millis(300));
+        // Already due (or the clocks disagree): a short pause, never a spin.
+        assert_eq!(idle_wait(Some(Duration::ZERO), poll), MIN_WAIT);
+        assert_eq!(idle_wait(Some(Duration::from_micros(10)), poll), MIN_WAIT);
+        // Far away or nothing scheduled: the backstop poll.
+        assert_eq!(idle_wait(Some(Duration::from_secs(3600)), poll), poll);
+        assert_eq!(idle_wait(None, poll), poll);
     }
 }

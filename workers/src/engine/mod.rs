@@ -2,39 +2,57 @@
 //! apalis-cron stay apalis's; the queue underneath is the `jobs` table
 //! (migrations/0003_job_queue.sql) driven by `lockers_core::jobs::claims`.
 //!
-//! Per process there is one `Engine`: a worker id with a heartbeat, one LISTEN
-//! connection fanning out wake-ups, and a maintenance loop (heartbeat, rescue
-//! of jobs held by dead processes, retention of finished jobs). Per queue and
-//! worker there is one `JobBackend` (apalis `Backend`): a fetcher task that
-//! claims batches into a prefetch buffer and an acknowledger task that writes
-//! outcomes in batches.
+//! Per process there is one `Engine`: a worker identity kept alive by a
+//! heartbeat task of its own, one LISTEN connection fanning out wake-ups, and a
+//! maintenance task (rescue of jobs held by dead processes or past their lease,
+//! retention of finished jobs and idempotency keys). Per queue and worker there
+//! is one `JobBackend` (apalis `Backend`): a fetcher task that claims batches
+//! into a prefetch buffer and an acknowledger task that writes outcomes in
+//! batches.
+//!
+//! Fencing: an identity presumed dead (no heartbeat for `rescue_after`) has its
+//! jobs rescued and its registration deleted. When the process notices (its
+//! heartbeat or a claim finds the registration gone) it cancels the runs it
+//! still has under that identity, without acknowledging them, and registers a
+//! new identity; jobs it prefetched fail their start check and never run.
 
 mod backend;
 mod wakeups;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use futures::future::BoxFuture;
 use lockers_core::config::Config;
 use lockers_core::jobs::backoff::Backoff;
-use lockers_core::jobs::{Queue, claims};
+use lockers_core::jobs::{Queue, QueueTimeouts, claims};
+use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use backend::{AckLayer, JobBackend, JobBackendError};
+pub use backend::{AckLayer, JobBackend, JobBackendError, RunLost, RunPanicked, RunTimedOut};
 use wakeups::{Wakeups, pause};
 
 /// Connections of the engine's own pool (fetchers, acknowledgers, maintenance);
 /// opened on demand, so an idle process holds few.
-const ENGINE_CONNECTIONS: u32 = 8;
+const ENGINE_CONNECTIONS: u32 = 10;
 
-/// How often completed jobs past their retention are deleted.
+/// How often completed jobs past their retention, and idempotency keys past
+/// their window, are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(10);
 
 /// Rows deleted per purge statement, so one purge never holds locks for long.
 const PURGE_BATCH: i64 = 10_000;
+
+/// Extra lease beyond a queue's timeout, once the run started: a run cancelled
+/// at its timeout still has this long to get its outcome written (writes are
+/// retried for up to `rescue_after`) before the rescue pass takes the job back.
+fn lease_margin(settings: &EngineSettings) -> Duration {
+    settings.rescue_after.max(Duration::from_secs(1))
+}
 
 /// The engine's knobs (see `Config` for what each means).
 #[derive(Debug, Clone)]
@@ -44,6 +62,10 @@ pub struct EngineSettings {
     pub poll: Duration,
     pub prefetch: usize,
     pub backoff: Backoff,
+    /// How long one run of each queue may take before it is cancelled (a failed attempt).
+    pub timeouts: QueueTimeouts,
+    /// How long an idempotency key deduplicates.
+    pub key_window: Duration,
 }
 
 impl EngineSettings {
@@ -54,13 +76,47 @@ impl EngineSettings {
             poll: config.job_poll,
             prefetch: config.job_prefetch,
             backoff: config.job_backoff(),
+            timeouts: config.job_timeouts.clone(),
+            key_window: config.job_key_window,
         }
+    }
+
+    /// How long a started run of `queue` holds its job: its timeout, plus time
+    /// to record the outcome.
+    pub fn lease(&self, queue: Queue) -> Duration {
+        self.timeouts.get(queue) + lease_margin(self)
     }
 
     /// Several heartbeats fit in the rescue time, so one slow heartbeat does
     /// not get a live process's jobs taken away.
     fn heartbeat_every(&self) -> Duration {
         (self.rescue_after / 4).max(Duration::from_millis(100))
+    }
+}
+
+/// A job handler as a closure, for `Engine::serve`.
+pub type Handler<Args> = Arc<dyn Fn(Args) -> BoxFuture<'static, Result<(), BoxDynError>> + Send + Sync>;
+
+/// Grace `Engine::serve` gives in-flight runs when told to stop.
+const SERVE_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One registration of this process in `job_workers`. Runs claimed under it
+/// are cancelled when it is found rescued (`fenced`).
+#[derive(Debug)]
+pub struct Identity {
+    pub id: Arc<str>,
+    fenced: CancellationToken,
+}
+
+impl Identity {
+    fn new() -> Arc<Self> {
+        let id = format!("{}-{}", std::process::id(), Uuid::now_v7().simple());
+        Arc::new(Self { id: id.into(), fenced: CancellationToken::new() })
+    }
+
+    /// True once this identity was found rescued: its runs must stop.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.is_cancelled()
     }
 }
 
@@ -72,16 +128,21 @@ pub struct Engine {
 
 struct Inner {
     pool: PgPool,
-    worker_id: String,
+    /// One connection for heartbeats and registrations alone: a busy engine
+    /// pool cannot delay them into a false "presumed dead".
+    heartbeat_pool: PgPool,
+    identity: RwLock<Arc<Identity>>,
+    /// Serialises re-registration when several tasks notice the fence at once.
+    renewing: tokio::sync::Mutex<()>,
     settings: EngineSettings,
     wakeups: Wakeups,
     stop: CancellationToken,
 }
 
 impl Engine {
-    /// Registers this process as a worker and starts its listener and
-    /// maintenance loop. The engine opens its own connections to the database
-    /// `pool` points at.
+    /// Registers this process as a worker and starts its listener, heartbeat
+    /// and maintenance tasks. The engine opens its own connections to the
+    /// database `pool` points at.
     pub async fn start(pool: PgPool, settings: EngineSettings) -> Result<Engine, sqlx::Error> {
         // Claims, acknowledgements and heartbeats commit without waiting for
         // the WAL flush: a write lost in a database crash only means a job runs
@@ -89,16 +150,20 @@ impl Engine {
         // waits for a flush adds to the latency of the next job. Enqueues stay
         // in the caller's transaction, durable as the caller's data.
         let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
-        let pool = PgPoolOptions::new()
+        let engine_pool = PgPoolOptions::new()
             .max_connections(ENGINE_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(options);
-        let worker_id = format!("{}-{}", std::process::id(), Uuid::now_v7().simple());
-        claims::heartbeat(&pool, &worker_id).await?;
+            .connect_lazy_with(options.clone());
+        let heartbeat_pool =
+            PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options);
+        let identity = Identity::new();
+        claims::register(&heartbeat_pool, &identity.id).await?;
         let engine = Engine {
             inner: Arc::new(Inner {
-                pool,
-                worker_id,
+                pool: engine_pool,
+                heartbeat_pool,
+                identity: RwLock::new(identity),
+                renewing: tokio::sync::Mutex::new(()),
                 settings,
                 wakeups: Wakeups::new(),
                 stop: CancellationToken::new(),
@@ -109,12 +174,21 @@ impl Engine {
             let inner = &listening.inner;
             inner.wakeups.listen(inner.pool.clone(), inner.stop.clone()).await;
         });
+        tokio::spawn(engine.clone().heartbeat());
         tokio::spawn(engine.clone().maintain());
         Ok(engine)
     }
 
-    pub fn worker_id(&self) -> &str {
-        &self.inner.worker_id
+    /// This process's current worker identity (`jobs.locked_by` of what it claims).
+    pub fn worker_id(&self) -> Arc<str> {
+        self.identity().id.clone()
+    }
+
+    pub fn identity(&self) -> Arc<Identity> {
+        match self.inner.identity.read() {
+            Ok(identity) => identity.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     pub fn settings(&self) -> &EngineSettings {
@@ -126,12 +200,48 @@ impl Engine {
         JobBackend::new(self.clone(), queue)
     }
 
-    /// Stops the listener and maintenance, hands back whatever this process
-    /// still holds and removes its worker row. Call after the workers stopped.
+    /// Works `queue` with `handler` at `concurrency` until `shutdown`: the whole
+    /// job path of the engine (claim, start check, lease and timeout, panic
+    /// capture, acknowledgement) around any handler. The runtime registers its
+    /// handlers with apalis directly; this serves embedding and tests.
+    pub async fn serve<Args>(
+        &self,
+        queue: Queue,
+        concurrency: usize,
+        handler: Handler<Args>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()>
+    where
+        Args: DeserializeOwned + Send + Sync + Unpin + 'static,
+    {
+        let engine = self.clone();
+        let name = format!("{queue}-{}", Uuid::now_v7().simple());
+        Monitor::new()
+            .register(move |restart| {
+                WorkerBuilder::new(format!("{name}-{restart}"))
+                    .backend(engine.backend::<Args>(queue))
+                    .data(handler.clone())
+                    .concurrency(concurrency)
+                    .build(call_handler::<Args>)
+            })
+            .shutdown_timeout(SERVE_SHUTDOWN_TIMEOUT)
+            .run_with_signal(async move {
+                shutdown.cancelled().await;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Stops the listener, heartbeat and maintenance, hands back whatever this
+    /// process still holds and removes its worker row. Call after the workers stopped.
     pub async fn stop(&self) -> Result<(), sqlx::Error> {
         self.inner.stop.cancel();
-        let deregistered = claims::deregister(&self.inner.pool, &self.inner.worker_id).await;
+        let identity = self.identity();
+        let deregistered =
+            claims::deregister(&self.inner.heartbeat_pool, &identity.id, self.inner.settings.backoff).await;
         self.inner.pool.close().await;
+        self.inner.heartbeat_pool.close().await;
         deregistered
     }
 
@@ -143,32 +253,99 @@ impl Engine {
         &self.inner.wakeups
     }
 
-    /// Heartbeat and rescue on every tick; purge of old completed jobs now and then.
-    async fn maintain(self) {
+    /// `stale` was found rescued: cancel its runs (they are not acknowledged;
+    /// their jobs run elsewhere) and register a fresh identity, unless another
+    /// task already did.
+    async fn fence(&self, stale: &Arc<Identity>) {
+        let _renewing = self.inner.renewing.lock().await;
+        let current = self.identity();
+        if !Arc::ptr_eq(&current, stale) {
+            return;
+        }
+        tracing::warn!(worker = %stale.id, "this process was presumed dead and its jobs rescued; \
+            cancelling what it held and registering again");
+        stale.fenced.cancel();
+        let fresh = Identity::new();
+        match self.inner.identity.write() {
+            Ok(mut identity) => *identity = fresh.clone(),
+            Err(poisoned) => *poisoned.into_inner() = fresh.clone(),
+        }
+        // When this fails the next claim finds the new identity unregistered
+        // and comes back here.
+        if let Err(error) = claims::register(&self.inner.heartbeat_pool, &fresh.id).await {
+            tracing::warn!(%error, "registering a new worker identity failed");
+        }
+        Queue::ALL.into_iter().for_each(|queue| self.wakeups().wake(queue));
+    }
+
+    /// Keeps the registration alive, on a task and a connection of its own. A
+    /// missing registration means the process was presumed dead: fence. So does
+    /// a heartbeat that has failed for the whole rescue time: other processes
+    /// are taking the jobs back by now, so stop running them here.
+    async fn heartbeat(self) {
         let inner = &self.inner;
-        let mut last_purge = tokio::time::Instant::now();
+        let mut last_ok = tokio::time::Instant::now();
         while !pause(&inner.stop, inner.settings.heartbeat_every()).await {
-            if let Err(error) = claims::heartbeat(&inner.pool, &inner.worker_id).await {
-                tracing::warn!(%error, "job worker heartbeat failed");
-            }
-            match claims::rescue(&inner.pool, inner.settings.rescue_after).await {
-                Ok(0) => {}
-                Ok(rescued) => tracing::warn!(rescued, "rescued jobs held by a worker process that stopped responding"),
-                Err(error) => tracing::warn!(%error, "rescue of orphaned jobs failed"),
-            }
-            if !inner.settings.retention.is_zero() && last_purge.elapsed() >= PURGE_EVERY {
-                last_purge = tokio::time::Instant::now();
-                loop {
-                    match claims::purge_completed(&inner.pool, inner.settings.retention, PURGE_BATCH).await {
-                        Ok(n) if n as i64 == PURGE_BATCH && !inner.stop.is_cancelled() => continue,
-                        Ok(_) => break,
-                        Err(error) => {
-                            tracing::warn!(%error, "purge of completed jobs failed");
-                            break;
-                        }
+            let identity = self.identity();
+            match claims::heartbeat(&inner.heartbeat_pool, &identity.id).await {
+                Ok(true) => last_ok = tokio::time::Instant::now(),
+                Ok(false) => {
+                    self.fence(&identity).await;
+                    last_ok = tokio::time::Instant::now();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "job worker heartbeat failed");
+                    if last_ok.elapsed() >= inner.settings.rescue_after {
+                        self.fence(&identity).await;
+                        last_ok = tokio::time::Instant::now();
                     }
                 }
             }
         }
     }
+
+    /// Rescue on every tick; purge of old completed jobs and keys now and then.
+    async fn maintain(self) {
+        let inner = &self.inner;
+        let settings = &inner.settings;
+        let mut last_purge = tokio::time::Instant::now();
+        while !pause(&inner.stop, settings.heartbeat_every()).await {
+            match claims::rescue(&inner.pool, settings.rescue_after, settings.backoff).await {
+                Ok(0) => {}
+                Ok(rescued) => tracing::warn!(rescued, "put back jobs of a silent worker process or past their lease"),
+                Err(error) => tracing::warn!(%error, "rescue of orphaned jobs failed"),
+            }
+            if last_purge.elapsed() < PURGE_EVERY {
+                continue;
+            }
+            last_purge = tokio::time::Instant::now();
+            let pool = &inner.pool;
+            if !settings.retention.is_zero() {
+                self.purge("completed jobs", || claims::purge_completed(pool, settings.retention, PURGE_BATCH)).await;
+            }
+            self.purge("idempotency keys", || claims::purge_keys(pool, settings.key_window, PURGE_BATCH)).await;
+        }
+    }
+
+    /// Deletes in batches until a batch comes back short.
+    async fn purge<F, Fut>(&self, what: &str, mut batch: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+    {
+        loop {
+            match batch().await {
+                Ok(n) if n as i64 == PURGE_BATCH && !self.inner.stop.is_cancelled() => continue,
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, what, "purge failed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn call_handler<Args>(args: Args, handler: Data<Handler<Args>>) -> Result<(), BoxDynError> {
+    handler(args).await
 }

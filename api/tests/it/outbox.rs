@@ -1,0 +1,132 @@
+//! The notification outbox under faults: a message is sent at most once
+//! whatever happens to its job, a provider that never answers holds no
+//! database connection, and bodies with codes never outlive their use.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lockers_core::contact::{Email, Phone};
+use lockers_core::jobs::{self, DeliverNotification, Queue};
+use lockers_core::notifications::{self, Message, Recipient};
+use uuid::Uuid;
+
+use crate::fakes::twilio::FakeTwilio;
+use crate::harness::{TestApp, eventually};
+
+fn code_sms() -> Message {
+    Message {
+        to: Recipient::Sms(Phone::parse("+919876543210").unwrap()),
+        kind: "otp_login",
+        subject: String::new(),
+        body: "Lockers: 314159 is your code".into(),
+        sensitive: true,
+    }
+}
+
+async fn status_and_body(app: &TestApp, id: Uuid) -> (String, String) {
+    sqlx::query_as("SELECT status, body FROM notifications WHERE id = $1").bind(id).fetch_one(&app.pool).await.unwrap()
+}
+
+async fn completed_jobs(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'completed'").fetch_one(&app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_notification_job_run_twice_sends_once() {
+    let twilio = FakeTwilio::start().await;
+    let mut flags = twilio.flags();
+    flags.extend(["--scheduler=false".to_owned(), "--worker-queues=otp=2".to_owned()]);
+    let app = TestApp::spawn_with(&flags.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // Slow provider: both runs are in flight at the same time.
+    twilio.set_delay(Duration::from_millis(500));
+    let mut tx = app.pool.begin().await.unwrap();
+    let id = notifications::queue(&mut tx, &code_sms()).await.unwrap();
+    // A second run of the same delivery, as a rescue or a duplicate would make.
+    jobs::enqueue(&mut tx, Queue::Otp, &DeliverNotification { notification_id: id }).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let workers = app.start_workers(None);
+    let both_ran = eventually(Duration::from_secs(10), || async { completed_jobs(&app).await == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    workers.stop().await;
+    assert!(both_ran, "both runs finished");
+    assert_eq!(twilio.requests(), 1, "the message went to the provider once");
+    assert_eq!(status_and_body(&app, id).await, ("sent".to_owned(), String::new()), "sent, code blanked");
+}
+
+#[tokio::test]
+async fn a_silent_mail_server_does_not_slow_intake_reads() {
+    // Accepts connections and never says a word, like a mail relay that hangs.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let app = TestApp::spawn_with(&[
+        "--scheduler=false",
+        "--email-provider=smtp",
+        "--smtp-host=127.0.0.1",
+        &format!("--smtp-port={port}"),
+        "--smtp-tls=none",
+        "--email-from=Lockers <no-reply@lockers.test>",
+        // As many handlers stuck on the mail server as the intake has connections.
+        "--worker-queues=notify=8",
+        "--database-max-connections=8",
+        "--shutdown-timeout=1",
+    ])
+    .await;
+    let mut tx = app.pool.begin().await.unwrap();
+    for i in 0..12 {
+        let message = Message {
+            to: Recipient::Email(Email::parse(&format!("user{i}@example.com")).unwrap()),
+            kind: "item_collected",
+            subject: "Collected".into(),
+            body: "Your item was collected".into(),
+            sensitive: false,
+        };
+        notifications::queue(&mut tx, &message).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let workers = app.start_workers(None);
+    let stuck = eventually(Duration::from_secs(10), || async { accepted.load(Ordering::SeqCst) >= 8 }).await;
+    assert!(stuck, "eight deliveries are waiting on the silent server");
+
+    // /ready queries the database through the intake's pool each time.
+    for _ in 0..10 {
+        let started = Instant::now();
+        let response = app.get("/ready").await;
+        let took = started.elapsed();
+        assert_eq!(response.status(), 200, "the intake still reaches its database");
+        // An exhausted pool would make it wait its 5 s acquire timeout.
+        assert!(took < Duration::from_secs(2), "a read took {took:?}");
+    }
+    workers.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_that_was_never_delivered_in_time_is_closed_and_blanked() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let mut tx = app.pool.begin().await.unwrap();
+    let stale = notifications::queue(&mut tx, &code_sms()).await.unwrap();
+    let fresh = notifications::queue(&mut tx, &code_sms()).await.unwrap();
+    tx.commit().await.unwrap();
+    // Its job died and nothing will deliver it; the code expired long ago.
+    sqlx::query("UPDATE notifications SET created_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(stale)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let settled = notifications::settle_abandoned(&app.pool, Duration::from_secs(3600)).await.unwrap();
+    assert_eq!((settled.unknown, settled.expired), (0, 1));
+    assert_eq!(status_and_body(&app, stale).await, ("failed".to_owned(), String::new()));
+    assert_eq!(status_and_body(&app, fresh).await.0, "pending", "a code still valid waits for its delivery");
+    // And a later run of its job sends nothing.
+    assert!(notifications::claim(&app.pool, stale).await.unwrap().is_none());
+}
