@@ -188,6 +188,12 @@ pub struct Config {
     #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value = "604800", value_parser = parse_secs)]
     pub refresh_token_ttl: Duration,
 
+    // Accounts (issue 8: account ownership).
+    /// Seconds after signup an account whose email was never proven is deleted
+    /// by the sweep (its address is then free for whoever owns it).
+    #[arg(long, env = "UNVERIFIED_ACCOUNT_TTL_SECS", default_value = "604800", value_parser = parse_secs)]
+    pub unverified_account_ttl: Duration,
+
     /// How long an identifier is locked after 5 failed password logins, in seconds.
     #[arg(long, env = "LOGIN_LOCKOUT_SECS", default_value = "900", value_parser = parse_secs)]
     pub login_lockout: Duration,
@@ -344,6 +350,9 @@ impl Config {
         }
         if self.access_token_ttl.is_zero() || self.refresh_token_ttl < self.access_token_ttl {
             return fail("ACCESS_TOKEN_TTL_SECS must be positive and at most REFRESH_TOKEN_TTL_SECS");
+        }
+        if self.unverified_account_ttl < crate::otp::VALIDITY {
+            return fail("UNVERIFIED_ACCOUNT_TTL_SECS must be at least 600 (a signup code's validity)");
         }
         if self.database_max_connections < 2 {
             return fail("DATABASE_MAX_CONNECTIONS must be at least 2");

@@ -28,6 +28,15 @@ pub async fn sweep(job: Sweep, state: Data<Arc<WorkerState>>) -> Result<(), BoxD
     .await?
     .rows_affected();
     tx.commit().await?;
-    tracing::info!(codes, tokens, "sweep done");
+    let accounts = sweep_unproven_accounts(&job, &state).await?;
+    tracing::info!(codes, tokens, accounts, "sweep done");
     Ok(())
+}
+
+/// Deletes accounts whose email was never proven within `UNVERIFIED_ACCOUNT_TTL_SECS`,
+/// so an address typed by a stranger does not stay taken.
+async fn sweep_unproven_accounts(job: &Sweep, state: &WorkerState) -> Result<u64, BoxDynError> {
+    let at = chrono::DateTime::from_timestamp(job.at, 0).ok_or("sweep time out of range")?;
+    let mut conn = state.pool.acquire().await?;
+    Ok(lockers_core::users::delete_unproven(&mut conn, at, state.config.unverified_account_ttl).await?)
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::tokens::{TokenPair, issue_tokens};
-use super::{audit_event, blocking, limit_ip, limited};
+use super::{audit_event, blocking, limit_ip, limited, ownership};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{Caller, ClientIp};
@@ -74,8 +74,10 @@ fn failures_key(contact: Option<&Contact>, identifier: &str) -> String {
 }
 
 /// One answer for every failure (unknown account, wrong password, disabled
-/// account, malformed identifier); an unknown account costs the same Argon2
-/// work as a wrong password. Five failures lock the identifier, known or not.
+/// account, malformed identifier, unproven phone); an unknown account costs
+/// the same Argon2 work as a wrong password. Five failures lock the
+/// identifier, known or not. The right password of an account whose email was
+/// never proven answers `403 email_not_verified`.
 async fn authenticate(
     ctx: &ApiContext,
     ip: ClientIp,
@@ -93,7 +95,9 @@ async fn authenticate(
     limited(attempt)?;
 
     let user = match &contact {
-        Some(contact) => users::by_contact(&mut *ctx.db.acquire().await?, contact).await?,
+        Some(contact) => users::by_contact(&mut *ctx.db.acquire().await?, contact)
+            .await?
+            .filter(|u| ownership::identifies_for_login(u, contact)),
         None => None,
     };
     let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -101,6 +105,11 @@ async fn authenticate(
         password.len() <= MAX_PASSWORD_BYTES && blocking(ctx, move || password::verify(&password, &hash)).await?;
 
     match user {
+        // Only after the password proved right, so this cannot reveal accounts.
+        Some(user) if password_ok && !user.is_disabled() && user.email_verified_at.is_none() => {
+            ctx.limiter.reset(&failures_key).await;
+            Err(ownership::email_not_verified())
+        }
         Some(user) if password_ok && !user.is_disabled() => {
             ctx.limiter.reset(&failures_key).await;
             let mut tx = ctx.db.begin().await?;
