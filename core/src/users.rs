@@ -143,21 +143,23 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sql
 
 /// Whoever proves an email owns the account. On the first proof of `email`
 /// for user `id` (whose row the caller locked), everything set before it by
-/// whoever typed the email stops working: the password (unless the prover
-/// showed they know it: `keep_password`), the phone, and every session. Later
-/// proofs change nothing. Run in the transaction that redeemed the proof.
+/// whoever typed the email stops working: the password and the (unverified)
+/// phone given at signup, and every session. `knows_password`: the prover
+/// also gave the signup password, so they are whoever signed up, and the
+/// password and phone are theirs to keep. Later proofs change nothing. Run in
+/// the transaction that redeemed the proof.
 pub async fn prove_email(
     conn: &mut PgConnection,
     id: Uuid,
     email: &Email,
-    keep_password: bool,
+    knows_password: bool,
 ) -> Result<Option<EmailProof>, sqlx::Error> {
     let sql = format!(
         "UPDATE users SET
              email_verified_at = now(),
              password_hash = CASE WHEN $3 THEN password_hash END,
-             phone = NULL,
-             phone_verified_at = NULL,
+             phone = CASE WHEN $3 THEN phone END,
+             phone_verified_at = CASE WHEN $3 THEN phone_verified_at END,
              session_epoch = session_epoch + 1,
              updated_at = now()
          WHERE id = $1 AND email = $2 AND email_verified_at IS NULL
@@ -166,7 +168,7 @@ pub async fn prove_email(
     let claimed: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(email.as_str())
-        .bind(keep_password)
+        .bind(knows_password)
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(user) = claimed {

@@ -54,8 +54,9 @@ pub fn identifies_for_login(user: &User, contact: &Contact) -> bool {
 
 /// Applies a redeemed code for `contact`, issued to `user_id`, in the
 /// redeeming transaction, and returns the account. Proving an email for the
-/// first time ends every password, phone and session set before, except the
-/// password when the prover gives it (`password`): knowing it, they own it.
+/// first time ends every password, phone and session set before, except when
+/// the prover also gives the signup password (`password`): then they are
+/// whoever signed up, and the password and phone given then stay.
 /// A wrong `password` is refused (401 `invalid_credentials`) and, since the
 /// caller then drops the transaction, leaves the code live.
 pub async fn prove(
@@ -71,7 +72,7 @@ pub async fn prove(
     let actor = Actor { user_id: Some(user_id), ..actor.clone() };
     match contact {
         Contact::Email(email) => {
-            let keep_password = match (password, user.password_hash.clone(), user.email_verified_at) {
+            let knows_password = match (password, user.password_hash.clone(), user.email_verified_at) {
                 (Some(given), Some(hash), None) => {
                     let ok = blocking(ctx, move || password::verify(&given, &hash)).await?;
                     if !ok {
@@ -84,10 +85,9 @@ pub async fn prove(
                 }
                 _ => false,
             };
-            match users::prove_email(conn, user_id, email, keep_password).await?.ok_or_else(invalid_code)? {
+            match users::prove_email(conn, user_id, email, knows_password).await?.ok_or_else(invalid_code)? {
                 EmailProof::Claimed(user) => {
-                    let after =
-                        json!({ "password_kept": keep_password, "sessions_revoked": true, "phone_dropped": true });
+                    let after = json!({ "password_and_phone_kept": knows_password, "sessions_revoked": true });
                     audit_event(conn, &actor, "auth.email_proven", user_id, Some(after)).await?;
                     Ok(user)
                 }
