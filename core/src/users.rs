@@ -110,14 +110,15 @@ pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sq
 }
 
 /// The account a contact names. Several accounts may hold one phone while it
-/// is unverified: the one that proved it comes first, else the latest claim.
-/// Callers that need a proven contact check it themselves.
+/// is unverified: the one that proved it comes first, then accounts with a
+/// proven email (only they can prove a phone), latest claim first. Callers
+/// that need a proven contact check it themselves.
 pub async fn by_contact(conn: &mut PgConnection, contact: &Contact) -> Result<Option<User>, sqlx::Error> {
     let sql = match contact {
         Contact::Email(_) => format!("SELECT {COLUMNS} FROM users WHERE email = $1"),
         Contact::Phone(_) => format!(
             "SELECT {COLUMNS} FROM users WHERE phone = $1
-             ORDER BY phone_verified_at IS NULL, created_at DESC LIMIT 1"
+             ORDER BY phone_verified_at IS NULL, email_verified_at IS NULL, created_at DESC LIMIT 1"
         ),
     };
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(contact.as_str()).fetch_optional(conn).await
@@ -312,8 +313,8 @@ pub async fn make_admin(
 }
 
 /// Deletes accounts whose email was never proven within `ttl` of their signup
-/// (as of `now`). Accounts with exchanges on record are kept (their rows
-/// reference the sender), though an unproven account cannot make one.
+/// (as of `now`). Accounts with exchanges or bills on record are kept (those
+/// rows reference them), though an unproven account cannot make one.
 pub async fn delete_unproven(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
@@ -322,7 +323,8 @@ pub async fn delete_unproven(
     sqlx::query(
         "DELETE FROM users u
          WHERE email_verified_at IS NULL AND created_at < $1 - make_interval(secs => $2)
-           AND NOT EXISTS (SELECT 1 FROM items i WHERE i.sender_id = u.id)",
+           AND NOT EXISTS (SELECT 1 FROM items i WHERE i.sender_id = u.id)
+           AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.user_id = u.id)",
     )
     .bind(now)
     .bind(ttl.as_secs_f64())

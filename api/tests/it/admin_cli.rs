@@ -152,3 +152,24 @@ async fn create_admin_on_an_account_a_stranger_registered_leaves_none_of_the_str
         .unwrap();
     assert_eq!(audited, 1);
 }
+
+#[tokio::test]
+async fn create_admin_on_an_address_a_stranger_pre_registered_gives_the_account_to_the_operator() {
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    let email = "boss@company.example";
+    let body = json!({ "name": "Not the boss", "email": email, "password": "the strangers own words" });
+    assert_eq!(app.post("/api/v1/auth/signup", &body).await.status(), 201);
+
+    let out = admin(&app, &["create-admin", "--email", email, "--name", "Boss"], "the operators passphrase\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let login = |password: &'static str| {
+        let body = json!({ "identifier": email, "password": password });
+        let app = &app;
+        async move { app.post("/api/v1/auth/login", &body).await.status() }
+    };
+    assert_eq!(login("the strangers own words").await, 401);
+    assert_eq!(login("the operators passphrase").await, 200, "the operator vouched for the email");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(users, 1);
+}
