@@ -211,10 +211,20 @@ pub enum PhoneProof {
     Taken,
 }
 
+/// Namespace of the advisory locks `prove_phone` takes ("PHON").
+const PHONE_PROOF_LOCK: i32 = 0x5048_4f4e;
+
 /// Proves `phone` for user `id`: the phone is verified on that account and
 /// taken, in the same transaction, from every other account holding it
 /// unverified. `None` when the account no longer holds this phone.
 pub async fn prove_phone(conn: &mut PgConnection, id: Uuid, phone: &Phone) -> Result<Option<PhoneProof>, sqlx::Error> {
+    // Two accounts proving one phone at once would each lock its own row and
+    // then wait for the other's: take turns per phone instead of deadlocking.
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(PHONE_PROOF_LOCK)
+        .bind(phone.as_str())
+        .execute(&mut *conn)
+        .await?;
     let Some(user) = lock(conn, id).await?.filter(|u| u.phone.as_deref() == Some(phone.as_str())) else {
         return Ok(None);
     };

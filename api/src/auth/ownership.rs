@@ -68,10 +68,11 @@ pub async fn prove(
     password: Option<String>,
 ) -> Result<User> {
     let user_id = user_id.ok_or_else(invalid_code)?;
-    let user = users::lock(conn, user_id).await?.ok_or_else(invalid_code)?;
     let actor = Actor { user_id: Some(user_id), ..actor.clone() };
     match contact {
         Contact::Email(email) => {
+            // Locked, so the password checked below is the one the proof keeps.
+            let user = users::lock(conn, user_id).await?.ok_or_else(invalid_code)?;
             let knows_password = match (password, user.password_hash.clone(), user.email_verified_at) {
                 (Some(given), Some(hash), None) => {
                     // Longer inputs cannot be a valid password; refusing them spares the hasher.
