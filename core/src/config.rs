@@ -516,6 +516,14 @@ mod tests {
     }
 
     #[test]
+    fn unproven_accounts_live_at_least_as_long_as_their_signup_code() {
+        assert_eq!(parse(&[]).unwrap().unverified_account_ttl, Duration::from_secs(7 * 24 * 3600));
+        let err = parse(&["--unverified-account-ttl", "60"]).unwrap_err();
+        assert!(err.to_string().contains("UNVERIFIED_ACCOUNT_TTL_SECS"), "{err}");
+        assert!(parse(&["--unverified-account-ttl", "600"]).is_ok());
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug_output() {
         let config = parse(&["--jwt-secret", "super-secret-value-that-is-long-enough"]).unwrap();
         assert!(!format!("{config:?}").contains("super-secret"));
