@@ -28,6 +28,9 @@ pub enum ApiError {
     InvalidToken,
     #[error("not allowed")]
     Forbidden,
+    /// Authenticated or proven, but refused for a reason the caller can act on (403).
+    #[error("{message}")]
+    Refused { code: &'static str, message: &'static str },
     #[error("{0} not found")]
     NotFound(&'static str),
     /// Conflicts with the current state, e.g. a duplicate (409).
@@ -67,6 +70,7 @@ impl ApiError {
             Self::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::AuthFailed { code, .. } => (StatusCode::UNAUTHORIZED, code),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Refused { code, .. } => (StatusCode::FORBIDDEN, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

@@ -68,13 +68,18 @@ impl FromRequestParts<ApiContext> for Caller {
     }
 }
 
-/// A caller with a valid access token whose account is enabled. Role and
-/// disabled state are read from the database on every request, so changes
-/// apply at once.
+/// A caller with a valid access token whose account is enabled and whose
+/// session is live. Role, disabled state, session epoch and the session's
+/// revocation are read from the database on every request (one query), so
+/// changes and logouts apply at once.
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub User);
+pub struct AuthSession {
+    pub user: User,
+    /// The session (refresh-token family) the access token names.
+    pub session_id: uuid::Uuid,
+}
 
-impl FromRequestParts<ApiContext> for AuthUser {
+impl FromRequestParts<ApiContext> for AuthSession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
@@ -83,11 +88,23 @@ impl FromRequestParts<ApiContext> for AuthUser {
             header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or(ApiError::Unauthorized)?;
         let claims = ctx.tokens.verify(token.trim()).map_err(|_| ApiError::InvalidToken)?;
         let mut conn = ctx.db.acquire().await?;
-        let user = users::by_id(&mut conn, claims.sub).await?.ok_or(ApiError::InvalidToken)?;
+        let user = users::by_session(&mut conn, claims.sub, claims.sid).await?.ok_or(ApiError::InvalidToken)?;
         if user.is_disabled() || user.session_epoch != claims.ep {
             return Err(ApiError::InvalidToken);
         }
-        Ok(Self(user))
+        Ok(Self { user, session_id: claims.sid })
+    }
+}
+
+/// The user of an `AuthSession`.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub User);
+
+impl FromRequestParts<ApiContext> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        AuthSession::from_request_parts(parts, ctx).await.map(|s| Self(s.user))
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Claims {
     pub typ: String,
     /// The user's session epoch when issued; a bump ends the token.
     pub ep: i32,
+    /// The session (refresh-token family) the token belongs to: revoking it
+    /// ends the token at once. Required, so no token outlives its session.
+    pub sid: Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,8 +74,8 @@ impl TokenKeys {
         self.ttl
     }
 
-    /// A signed token for `user_id` at session epoch `epoch`.
-    pub fn issue(&self, user_id: Uuid, epoch: i32) -> Result<String, jsonwebtoken::errors::Error> {
+    /// A signed token for `user_id` at session epoch `epoch`, in session `session_id`.
+    pub fn issue(&self, user_id: Uuid, epoch: i32, session_id: Uuid) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
@@ -82,6 +85,7 @@ impl TokenKeys {
             exp: now + self.ttl.as_secs() as i64,
             typ: TYPE_ACCESS.into(),
             ep: epoch,
+            sid: session_id,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
@@ -101,6 +105,7 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // `sid` is required by `Claims` itself: a token without one fails to decode.
         validation.leeway = 5;
         let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|_| InvalidToken)?;
         if data.claims.typ != TYPE_ACCESS {
@@ -129,17 +134,18 @@ mod tests {
     fn a_token_round_trips_and_carries_a_kid() {
         let keys = keys("s1");
         let user = Uuid::now_v7();
-        let token = keys.issue(user, 3).unwrap();
+        let session = Uuid::now_v7();
+        let token = keys.issue(user, 3, session).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(kid_of(&Secret::new("s1")).as_str()));
         let claims = keys.verify(&token).unwrap();
-        assert_eq!((claims.sub, claims.ep, claims.typ.as_str()), (user, 3, "access"));
+        assert_eq!((claims.sub, claims.ep, claims.sid, claims.typ.as_str()), (user, 3, session, "access"));
     }
 
     #[test]
     fn rotated_keys_still_verify_old_tokens_and_unknown_keys_do_not() {
         let old = keys("old-secret");
-        let token = old.issue(Uuid::now_v7(), 0).unwrap();
+        let token = old.issue(Uuid::now_v7(), 0, Uuid::now_v7()).unwrap();
         let rotated =
             TokenKeys::new(&Secret::new("new-secret"), &[Secret::new("old-secret")], Duration::from_secs(900));
         assert!(rotated.verify(&token).is_ok());
@@ -149,7 +155,7 @@ mod tests {
     #[test]
     fn tampered_expired_foreign_audience_and_alg_none_tokens_are_refused() {
         let keys = keys("s1");
-        let token = keys.issue(Uuid::now_v7(), 0).unwrap();
+        let token = keys.issue(Uuid::now_v7(), 0, Uuid::now_v7()).unwrap();
         let mut tampered = token.clone();
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
@@ -162,8 +168,11 @@ mod tests {
             header.kid = Some(kid.clone());
             jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"s1")).unwrap()
         };
-        let base = serde_json::json!({"sub": Uuid::now_v7(), "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60, "typ": "access", "ep": 0});
+        let base = serde_json::json!({"sub": Uuid::now_v7(), "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60, "typ": "access", "ep": 0, "sid": Uuid::now_v7()});
         assert!(keys.verify(&sign(base.clone())).is_ok());
+        let mut sessionless = base.clone();
+        sessionless.as_object_mut().unwrap().remove("sid");
+        assert_eq!(keys.verify(&sign(sessionless)), Err(InvalidToken), "a token without a session");
         for (field, value) in [
             ("exp", serde_json::json!(now - 60)),
             ("aud", serde_json::json!("someone-else")),

@@ -189,6 +189,12 @@ pub struct Config {
     #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value = "604800", value_parser = parse_secs)]
     pub refresh_token_ttl: Duration,
 
+    // Accounts (issue 8: account ownership).
+    /// Seconds after signup an account whose email was never proven is deleted
+    /// by the sweep (its address is then free for whoever owns it).
+    #[arg(long, env = "UNVERIFIED_ACCOUNT_TTL_SECS", default_value = "604800", value_parser = parse_secs)]
+    pub unverified_account_ttl: Duration,
+
     /// The longest wait between password tries for one identifier from one
     /// client IP, in seconds: after 5 failures the wait grows 1 s, 2 s, 4 s...
     /// up to this. (It no longer locks the identifier for everyone.)
@@ -414,6 +420,9 @@ impl Config {
         if self.access_token_ttl.is_zero() || self.refresh_token_ttl < self.access_token_ttl {
             return fail("ACCESS_TOKEN_TTL_SECS must be positive and at most REFRESH_TOKEN_TTL_SECS");
         }
+        if self.unverified_account_ttl < crate::otp::VALIDITY {
+            return fail("UNVERIFIED_ACCOUNT_TTL_SECS must be at least 600 (a signup code's validity)");
+        }
         if self.database_max_connections < 2 {
             return fail("DATABASE_MAX_CONNECTIONS must be at least 2");
         }
@@ -620,6 +629,14 @@ mod tests {
         assert_eq!(sized.worker_pool_size().unwrap(), 17, "8 + 8 handlers and the scheduler");
         let larger = parse(&["--worker-queues", "otp=2", "--scheduler=false", "--worker-database-max-connections=5"]);
         assert_eq!(larger.unwrap().worker_pool_size().unwrap(), 5);
+    }
+
+    #[test]
+    fn unproven_accounts_live_at_least_as_long_as_their_signup_code() {
+        assert_eq!(parse(&[]).unwrap().unverified_account_ttl, Duration::from_secs(7 * 24 * 3600));
+        let err = parse(&["--unverified-account-ttl", "60"]).unwrap_err();
+        assert!(err.to_string().contains("UNVERIFIED_ACCOUNT_TTL_SECS"), "{err}");
+        assert!(parse(&["--unverified-account-ttl", "600"]).is_ok());
     }
 
     #[test]

@@ -43,27 +43,36 @@ impl std::fmt::Debug for RefreshToken {
     }
 }
 
+/// A login session: its id (the refresh-token family, named by the `sid` of
+/// its access tokens) and its first refresh token.
+#[derive(Debug)]
+pub struct Session {
+    pub id: Uuid,
+    pub token: RefreshToken,
+}
+
 /// Starts a new family for `user_id` that ends `lifetime` from now.
-pub async fn start(conn: &mut PgConnection, user_id: Uuid, lifetime: Duration) -> Result<RefreshToken, sqlx::Error> {
+pub async fn start(conn: &mut PgConnection, user_id: Uuid, lifetime: Duration) -> Result<Session, sqlx::Error> {
     let token = RefreshToken::generate();
+    let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
     )
     .bind(Uuid::now_v7())
     .bind(user_id)
-    .bind(Uuid::now_v7())
+    .bind(id)
     .bind(token.digest())
     .bind(lifetime.as_secs_f64())
     .execute(conn)
     .await?;
-    Ok(token)
+    Ok(Session { id, token })
 }
 
 #[derive(Debug)]
 pub enum Rotation {
-    /// The token was live: here is its successor, in the same family.
-    Rotated { user_id: Uuid, token: RefreshToken },
+    /// The token was live: here is its successor, in the same family (session).
+    Rotated { user_id: Uuid, family_id: Uuid, token: RefreshToken },
     /// The token had been used before: its family is now revoked.
     Reused { user_id: Uuid, family_id: Uuid },
     /// The token was spent by a refresh a moment ago (two requests racing):
@@ -125,7 +134,7 @@ pub async fn rotate(conn: &mut PgConnection, token: &RefreshToken) -> Result<Rot
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(Rotation::Rotated { user_id, token: next })
+    Ok(Rotation::Rotated { user_id, family_id, token: next })
 }
 
 async fn revoke_family(conn: &mut PgConnection, family_id: Uuid) -> Result<(), sqlx::Error> {
@@ -134,6 +143,19 @@ async fn revoke_family(conn: &mut PgConnection, family_id: Uuid) -> Result<(), s
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+/// Logout of the session `session_id` of `user_id` (access tokens naming it
+/// stop at once).
+pub async fn end_session(conn: &mut PgConnection, user_id: Uuid, session_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected() > 0)
 }
 
 /// Logout: revokes the family of `token` if it belongs to `user_id`.

@@ -72,8 +72,21 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
 }
 
-/// Inserts a user; duplicates are told apart by constraint name.
+/// Inserts a user; duplicates are told apart by constraint name. A phone only
+/// counts as taken when another account proved it: an unverified phone typed
+/// by someone else must not block its owner.
 pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<User, UserError> {
+    if let Some(phone) = new.phone {
+        let taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE phone = $1 AND phone_verified_at IS NOT NULL)",
+        )
+        .bind(phone.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        if taken {
+            return Err(UserError::PhoneTaken);
+        }
+    }
     let sql = format!(
         "INSERT INTO users (id, name, email, phone, password_hash) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
     );
@@ -87,7 +100,6 @@ pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<User, U
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.constraint() == Some("users_email_key") => UserError::EmailTaken,
-            sqlx::Error::Database(d) if d.constraint() == Some("users_phone_key") => UserError::PhoneTaken,
             _ => UserError::Database(e),
         })
 }
@@ -97,25 +109,238 @@ pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sq
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
 }
 
+/// The account a contact names. Several accounts may hold one phone while it
+/// is unverified: the one that proved it comes first, then accounts with a
+/// proven email (only they can prove a phone), latest claim first. Callers
+/// that need a proven contact check it themselves.
 pub async fn by_contact(conn: &mut PgConnection, contact: &Contact) -> Result<Option<User>, sqlx::Error> {
-    let column = match contact {
-        Contact::Email(_) => "email",
-        Contact::Phone(_) => "phone",
+    let sql = match contact {
+        Contact::Email(_) => format!("SELECT {COLUMNS} FROM users WHERE email = $1"),
+        Contact::Phone(_) => format!(
+            "SELECT {COLUMNS} FROM users WHERE phone = $1
+             ORDER BY phone_verified_at IS NULL, email_verified_at IS NULL, created_at DESC LIMIT 1"
+        ),
     };
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE {column} = $1");
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(contact.as_str()).fetch_optional(conn).await
 }
 
-/// Marks `contact` verified for its user.
-pub async fn mark_verified(conn: &mut PgConnection, contact: &Contact) -> Result<Option<User>, sqlx::Error> {
-    let (column, key) = match contact {
-        Contact::Email(_) => ("email_verified_at", "email"),
-        Contact::Phone(_) => ("phone_verified_at", "phone"),
-    };
+/// The user behind an access token, provided the token's session (its
+/// refresh-token family) still has a live token: one query on the request path,
+/// so a logout or a reuse revocation ends the session's access tokens at once.
+pub async fn by_session(conn: &mut PgConnection, id: Uuid, session: Uuid) -> Result<Option<User>, sqlx::Error> {
     let sql = format!(
-        "UPDATE users SET {column} = coalesce({column}, now()), updated_at = now() WHERE {key} = $1 RETURNING {COLUMNS}"
+        "SELECT {COLUMNS} FROM users u WHERE id = $1 AND EXISTS (
+             SELECT 1 FROM refresh_tokens t
+             WHERE t.family_id = $2 AND t.user_id = u.id AND t.revoked_at IS NULL AND t.expires_at > now())"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(contact.as_str()).fetch_optional(conn).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(session).fetch_optional(conn).await
+}
+
+/// Reads a user and locks the row for the rest of the transaction.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1 FOR UPDATE");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+}
+
+/// Whoever proves an email owns the account. On the first proof of `email`
+/// for user `id` (whose row the caller locked), everything set before it by
+/// whoever typed the email stops working: the password and the (unverified)
+/// phone given at signup, and every session. `knows_password`: the prover
+/// also gave the signup password, so they are whoever signed up, and the
+/// password and phone are theirs to keep. Later proofs change nothing. Run in
+/// the transaction that redeemed the proof.
+pub async fn prove_email(
+    conn: &mut PgConnection,
+    id: Uuid,
+    email: &Email,
+    knows_password: bool,
+) -> Result<Option<EmailProof>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE users SET
+             email_verified_at = now(),
+             password_hash = CASE WHEN $3 THEN password_hash END,
+             phone = CASE WHEN $3 THEN phone END,
+             phone_verified_at = CASE WHEN $3 THEN phone_verified_at END,
+             session_epoch = session_epoch + 1,
+             updated_at = now()
+         WHERE id = $1 AND email = $2 AND email_verified_at IS NULL
+         RETURNING {COLUMNS}"
+    );
+    let claimed: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(email.as_str())
+        .bind(knows_password)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(user) = claimed {
+        crate::sessions::end_all(conn, id).await?;
+        return Ok(Some(EmailProof::Claimed(user)));
+    }
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1 AND email = $2");
+    let user: Option<User> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(email.as_str()).fetch_optional(conn).await?;
+    Ok(user.map(EmailProof::AlreadyProven))
+}
+
+/// What proving an email did.
+#[derive(Debug)]
+pub enum EmailProof {
+    /// The first proof: earlier password, phone and sessions are gone.
+    Claimed(User),
+    /// Proven before; nothing changed.
+    AlreadyProven(User),
+}
+
+impl EmailProof {
+    pub fn user(self) -> User {
+        match self {
+            Self::Claimed(u) | Self::AlreadyProven(u) => u,
+        }
+    }
+}
+
+/// What proving a phone did.
+#[derive(Debug)]
+pub enum PhoneProof {
+    /// Verified on this account; `taken_from` unverified holders lost it.
+    Proven { user: User, taken_from: u64 },
+    /// The account's email is not proven yet, so the account has no owner to
+    /// give the phone to; nothing changed.
+    EmailNotProven,
+    /// Another account proved this phone first.
+    Taken,
+}
+
+/// Namespace of the advisory locks `prove_phone` takes ("PHON").
+const PHONE_PROOF_LOCK: i32 = 0x5048_4f4e;
+
+/// Proves `phone` for user `id`: the phone is verified on that account and
+/// taken, in the same transaction, from every other account holding it
+/// unverified. `None` when the account no longer holds this phone.
+pub async fn prove_phone(conn: &mut PgConnection, id: Uuid, phone: &Phone) -> Result<Option<PhoneProof>, sqlx::Error> {
+    // Two accounts proving one phone at once would each lock its own row and
+    // then wait for the other's: take turns per phone instead of deadlocking.
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(PHONE_PROOF_LOCK)
+        .bind(phone.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let Some(user) = lock(conn, id).await?.filter(|u| u.phone.as_deref() == Some(phone.as_str())) else {
+        return Ok(None);
+    };
+    if user.email_verified_at.is_none() {
+        return Ok(Some(PhoneProof::EmailNotProven));
+    }
+    if user.phone_verified_at.is_some() {
+        return Ok(Some(PhoneProof::Proven { user, taken_from: 0 }));
+    }
+    let taken: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE phone = $1 AND phone_verified_at IS NOT NULL AND id <> $2)",
+    )
+    .bind(phone.as_str())
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if taken {
+        return Ok(Some(PhoneProof::Taken));
+    }
+    let taken_from = sqlx::query(
+        "UPDATE users SET phone = NULL, updated_at = now()
+         WHERE phone = $1 AND id <> $2 AND phone_verified_at IS NULL",
+    )
+    .bind(phone.as_str())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let sql =
+        format!("UPDATE users SET phone_verified_at = now(), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}");
+    let proven = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(conn).await;
+    match proven {
+        Ok(user) => Ok(Some(PhoneProof::Proven { user, taken_from })),
+        // Another account proved it concurrently: the unique index decided.
+        Err(sqlx::Error::Database(d)) if d.constraint() == Some("users_verified_phone_key") => {
+            Ok(Some(PhoneProof::Taken))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What `make_admin` found.
+#[derive(Debug)]
+pub enum Promotion {
+    Created(User),
+    /// The account existed: it now holds only what the operator set.
+    Promoted(User),
+}
+
+/// The operator's word (`lockers-admin create-admin`): `email` belongs to an
+/// admin whose password is `hash`. An existing account under that email may
+/// have been registered by anyone, so promoting it leaves nothing set by
+/// someone else working: the password is replaced, every session ends, the
+/// email counts as proven (the operator vouches for it) and a phone is kept
+/// only if it was proven on an account whose email was proven before.
+pub async fn make_admin(
+    conn: &mut PgConnection,
+    name: &Name,
+    email: &Email,
+    hash: &str,
+) -> Result<Promotion, sqlx::Error> {
+    let sql = format!(
+        "UPDATE users SET
+             role = 'admin',
+             name = $2,
+             password_hash = $3,
+             email_verified_at = coalesce(email_verified_at, now()),
+             phone = CASE WHEN email_verified_at IS NOT NULL AND phone_verified_at IS NOT NULL THEN phone END,
+             phone_verified_at = CASE WHEN email_verified_at IS NOT NULL THEN phone_verified_at END,
+             session_epoch = session_epoch + 1,
+             updated_at = now()
+         WHERE email = $1 RETURNING {COLUMNS}"
+    );
+    let promoted: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(email.as_str())
+        .bind(name.as_str())
+        .bind(hash)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(user) = promoted {
+        crate::sessions::end_all(conn, user.id).await?;
+        return Ok(Promotion::Promoted(user));
+    }
+    let sql = format!(
+        "INSERT INTO users (id, name, email, password_hash, role, email_verified_at)
+         VALUES ($1, $2, $3, $4, 'admin', now()) RETURNING {COLUMNS}"
+    );
+    let user = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(Uuid::now_v7())
+        .bind(name.as_str())
+        .bind(email.as_str())
+        .bind(hash)
+        .fetch_one(conn)
+        .await?;
+    Ok(Promotion::Created(user))
+}
+
+/// Deletes accounts whose email was never proven within `ttl` of their signup
+/// (as of `now`). Accounts with exchanges or bills on record are kept (those
+/// rows reference them), though an unproven account cannot make one.
+pub async fn delete_unproven(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    ttl: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM users u
+         WHERE email_verified_at IS NULL AND created_at < $1 - make_interval(secs => $2)
+           AND NOT EXISTS (SELECT 1 FROM items i WHERE i.sender_id = u.id)
+           AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.user_id = u.id)",
+    )
+    .bind(now)
+    .bind(ttl.as_secs_f64())
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected())
 }
 
 /// Sets a new password hash and ends every outstanding access token.

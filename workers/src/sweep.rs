@@ -34,6 +34,15 @@ pub async fn sweep(job: Sweep, state: Data<Arc<WorkerState>>) -> Result<(), BoxD
     let config = &state.config;
     let lease = [Queue::Otp, Queue::Notify].map(|q| config.job_timeouts.get(q)).into_iter().max().unwrap_or_default();
     let settled = notifications::settle_abandoned(&state.pool, lease + config.job_rescue_after).await?;
-    tracing::info!(codes, tokens, unknown = settled.unknown, expired = settled.expired, "sweep done");
+    let accounts = sweep_unproven_accounts(&job, &state).await?;
+    tracing::info!(codes, tokens, accounts, unknown = settled.unknown, expired = settled.expired, "sweep done");
     Ok(())
+}
+
+/// Deletes accounts whose email was never proven within `UNVERIFIED_ACCOUNT_TTL_SECS`,
+/// so an address typed by a stranger does not stay taken.
+async fn sweep_unproven_accounts(job: &Sweep, state: &WorkerState) -> Result<u64, BoxDynError> {
+    let at = chrono::DateTime::from_timestamp(job.at, 0).ok_or("sweep time out of range")?;
+    let mut conn = state.pool.acquire().await?;
+    Ok(lockers_core::users::delete_unproven(&mut conn, at, state.config.unverified_account_ttl).await?)
 }

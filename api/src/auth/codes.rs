@@ -21,7 +21,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::tokens::{TokenPair, issue_tokens};
-use super::{UserView, blocking, limit_ip, limited, parse_identifier};
+use super::{UserView, blocking, limit_ip, limited, ownership, parse_identifier};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{Caller, ClientIp};
@@ -53,6 +53,8 @@ pub struct IdentifierBody {
 pub struct CodeBody {
     identifier: String,
     code: String,
+    /// Verification only: the account's password, kept when an email is first proven.
+    password: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -250,19 +252,12 @@ async fn request_code(
     Ok(if sms_paused { accepted_by_email() } else { accepted() })
 }
 
-fn not_yet_verified(user: &User, contact: &Contact) -> bool {
-    match contact {
-        Contact::Email(_) => user.email_verified_at.is_none(),
-        Contact::Phone(_) => user.phone_verified_at.is_none(),
-    }
-}
-
 pub async fn request_verification(
     State(ctx): State<ApiContext>,
     ip: ClientIp,
     AppJson(body): AppJson<IdentifierBody>,
 ) -> Result<(StatusCode, AppJson<Value>)> {
-    request_code(&ctx, ip, &body.identifier, Purpose::Verify, not_yet_verified).await
+    request_code(&ctx, ip, &body.identifier, Purpose::Verify, ownership::may_request_verification).await
 }
 
 pub async fn request_login_code(
@@ -270,7 +265,7 @@ pub async fn request_login_code(
     ip: ClientIp,
     AppJson(body): AppJson<IdentifierBody>,
 ) -> Result<(StatusCode, AppJson<Value>)> {
-    request_code(&ctx, ip, &body.identifier, Purpose::Login, |_, _| true).await
+    request_code(&ctx, ip, &body.identifier, Purpose::Login, ownership::may_request_login).await
 }
 
 pub async fn request_reset(
@@ -278,7 +273,7 @@ pub async fn request_reset(
     ip: ClientIp,
     AppJson(body): AppJson<IdentifierBody>,
 ) -> Result<(StatusCode, AppJson<Value>)> {
-    request_code(&ctx, ip, &body.identifier, Purpose::Reset, |_, _| true).await
+    request_code(&ctx, ip, &body.identifier, Purpose::Reset, ownership::may_request_login).await
 }
 
 /// Begins a transaction and redeems the code in it. On rejection the counted
@@ -310,12 +305,13 @@ async fn begin_redeemed(
 pub async fn verify(
     State(ctx): State<ApiContext>,
     ip: ClientIp,
+    Caller(actor): Caller,
     AppJson(body): AppJson<CodeBody>,
 ) -> Result<AppJson<UserView>> {
     limit_ip(&ctx, ip).await?;
     let contact = parse_identifier(&body.identifier)?;
-    let (mut tx, _) = begin_redeemed(&ctx, ip, Purpose::Verify, &contact, &body.code).await?;
-    let user = users::mark_verified(&mut tx, &contact).await?.ok_or_else(invalid_code)?;
+    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Verify, &contact, &body.code).await?;
+    let user = ownership::prove(&mut tx, &ctx, &actor, &contact, subject.user_id, body.password).await?;
     tx.commit().await?;
     Ok(AppJson(user.into()))
 }
@@ -330,10 +326,10 @@ pub async fn login_with_code(
     limit_ip(&ctx, ip).await?;
     let contact = parse_identifier(&body.identifier)?;
     let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Login, &contact, &body.code).await?;
-    let user = users::mark_verified(&mut tx, &contact).await?.filter(|u| Some(u.id) == subject.user_id);
-    let Some(user) = user.filter(|u| !u.is_disabled()) else {
+    let user = ownership::prove(&mut tx, &ctx, &actor, &contact, subject.user_id, None).await?;
+    if user.is_disabled() {
         return Err(invalid_code());
-    };
+    }
     let pair = issue_tokens(&mut tx, &ctx, &user).await?;
     let actor = audit::Actor { user_id: Some(user.id), ..actor };
     super::audit_event(&mut tx, &actor, "auth.otp_login", user.id, None).await?;
@@ -356,9 +352,7 @@ pub async fn reset_password(
         .await?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))?;
     let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Reset, &contact, &body.code).await?;
-    let Some(user_id) = subject.user_id else {
-        return Err(invalid_code());
-    };
+    let user_id = ownership::prove(&mut tx, &ctx, &actor, &contact, subject.user_id, None).await?.id;
     users::set_password(&mut tx, user_id, &hash).await?;
     sessions::end_all(&mut tx, user_id).await?;
     let actor = audit::Actor { user_id: Some(user_id), ..actor };

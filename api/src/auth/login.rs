@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::tokens::{TokenPair, issue_tokens};
-use super::{audit_event, blocking, limit_ip, limited};
+use super::{audit_event, blocking, limit_ip, limited, ownership};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{Caller, ClientIp};
@@ -156,8 +156,10 @@ impl Throttle {
 }
 
 /// One answer for every failure (unknown account, wrong password, disabled
-/// account, malformed identifier); an unknown account costs the same Argon2
-/// work as a wrong password. Tries are limited by [`Throttle`].
+/// account, malformed identifier, unproven phone); an unknown account costs
+/// the same Argon2 work as a wrong password. Tries are limited by
+/// [`Throttle`]. The right password of an account whose email was never
+/// proven answers `403 email_not_verified`.
 async fn authenticate(
     ctx: &ApiContext,
     ip: ClientIp,
@@ -170,7 +172,9 @@ async fn authenticate(
     let throttle = Throttle::admit(ctx, ip, contact.as_ref(), identifier).await?;
 
     let user = match &contact {
-        Some(contact) => users::by_contact(&mut *ctx.db.acquire().await?, contact).await?,
+        Some(contact) => users::by_contact(&mut *ctx.db.acquire().await?, contact)
+            .await?
+            .filter(|u| ownership::identifies_for_login(u, contact)),
         None => None,
     };
     let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -178,6 +182,11 @@ async fn authenticate(
         password.len() <= MAX_PASSWORD_BYTES && blocking(ctx, move || password::verify(&password, &hash)).await?;
 
     match user {
+        // Only after the password proved right, so this cannot reveal accounts.
+        Some(user) if password_ok && !user.is_disabled() && user.email_verified_at.is_none() => {
+            throttle.succeeded(ctx).await;
+            Err(ownership::email_not_verified())
+        }
         Some(user) if password_ok && !user.is_disabled() => {
             throttle.succeeded(ctx).await;
             let mut tx = ctx.db.begin().await?;

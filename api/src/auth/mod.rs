@@ -3,6 +3,7 @@
 
 mod codes;
 mod login;
+mod ownership;
 mod signup;
 mod tokens;
 

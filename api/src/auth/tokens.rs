@@ -7,11 +7,12 @@ use lockers_core::sessions::{self, RefreshToken, Rotation};
 use lockers_core::users::{self, User};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::{UserView, limit_ip};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
-use crate::extract::{AuthUser, Caller, ClientIp};
+use crate::extract::{AuthSession, AuthUser, Caller, ClientIp};
 
 #[derive(Debug, Serialize)]
 pub struct TokenPair {
@@ -31,20 +32,22 @@ fn invalid_refresh_token() -> ApiError {
     ApiError::AuthFailed { code: "invalid_refresh_token", message: "the refresh token is invalid, expired or used" }
 }
 
-fn access_token(ctx: &ApiContext, user: &User) -> Result<String> {
-    ctx.tokens.issue(user.id, user.session_epoch).map_err(|e| ApiError::Internal(anyhow::anyhow!("JWT: {e}")))
+fn access_token(ctx: &ApiContext, user: &User, session_id: Uuid) -> Result<String> {
+    ctx.tokens
+        .issue(user.id, user.session_epoch, session_id)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("JWT: {e}")))
 }
 
 /// Starts a session for `user` in the caller's transaction.
 pub async fn issue_tokens(conn: &mut PgConnection, ctx: &ApiContext, user: &User) -> Result<TokenPair> {
-    let refresh = sessions::start(conn, user.id, ctx.config.refresh_token_ttl).await?;
-    pair(ctx, user, &refresh)
+    let session = sessions::start(conn, user.id, ctx.config.refresh_token_ttl).await?;
+    pair(ctx, user, session.id, &session.token)
 }
 
-/// A fresh access token for `user` alongside `refresh`.
-fn pair(ctx: &ApiContext, user: &User, refresh: &RefreshToken) -> Result<TokenPair> {
+/// A fresh access token for `user` in session `session_id`, alongside `refresh`.
+fn pair(ctx: &ApiContext, user: &User, session_id: Uuid, refresh: &RefreshToken) -> Result<TokenPair> {
     Ok(TokenPair {
-        access_token: access_token(ctx, user)?,
+        access_token: access_token(ctx, user, session_id)?,
         refresh_token: refresh.expose().to_owned(),
         token_type: "bearer",
         expires_in: ctx.tokens.ttl().as_secs(),
@@ -63,12 +66,12 @@ pub async fn refresh(
     let token = RefreshToken::from_client(&body.refresh_token).ok_or_else(invalid_refresh_token)?;
     let mut tx = ctx.db.begin().await?;
     match sessions::rotate(&mut tx, &token).await? {
-        Rotation::Rotated { user_id, token } => {
+        Rotation::Rotated { user_id, family_id, token } => {
             let user = users::by_id(&mut tx, user_id).await?.filter(|u| !u.is_disabled());
             let Some(user) = user else {
                 return Err(invalid_refresh_token());
             };
-            let pair = pair(&ctx, &user, &token)?;
+            let pair = pair(&ctx, &user, family_id, &token)?;
             tx.commit().await?;
             Ok(AppJson(pair))
         }
@@ -87,18 +90,21 @@ pub async fn refresh(
     }
 }
 
-/// Ends the session the refresh token belongs to. Idempotent.
+/// Ends the caller's session (the one its access token names, whose access
+/// tokens stop at once) and the session the refresh token belongs to.
+/// Idempotent.
 pub async fn logout(
     State(ctx): State<ApiContext>,
-    AuthUser(user): AuthUser,
+    AuthSession { user, session_id }: AuthSession,
     Caller(actor): Caller,
     AppJson(body): AppJson<RefreshBody>,
 ) -> Result<StatusCode> {
-    let Some(token) = RefreshToken::from_client(&body.refresh_token) else {
-        return Ok(StatusCode::NO_CONTENT);
-    };
     let mut tx = ctx.db.begin().await?;
-    if sessions::end(&mut tx, user.id, &token).await? {
+    let mut ended = sessions::end_session(&mut tx, user.id, session_id).await?;
+    if let Some(token) = RefreshToken::from_client(&body.refresh_token) {
+        ended |= sessions::end(&mut tx, user.id, &token).await?;
+    }
+    if ended {
         let actor = audit::Actor { user_id: Some(user.id), ..actor };
         super::audit_event(&mut tx, &actor, "auth.logout", user.id, None).await?;
     }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use lockers_core::config::Config;
 use lockers_core::contact::Email;
 use lockers_core::password::{self, Password};
+use lockers_core::users::{self, Name, Promotion};
 use lockers_core::{audit, db, jobs, telemetry};
 use uuid::Uuid;
 
@@ -22,7 +23,8 @@ enum Command {
     /// Create the database if missing and apply every migration.
     Migrate,
     /// Create an admin account (password read from standard input), or make an
-    /// existing account an admin.
+    /// existing account an admin with that password (its old password and
+    /// sessions end; its email counts as proven).
     CreateAdmin {
         #[arg(long)]
         email: String,
@@ -113,20 +115,14 @@ async fn run_jobs_command(pool: &sqlx::PgPool, command: JobsCommand) -> anyhow::
     Ok(())
 }
 
+/// Creates the admin, or promotes the account already registered under the
+/// email. Either way the password is the one read from standard input: an
+/// existing account may have been registered by a stranger, so promotion
+/// replaces its password, ends its sessions and marks the email proven (the
+/// operator vouches for it); see `users::make_admin`.
 async fn create_admin(pool: &sqlx::PgPool, email: &str, name: &str) -> anyhow::Result<()> {
     let email = Email::parse(email).context("--email is not a valid email address")?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        bail!("--name must be 1 to 100 characters");
-    }
-    let existing: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email.as_str()).fetch_optional(pool).await?;
-    if let Some(id) = existing {
-        sqlx::query("UPDATE users SET role = 'admin', updated_at = now() WHERE id = $1").bind(id).execute(pool).await?;
-        audit(pool, id, "user.promote_admin").await?;
-        println!("{email} already had an account; it is now an admin (password unchanged)");
-        return Ok(());
-    }
+    let name = Name::parse(name).context("--name must be 1 to 100 characters")?;
     eprintln!("password for {email} (one line on standard input):");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("Failed to read the password")?;
@@ -134,32 +130,46 @@ async fn create_admin(pool: &sqlx::PgPool, email: &str, name: &str) -> anyhow::R
     let hash = tokio::task::spawn_blocking(move || password::hash(&password))
         .await?
         .map_err(|e| anyhow::anyhow!("Failed to hash the password: {e}"))?;
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO users (id, name, email, password_hash, role, email_verified_at)
-         VALUES ($1, $2, $3, $4, 'admin', now())",
-    )
-    .bind(id)
-    .bind(name)
-    .bind(email.as_str())
-    .bind(hash)
-    .execute(pool)
-    .await?;
-    audit(pool, id, "user.create_admin").await?;
-    println!("admin {email} created (id {id})");
+    let mut tx = pool.begin().await?;
+    match users::make_admin(&mut tx, &name, &email, &hash).await? {
+        Promotion::Created(user) => {
+            audit(&mut tx, user.id, "user.create_admin", None).await?;
+            tx.commit().await?;
+            println!("admin {email} created (id {})", user.id);
+        }
+        Promotion::Promoted(user) => {
+            let reset = serde_json::json!(["password", "sessions", "unproven_phone"]);
+            audit(&mut tx, user.id, "user.promote_admin", Some(reset)).await?;
+            tx.commit().await?;
+            println!(
+                "{email} already had an account (id {}); it is now an admin with the password just given: \
+                 its previous password and every session have ended",
+                user.id
+            );
+        }
+    }
     Ok(())
 }
 
 /// CLI actions are audited with no actor: the operator acts as the system.
-async fn audit(pool: &sqlx::PgPool, user_id: Uuid, action: &str) -> anyhow::Result<()> {
+async fn audit(
+    conn: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    action: &str,
+    reset: Option<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let mut after = serde_json::json!({ "role": "admin", "via": "lockers-admin" });
+    if let Some(reset) = reset {
+        after["reset"] = reset;
+    }
     let entry = audit::Entry {
         action,
         target_type: "user",
         target_id: Some(user_id.to_string()),
         before: None,
-        after: Some(serde_json::json!({ "role": "admin", "via": "lockers-admin" })),
+        after: Some(after),
     };
-    audit::record(&mut *pool.acquire().await?, &audit::Actor::default(), entry).await?;
+    audit::record(conn, &audit::Actor::default(), entry).await?;
     Ok(())
 }
 

@@ -106,3 +106,70 @@ async fn jobs_failed_lists_dead_jobs_and_jobs_retry_queues_one_again() {
     assert!(!out.status.success(), "a job that is not dead is not retried");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no dead job"));
 }
+
+#[tokio::test]
+async fn create_admin_on_an_account_a_stranger_registered_leaves_none_of_the_strangers_credentials_working() {
+    use serde_json::{Value, json};
+    let stack = crate::harness::Stack::spawn(&[]).await;
+    let (email, stranger_password) = ("boss@company.example", "the strangers own words");
+    // The stranger registers the boss's address first, with a phone, and (say, through
+    // an old alias forwarding the boss's mail) proves it and logs in.
+    let body =
+        json!({ "name": "Not the boss", "email": email, "phone": "+14155550123", "password": stranger_password });
+    assert_eq!(stack.post("/api/v1/auth/signup", &body).await.status(), 201);
+    let code = stack.email_code(email, 1).await;
+    let verify = json!({ "identifier": email, "code": code, "password": stranger_password });
+    assert_eq!(stack.post("/api/v1/auth/verify", &verify).await.status(), 200);
+    let stack = &stack;
+    let login = |password: &str| {
+        let body = json!({ "identifier": email, "password": password });
+        async move { stack.post("/api/v1/auth/login", &body).await }
+    };
+    let tokens: Value = login(stranger_password).await.json().await.unwrap();
+    let (access, refresh) = (tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
+
+    let out = admin(&stack.app, &["create-admin", "--email", email, "--name", "Boss"], "the operators passphrase\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already had an account"));
+
+    assert_eq!(login(stranger_password).await.status(), 401, "the stranger's password is gone");
+    let refreshed = stack.post("/api/v1/auth/refresh", &json!({ "refresh_token": refresh })).await;
+    assert_eq!(refreshed.status(), 401, "the stranger's session is gone");
+    assert_eq!(stack.get_as("/api/v1/auth/me", access).await.status(), 401, "the stranger's access token is refused");
+
+    let boss = login("the operators passphrase").await;
+    assert_eq!(boss.status(), 200);
+    let boss: Value = boss.json().await.unwrap();
+    let me: Value = stack.get_as("/api/v1/auth/me", boss["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(
+        (me["role"].as_str(), me["name"].as_str(), me["email_verified"].as_bool()),
+        (Some("admin"), Some("Boss"), Some(true))
+    );
+    assert!(me["phone"].is_null(), "the unproven phone the stranger typed is dropped: {me}");
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'user.promote_admin'")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+}
+
+#[tokio::test]
+async fn create_admin_on_an_address_a_stranger_pre_registered_gives_the_account_to_the_operator() {
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    let email = "boss@company.example";
+    let body = json!({ "name": "Not the boss", "email": email, "password": "the strangers own words" });
+    assert_eq!(app.post("/api/v1/auth/signup", &body).await.status(), 201);
+
+    let out = admin(&app, &["create-admin", "--email", email, "--name", "Boss"], "the operators passphrase\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let login = |password: &'static str| {
+        let body = json!({ "identifier": email, "password": password });
+        let app = &app;
+        async move { app.post("/api/v1/auth/login", &body).await.status() }
+    };
+    assert_eq!(login("the strangers own words").await, 401);
+    assert_eq!(login("the operators passphrase").await, 200, "the operator vouched for the email");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(users, 1);
+}

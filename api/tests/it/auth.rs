@@ -27,9 +27,30 @@ async fn login(stack: &Stack, identifier: &str, password: &str) -> reqwest::Resp
     stack.post("/api/v1/auth/login", &json!({ "identifier": identifier, "password": password })).await
 }
 
-/// Signs up and logs in; returns (user id, access token, refresh token).
+/// Proves `email` with the code of its `n`th message, giving the password so it is kept.
+async fn prove_email(stack: &Stack, email: &str, n: usize) -> Value {
+    let code = stack.email_code(email, n).await;
+    let body = json!({ "identifier": email, "code": code, "password": PASSWORD });
+    let response = stack.post("/api/v1/auth/verify", &body).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Signs up and proves the email (and the phone, when given, by its first SMS), as the owner would.
+async fn verified(stack: &Stack, email: &str, phone: Option<&str>) -> Value {
+    let user = signup(stack, email, phone).await;
+    prove_email(stack, email, 1).await;
+    if let Some(phone) = phone {
+        let code = stack.sms_code(phone, 1).await;
+        let response = stack.post("/api/v1/auth/verify", &json!({ "identifier": phone, "code": code })).await;
+        assert_eq!(response.status(), 200);
+    }
+    user
+}
+
+/// Signs up, proves the email and logs in; returns (user id, access token, refresh token).
 async fn logged_in(stack: &Stack, email: &str) -> (String, String, String) {
-    let user = signup(stack, email, None).await;
+    let user = verified(stack, email, None).await;
     let tokens: Value = login(stack, email, PASSWORD).await.json().await.unwrap();
     (
         user["id"].as_str().unwrap().to_owned(),
@@ -43,6 +64,13 @@ async fn make_admin(stack: &Stack, email: &str) -> String {
     sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1::uuid").bind(&id).execute(&stack.pool).await.unwrap();
     let tokens: Value = login(stack, email, PASSWORD).await.json().await.unwrap();
     tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The (unverified) claims of a JWT, as a client could read them.
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 async fn error_code(response: reqwest::Response) -> (u16, String) {
@@ -74,7 +102,10 @@ async fn signup_sends_codes_by_email_and_sms_and_each_verifies_its_contact() {
     assert!(mail.data.contains("multipart/alternative") && mail.data.contains("text/html"), "text and HTML parts");
     assert_eq!(mail.from, "no-reply@lockers.test");
 
-    let verified = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": email_code })).await;
+    // The client that signed up gives the password along, so it (and the phone) stay.
+    let verified = stack
+        .post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": email_code, "password": PASSWORD }))
+        .await;
     assert_eq!(verified.status(), 200);
     assert_eq!(verified.json::<Value>().await.unwrap()["email_verified"], true);
     let verified: Value = stack
@@ -126,9 +157,10 @@ async fn signup_refuses_bad_input_with_stable_codes_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_duplicate_email_or_phone_is_a_409_with_its_own_code() {
+async fn a_duplicate_email_or_verified_phone_is_a_409_with_its_own_code() {
     let stack = Stack::spawn(&[]).await;
-    signup(&stack, EMAIL, Some(PHONE)).await;
+    // A phone is taken once proven (an unverified one blocks nobody: see the squatting test).
+    verified(&stack, EMAIL, Some(PHONE)).await;
     let same_email = json!({ "name": "B", "email": "ASHA@example.com", "password": PASSWORD });
     assert_eq!(error_code(stack.post("/api/v1/auth/signup", &same_email).await).await, (409, "email_taken".into()));
     let same_phone = json!({ "name": "B", "email": "b@example.com", "phone": PHONE, "password": PASSWORD });
@@ -163,9 +195,10 @@ async fn code_requests_answer_the_same_for_known_and_unknown_contacts() {
         assert!(answers.iter().all(|a| *a == answers[0]), "{path}: {answers:?}");
         assert_eq!(answers[0].0, 202);
     }
-    // Known contacts got their codes (email: signup + 3; phone: signup + 3), unknown ones nothing.
+    // Known contacts got their codes (email: signup + 3), unknown ones nothing. A phone not
+    // yet proven names no account (several may hold it), so it only got its signup code.
     assert!(
-        eventually(Duration::from_secs(10), || async { stack.sent_to(EMAIL) == 4 && stack.sent_to(PHONE) == 4 }).await
+        eventually(Duration::from_secs(10), || async { stack.sent_to(EMAIL) == 4 && stack.sent_to(PHONE) == 1 }).await
     );
     assert_eq!(stack.sent_to("nobody@example.com") + stack.sent_to("+919000000001"), 0);
     assert_eq!(
@@ -196,7 +229,7 @@ async fn at_most_five_codes_per_contact_per_ten_minutes_known_or_not() {
 #[tokio::test]
 async fn login_returns_a_token_pair_that_opens_me() {
     let stack = Stack::spawn(&[]).await;
-    signup(&stack, EMAIL, Some(PHONE)).await;
+    verified(&stack, EMAIL, Some(PHONE)).await;
     for identifier in [EMAIL, PHONE] {
         let response = login(&stack, identifier, PASSWORD).await;
         assert_eq!(response.status(), 200);
@@ -309,7 +342,9 @@ async fn expired_tampered_foreign_and_unsigned_access_tokens_are_refused() {
     let secret = stack.config.jwt_secret.as_ref().unwrap().expose().as_bytes().to_vec();
     let kid = jsonwebtoken::decode_header(&access).unwrap().kid.unwrap();
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({ "sub": id, "iss": "lockers", "aud": "lockers-api", "iat": now, "exp": now + 600, "typ": "access", "ep": 0 });
+    let sid = claims_of(&access)["sid"].clone();
+    // Epoch 1: proving the email started a new epoch.
+    let claims = json!({ "sub": id, "iss": "lockers", "aud": "lockers-api", "iat": now, "exp": now + 600, "typ": "access", "ep": 1, "sid": sid });
     let sign = |claims: &Value, key: &[u8]| {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(kid.clone());
@@ -336,6 +371,12 @@ async fn expired_tampered_foreign_and_unsigned_access_tokens_are_refused() {
         ("refresh type", sign(&with("typ", json!("refresh")), &secret)),
         ("old epoch", sign(&with("ep", json!(-1)), &secret)),
         ("unknown user", sign(&with("sub", json!(Uuid::new_v4())), &secret)),
+        ("unknown session", sign(&with("sid", json!(Uuid::new_v4())), &secret)),
+        ("no session", {
+            let mut c = claims.clone();
+            c.as_object_mut().unwrap().remove("sid");
+            sign(&c, &secret)
+        }),
         ("foreign key", sign(&claims, b"not-our-secret-not-our-secret-xx")),
         ("tampered", tampered),
         ("alg none", alg_none),
@@ -392,10 +433,19 @@ async fn a_password_reset_by_code_ends_every_session_and_does_not_log_in() {
 }
 
 #[tokio::test]
-async fn otp_login_by_sms_returns_tokens_and_verifies_the_phone() {
+async fn otp_login_by_sms_works_once_the_phone_is_proven() {
     let stack = Stack::spawn(&[]).await;
     signup(&stack, EMAIL, Some(PHONE)).await;
     stack.sms_code(PHONE, 1).await;
+    // Unproven, the phone names no account: no code is sent (the answer is the same).
+    assert_eq!(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": PHONE })).await.status(), 202);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.sent_to(PHONE), 1);
+    prove_email(&stack, EMAIL, 1).await;
+    let phone_code = stack.sms_code(PHONE, 1).await;
+    let proven = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": phone_code })).await;
+    assert_eq!(proven.json::<Value>().await.unwrap()["phone_verified"], true);
+
     assert_eq!(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": PHONE })).await.status(), 202);
     let code = stack.sms_code(PHONE, 2).await;
     let wrong = stack.post("/api/v1/auth/otp/verify", &json!({ "identifier": PHONE, "code": "12345" })).await;
@@ -411,7 +461,7 @@ async fn otp_login_by_sms_returns_tokens_and_verifies_the_phone() {
 #[tokio::test]
 async fn the_oauth2_password_form_logs_in_for_swagger_ui() {
     let stack = Stack::spawn(&[]).await;
-    signup(&stack, EMAIL, None).await;
+    verified(&stack, EMAIL, None).await;
     let form = |grant: &str| {
         stack
             .http
@@ -498,4 +548,201 @@ async fn security_events_are_audited() {
     for action in ["auth.signup", "auth.login", "auth.login_failed", "auth.logout"] {
         assert_eq!(audit_count(&stack, action).await, 1, "{action}");
     }
+}
+
+// Account ownership (issue 8) ----------------------------------------------------
+
+const STRANGER_PASSWORD: &str = "stranger danger 77";
+
+/// A session opened before the owner proved the email, by whatever path existed
+/// then (e.g. a login allowed before this rule): (access token, refresh token).
+async fn session_issued_earlier(stack: &Stack, user_id: &str) -> (String, String) {
+    let id: Uuid = user_id.parse().unwrap();
+    let mut conn = stack.pool.acquire().await.unwrap();
+    let session = lockers_core::sessions::start(&mut conn, id, stack.config.refresh_token_ttl).await.unwrap();
+    let epoch: i32 = sqlx::query_scalar("SELECT session_epoch FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let keys = lockers_core::access_token::TokenKeys::from_config(&stack.config);
+    (keys.issue(id, epoch, session.id).unwrap(), session.token.expose().to_owned())
+}
+
+#[tokio::test]
+async fn password_login_needs_a_proven_email_and_says_so_only_to_the_right_password() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, None).await;
+    assert_eq!(error_code(login(&stack, EMAIL, "wrong password").await).await, (401, "invalid_credentials".into()));
+    assert_eq!(error_code(login(&stack, EMAIL, PASSWORD).await).await, (403, "email_not_verified".into()));
+    prove_email(&stack, EMAIL, 1).await;
+    assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_stranger_who_registered_the_owners_email_loses_password_phone_and_sessions_when_the_owner_proves_it() {
+    let stack = Stack::spawn(&[]).await;
+    let body = json!({ "name": "Stranger", "email": EMAIL, "phone": "+14155550123", "password": STRANGER_PASSWORD });
+    let stranger = stack.post("/api/v1/auth/signup", &body).await.json::<Value>().await.unwrap();
+    let stranger_id = stranger["id"].as_str().unwrap().to_owned();
+    assert_eq!(error_code(login(&stack, EMAIL, STRANGER_PASSWORD).await).await, (403, "email_not_verified".into()));
+    let (stranger_access, stranger_refresh) = session_issued_earlier(&stack, &stranger_id).await;
+    assert_eq!(stack.get_as("/api/v1/auth/me", &stranger_access).await.status(), 200, "the session works until then");
+
+    // The owner logs in with a code sent to the email (the signup's code went there too, unread).
+    assert_eq!(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": EMAIL })).await.status(), 202);
+    let code = stack.email_code(EMAIL, 2).await;
+    let response = stack.post("/api/v1/auth/otp/verify", &json!({ "identifier": EMAIL, "code": code })).await;
+    assert_eq!(response.status(), 200);
+    let owner: Value = response.json().await.unwrap();
+    let owner_access = owner["access_token"].as_str().unwrap();
+
+    assert_eq!(error_code(login(&stack, EMAIL, STRANGER_PASSWORD).await).await, (401, "invalid_credentials".into()));
+    assert_eq!(error_code(refresh(&stack, &stranger_refresh).await).await, (401, "invalid_refresh_token".into()));
+    assert_eq!(
+        error_code(stack.get_as("/api/v1/auth/me", &stranger_access).await).await,
+        (401, "invalid_token".into())
+    );
+    let me: Value = stack.get_as("/api/v1/auth/me", owner_access).await.json().await.unwrap();
+    assert_eq!((me["id"].as_str(), me["email_verified"].as_bool()), (Some(stranger_id.as_str()), Some(true)));
+    assert!(me["phone"].is_null(), "the stranger's unproven phone is dropped: {me}");
+    assert_eq!(audit_count(&stack, "auth.email_proven").await, 1);
+    // The owner's own session carries on.
+    assert_eq!(refresh(&stack, owner["refresh_token"].as_str().unwrap()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn verifying_an_email_keeps_the_password_only_when_the_prover_gives_it() {
+    let stack = Stack::spawn(&[]).await;
+    // Verified without the password (the owner entering a code they did not ask for):
+    // whoever set that password loses it.
+    signup(&stack, EMAIL, None).await;
+    let code = stack.email_code(EMAIL, 1).await;
+    let response = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": code })).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(error_code(login(&stack, EMAIL, PASSWORD).await).await, (401, "invalid_credentials".into()));
+
+    // Verified with a wrong password: refused, and the code stays good for the right one.
+    let other = "bob@example.com";
+    signup(&stack, other, None).await;
+    let code = stack.email_code(other, 1).await;
+    let wrong = json!({ "identifier": other, "code": code, "password": "not the password" });
+    assert_eq!(error_code(stack.post("/api/v1/auth/verify", &wrong).await).await, (401, "invalid_credentials".into()));
+    assert_eq!(error_code(login(&stack, other, PASSWORD).await).await, (403, "email_not_verified".into()));
+    let right = json!({ "identifier": other, "code": code, "password": PASSWORD });
+    assert_eq!(stack.post("/api/v1/auth/verify", &right).await.status(), 200);
+    assert_eq!(login(&stack, other, PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_password_reset_by_email_code_claims_an_unproven_account_too() {
+    let stack = Stack::spawn(&[]).await;
+    let body = json!({ "name": "Stranger", "email": EMAIL, "password": STRANGER_PASSWORD });
+    let stranger = stack.post("/api/v1/auth/signup", &body).await.json::<Value>().await.unwrap();
+    let (stranger_access, stranger_refresh) = session_issued_earlier(&stack, stranger["id"].as_str().unwrap()).await;
+    assert_eq!(stack.post("/api/v1/auth/password/forgot", &json!({ "identifier": EMAIL })).await.status(), 202);
+    let code = stack.email_code(EMAIL, 2).await;
+    let reset = json!({ "identifier": EMAIL, "code": code, "new_password": PASSWORD });
+    assert_eq!(stack.post("/api/v1/auth/password/reset", &reset).await.status(), 204);
+
+    assert_eq!(login(&stack, EMAIL, STRANGER_PASSWORD).await.status(), 401);
+    assert_eq!(refresh(&stack, &stranger_refresh).await.status(), 401);
+    assert_eq!(stack.get_as("/api/v1/auth/me", &stranger_access).await.status(), 401);
+    assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 200, "the reset proved the email");
+}
+
+#[tokio::test]
+async fn a_phone_typed_by_a_stranger_does_not_block_its_owner_and_proving_it_takes_it_back() {
+    let stack = Stack::spawn(&[]).await;
+    let stranger = "stranger@example.com";
+    let body = json!({ "name": "Stranger", "email": stranger, "phone": PHONE, "password": STRANGER_PASSWORD });
+    assert_eq!(stack.post("/api/v1/auth/signup", &body).await.status(), 201);
+    stack.sms_code(PHONE, 1).await;
+
+    // The owner signs up with the same phone: no 409.
+    signup(&stack, EMAIL, Some(PHONE)).await;
+    let phone_code = stack.sms_code(PHONE, 2).await;
+    // A phone is given to an owner, so the email comes first; the refused code stays good.
+    let early = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": phone_code })).await;
+    assert_eq!(error_code(early).await, (403, "email_not_verified".into()));
+    prove_email(&stack, EMAIL, 1).await;
+    let proven = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": phone_code })).await;
+    assert_eq!(proven.status(), 200);
+    assert_eq!(proven.json::<Value>().await.unwrap()["phone_verified"], true);
+
+    let stranger_phone: Option<String> = sqlx::query_scalar("SELECT phone FROM users WHERE email = $1")
+        .bind(stranger)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(stranger_phone, None, "taken from the unverified holder");
+    assert_eq!(audit_count(&stack, "auth.phone_proven").await, 1);
+    assert_eq!(login(&stack, PHONE, PASSWORD).await.status(), 200, "the phone now names the owner's account");
+    // Now proven, the phone is taken for anyone else.
+    let third = json!({ "name": "C", "email": "c@example.com", "phone": PHONE, "password": PASSWORD });
+    assert_eq!(error_code(stack.post("/api/v1/auth/signup", &third).await).await, (409, "phone_taken".into()));
+}
+
+#[tokio::test]
+async fn an_access_token_is_refused_right_after_logout_while_other_sessions_live_on() {
+    let stack = Stack::spawn(&[]).await;
+    let (_, access, refresh_token) = logged_in(&stack, EMAIL).await;
+    let other: Value = login(&stack, EMAIL, PASSWORD).await.json().await.unwrap();
+    assert_eq!(stack.get_as("/api/v1/auth/me", &access).await.status(), 200);
+    let response = stack.post_as("/api/v1/auth/logout", &access, &json!({ "refresh_token": refresh_token })).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(error_code(stack.get_as("/api/v1/auth/me", &access).await).await, (401, "invalid_token".into()));
+    assert_eq!(stack.get_as("/api/v1/auth/me", other["access_token"].as_str().unwrap()).await.status(), 200);
+
+    // Logout ends the session its access token names, even without its refresh token.
+    let other_access = other["access_token"].as_str().unwrap();
+    let response = stack.post_as("/api/v1/auth/logout", other_access, &json!({ "refresh_token": "" })).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(stack.get_as("/api/v1/auth/me", other_access).await.status(), 401);
+    assert_eq!(refresh(&stack, other["refresh_token"].as_str().unwrap()).await.status(), 401);
+}
+
+#[tokio::test]
+async fn access_tokens_of_a_session_revoked_for_reuse_are_refused_at_once() {
+    let stack = Stack::spawn(&[]).await;
+    let (_, first_access, first) = logged_in(&stack, EMAIL).await;
+    let rotated: Value = refresh(&stack, &first).await.json().await.unwrap();
+    let second_access = rotated["access_token"].as_str().unwrap();
+    assert_eq!(claims_of(second_access)["sid"], claims_of(&first_access)["sid"], "rotation keeps the session");
+    assert_eq!(stack.get_as("/api/v1/auth/me", second_access).await.status(), 200);
+
+    tokio::time::sleep(lockers_core::sessions::REUSE_GRACE + Duration::from_millis(200)).await;
+    assert_eq!(refresh(&stack, &first).await.status(), 401, "reuse: the family is revoked");
+    for access in [first_access.as_str(), second_access] {
+        assert_eq!(error_code(stack.get_as("/api/v1/auth/me", access).await).await, (401, "invalid_token".into()));
+    }
+}
+
+#[tokio::test]
+async fn unproven_accounts_expire_and_the_sweep_deletes_only_those_past_the_ttl() {
+    let stack = Stack::spawn(&["--unverified-account-ttl=3600"]).await;
+    let old_unproven = signup(&stack, "old@example.com", None).await;
+    let young_unproven = signup(&stack, "young@example.com", None).await;
+    let old_proven = verified(&stack, "proven@example.com", None).await;
+    for (user, age_secs) in [(&old_unproven, 3700), (&young_unproven, 3500), (&old_proven, 3700)] {
+        sqlx::query("UPDATE users SET created_at = now() - make_interval(secs => $2) WHERE id = $1::uuid")
+            .bind(user["id"].as_str().unwrap())
+            .bind(age_secs as f64)
+            .execute(&stack.pool)
+            .await
+            .unwrap();
+    }
+    let mut tx = stack.pool.begin().await.unwrap();
+    let sweep = lockers_core::jobs::Sweep { at: chrono::Utc::now().timestamp() };
+    lockers_core::jobs::enqueue(&mut tx, lockers_core::jobs::Queue::Sweep, &sweep).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let emails = || async {
+        sqlx::query_scalar::<_, String>("SELECT email FROM users ORDER BY email").fetch_all(&stack.pool).await.unwrap()
+    };
+    let swept = eventually(Duration::from_secs(10), || async { emails().await.len() == 2 }).await;
+    assert!(swept, "{:?}", emails().await);
+    assert_eq!(emails().await, ["proven@example.com", "young@example.com"]);
+    // The address is free again for whoever owns it.
+    signup(&stack, "old@example.com", None).await;
 }

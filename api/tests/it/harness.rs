@@ -179,18 +179,23 @@ impl TestApp {
         self.http.delete(self.url(path)).bearer_auth(token).send().await.expect("DELETE")
     }
 
-    /// A user with `role` ("user" or "admin") and an access token for it,
-    /// made directly (no password hashing) for tests about something else.
+    /// A user with `role` ("user" or "admin"), its email proven, and an access
+    /// token of a live session, made directly (no password hashing) for tests
+    /// about something else.
     pub async fn user_with_role(&self, role: &str) -> (Uuid, String) {
         let id = Uuid::now_v7();
-        sqlx::query("INSERT INTO users (id, name, email, role) VALUES ($1, 'Test', $2, $3)")
+        sqlx::query("INSERT INTO users (id, name, email, role, email_verified_at) VALUES ($1, 'Test', $2, $3, now())")
             .bind(id)
             .bind(format!("{}@example.com", id.simple()))
             .bind(role)
             .execute(&self.pool)
             .await
             .expect("insert user");
-        let token = lockers_core::access_token::TokenKeys::from_config(&self.config).issue(id, 0).expect("token");
+        let mut conn = self.pool.acquire().await.expect("connection");
+        let session =
+            lockers_core::sessions::start(&mut conn, id, self.config.refresh_token_ttl).await.expect("session");
+        let keys = lockers_core::access_token::TokenKeys::from_config(&self.config);
+        let token = keys.issue(id, 0, session.id).expect("token");
         (id, token)
     }
 
