@@ -7,6 +7,7 @@ mod harness;
 
 mod admin_cli;
 mod auth;
+mod faults;
 mod health;
 mod jobs;
 mod places;

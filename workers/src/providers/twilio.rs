@@ -31,8 +31,10 @@ impl TwilioSms {
         let from = config.twilio_from.clone().context("TWILIO_FROM is required")?;
         let base = config.twilio_api_base.trim_end_matches('/');
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
+            // The whole call (connect, request, response body) is bounded, so a
+            // Twilio that stops answering fails the attempt, which is retried.
+            .timeout(config.twilio_timeout)
+            .connect_timeout(config.twilio_timeout.min(Duration::from_secs(5)))
             .build()
             .context("Failed to build the HTTP client")?;
         Ok(Self {
