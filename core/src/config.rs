@@ -536,6 +536,17 @@ mod tests {
     }
 
     #[test]
+    fn database_and_provider_timeouts_have_bounds() {
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.database_acquire_timeout, Duration::from_millis(2000));
+        assert_eq!(defaults.smtp_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.notification_retention, Duration::from_secs(30 * 24 * 3600));
+        assert!(parse(&["--database-acquire-timeout-ms", "0"]).is_err());
+        assert!(parse(&["--smtp-timeout-secs", "0"]).is_err());
+        assert!(parse(&["--twilio-timeout-secs", "0"]).is_err());
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug_output() {
         let config = parse(&["--jwt-secret", "super-secret-value-that-is-long-enough"]).unwrap();
         assert!(!format!("{config:?}").contains("super-secret"));

@@ -9,6 +9,7 @@ mod admin_cli;
 mod auth;
 mod faults;
 mod health;
+mod housekeeping;
 mod jobs;
 mod places;
 mod startup;
