@@ -9,7 +9,8 @@ use lockers_core::db;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::fakes::smtp::{FakeSmtp, SilentSmtp};
+use crate::fakes::silent::SilentServer;
+use crate::fakes::smtp::FakeSmtp;
 use crate::fakes::tcp_proxy::TcpProxy;
 use crate::harness::{self, SERVER_URL, TestApp, Workers, eventually};
 
@@ -40,6 +41,20 @@ async fn request_code(app: &TestApp, direct: &PgPool, email: &str) {
         .await
         .unwrap();
     let response = app.post("/api/v1/auth/otp/request", &json!({ "identifier": email })).await;
+    assert_eq!(response.status(), 202);
+}
+
+/// Asks for a login code by SMS for a new user with this phone: one committed SMS job.
+async fn request_sms_code(app: &TestApp, direct: &PgPool, phone: &str) {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO users (id, name, email, phone, role) VALUES ($1, 'Test', $2, $3, 'user')")
+        .bind(id)
+        .bind(format!("{}@example.com", id.simple()))
+        .bind(phone)
+        .execute(direct)
+        .await
+        .unwrap();
+    let response = app.post("/api/v1/auth/otp/request", &json!({ "identifier": phone })).await;
     assert_eq!(response.status(), 202);
 }
 
@@ -135,8 +150,8 @@ async fn a_database_cut_answers_503_quickly_and_after_it_returns_every_committed
 #[tokio::test]
 async fn a_mail_server_that_never_answers_slows_no_intake_read_and_its_deliveries_time_out_and_retry() {
     let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let smtp = SilentSmtp::start().await;
-    let mut flags = smtp.flags();
+    let smtp = SilentServer::start().await;
+    let mut flags = smtp.smtp_flags();
     flags.extend([
         "--scheduler=false".into(),
         "--smtp-timeout-secs=3".into(),
@@ -163,13 +178,15 @@ async fn a_mail_server_that_never_answers_slows_no_intake_read_and_its_deliverie
             assert!(took < Duration::from_secs(1), "{path} took {took:?} while mail was stuck");
             reads += 1;
         }
+        // A few reads a second: enough to see a stall, few enough for any per-IP read limit.
+        tokio::time::sleep(Duration::from_millis(400)).await;
     }
     assert!(reads >= 8);
 
     // The client gives up on the silent server and the jobs come back for another try.
     let retried = eventually(Duration::from_secs(30), || async {
         let retried: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE attempts >= 2 AND last_error LIKE '%SMTP gave no answer%'",
+            "SELECT count(*) FROM jobs WHERE attempts >= 2 AND last_error LIKE '%SMTP gave no answer within 3 s%'",
         )
         .fetch_one(&direct)
         .await
@@ -180,5 +197,36 @@ async fn a_mail_server_that_never_answers_slows_no_intake_read_and_its_deliverie
     let errors: Vec<(i32, Option<String>)> =
         sqlx::query_as("SELECT attempts, last_error FROM jobs").fetch_all(&direct).await.unwrap();
     assert!(retried, "deliveries did not time out and retry: {errors:?}");
+    workers.stop().await;
+}
+
+#[tokio::test]
+async fn a_twilio_that_never_answers_fails_each_attempt_at_the_timeout_and_the_sms_is_retried() {
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let twilio = SilentServer::start().await;
+    let mut flags = twilio.twilio_flags();
+    flags.extend([
+        "--scheduler=false".into(),
+        "--twilio-timeout-secs=1".into(),
+        "--job-backoff-base-ms=100".into(),
+        "--job-backoff-max-secs=1".into(),
+    ]);
+    let (app, direct, workers) = app_through(&proxy, &flags).await;
+    request_sms_code(&app, &direct, "+919876500001").await;
+
+    // Each attempt reaches the silent API, gives up after a second and is retried.
+    let retried = eventually(Duration::from_secs(30), || async {
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "SELECT max(attempts) FROM jobs WHERE last_error LIKE '%Twilio gave no answer within 1 s%'",
+        )
+        .fetch_one(&direct)
+        .await
+        .unwrap();
+        attempts.is_some_and(|a| a >= 2) && twilio.connections() >= 2
+    })
+    .await;
+    let jobs: Vec<(i32, String, Option<String>)> =
+        sqlx::query_as("SELECT attempts, state, last_error FROM jobs").fetch_all(&direct).await.unwrap();
+    assert!(retried, "the SMS attempt did not time out and retry: {jobs:?}");
     workers.stop().await;
 }

@@ -17,6 +17,8 @@ pub struct TwilioSms {
     account_sid: String,
     auth_token: Secret,
     from: String,
+    /// Bound on one whole call, named in the error when it runs out.
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +45,7 @@ impl TwilioSms {
             account_sid,
             auth_token,
             from,
+            timeout: config.twilio_timeout,
         })
     }
 }
@@ -61,7 +64,10 @@ impl SmsSender for TwilioSms {
             .form(&[("To", to), ("From", self.from.as_str()), ("Body", body)])
             .send()
             .await
-            .map_err(|e| SendError::Transient(format!("request failed: {}", e.without_url())))?;
+            .map_err(|e| match e.is_timeout() {
+                true => SendError::Transient(format!("Twilio gave no answer within {} s", self.timeout.as_secs())),
+                false => SendError::Transient(format!("request failed: {}", e.without_url())),
+            })?;
         let status = response.status();
         if status.is_success() {
             let created: Created = response
