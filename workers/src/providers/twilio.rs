@@ -64,9 +64,12 @@ impl SmsSender for TwilioSms {
             .form(&[("To", to), ("From", self.from.as_str()), ("Body", body)])
             .send()
             .await
-            .map_err(|e| match e.is_timeout() {
-                true => SendError::Transient(format!("Twilio gave no answer within {} s", self.timeout.as_secs())),
-                false => SendError::Transient(format!("request failed: {}", e.without_url())),
+            .map_err(|e| {
+                if e.is_timeout() {
+                    SendError::Transient(format!("Twilio gave no answer within {} s", self.timeout.as_secs()))
+                } else {
+                    SendError::Transient(format!("request failed: {}", e.without_url()))
+                }
             })?;
         let status = response.status();
         if status.is_success() {
