@@ -170,7 +170,7 @@ pub struct Config {
     /// Seconds finished notification rows (sent, failed) are kept before the sweep deletes them.
     #[arg(long = "notification-retention-secs", env = "NOTIFICATION_RETENTION_SECS", default_value = "2592000", value_parser = parse_secs)]
     pub notification_retention: Duration,
-    // --- end of helper C's block
+
     /// Redis for rate limits shared between intake replicas; unset: in-process limiter.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
