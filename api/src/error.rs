@@ -44,6 +44,9 @@ pub enum ApiError {
     /// A dependency or budget is exhausted for now (503), with its own code.
     #[error("{message}")]
     Unavailable { code: &'static str, message: &'static str },
+    /// The database cannot be reached right now (503, with `Retry-After`).
+    #[error("the service is temporarily unavailable; try again shortly")]
+    DatabaseUnavailable,
     /// Anything unexpected: logged with its cause, answered as an opaque 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -76,6 +79,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Suspended { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -89,7 +93,33 @@ impl From<lockers_core::jobs::EnqueueError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if lockers_core::db::is_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return Self::DatabaseUnavailable;
+        }
         Self::Internal(anyhow::Error::new(e).context("database error"))
+    }
+}
+
+/// Seconds a client is asked to wait when the database is unreachable: about
+/// what a PostgreSQL restart or failover takes.
+const DATABASE_RETRY_AFTER_SECS: u64 = 5;
+
+impl ApiError {
+    /// An internal error whose cause is an unreachable database (a sqlx error
+    /// wrapped by a domain error or `anyhow` context on the way) is a 503 too.
+    fn reclassified(self) -> Self {
+        match self {
+            Self::Internal(cause)
+                if cause
+                    .chain()
+                    .any(|e| e.downcast_ref::<sqlx::Error>().is_some_and(lockers_core::db::is_unavailable)) =>
+            {
+                tracing::warn!(error = ?cause, "database unavailable");
+                Self::DatabaseUnavailable
+            }
+            other => other,
+        }
     }
 }
 
@@ -112,8 +142,9 @@ pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = match &self {
+        let this = self.reclassified();
+        let (status, code) = this.status_and_code();
+        let message = match &this {
             Self::Internal(cause) => {
                 // Logged once here with its whole chain; the client sees nothing of it.
                 tracing::error!(error = ?cause, "request failed");
@@ -125,8 +156,15 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Self::TooManyRequests { retry_after_secs } | Self::Suspended { retry_after_secs, .. } = self
-            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string())
+        let retry_after = match this {
+            Self::TooManyRequests { retry_after_secs } | Self::Suspended { retry_after_secs, .. } => {
+                Some(retry_after_secs.max(1))
+            }
+            Self::DatabaseUnavailable => Some(DATABASE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
@@ -238,5 +276,21 @@ mod tests {
         let response = ApiError::TooManyRequests { retry_after_secs: 42 }.into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_answers_503_with_retry_after_even_when_wrapped() {
+        let direct: ApiError = sqlx::Error::PoolTimedOut.into();
+        let wrapped = ApiError::Internal(anyhow::Error::new(sqlx::Error::PoolTimedOut).context("loading the user"));
+        for error in [direct, wrapped] {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+            let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"]["code"], "database_unavailable");
+        }
+        let other: ApiError = sqlx::Error::RowNotFound.into();
+        assert_eq!(other.into_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

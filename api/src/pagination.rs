@@ -6,6 +6,11 @@ use crate::error::ApiError;
 
 pub const MAX_PER_PAGE: u32 = 100;
 const DEFAULT_PER_PAGE: u32 = 50;
+/// The deepest row any list serves (`page * per_page`). An OFFSET makes the
+/// database produce and discard every row before the page, so without a bound
+/// one request for page 1,000,000 costs as much as reading the whole table;
+/// past this depth clients narrow their filters instead.
+pub const MAX_DEPTH: u64 = 10_000;
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct PageQuery {
@@ -28,13 +33,19 @@ impl PageQuery {
     pub fn parse(self) -> Result<Page, ApiError> {
         let page = self.page.unwrap_or(1);
         let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
-        if page == 0 || page > 1_000_000 {
-            return Err(ApiError::bad_request("invalid_query", "page must be between 1 and 1000000"));
+        if page == 0 {
+            return Err(ApiError::bad_request("invalid_query", "page must be at least 1"));
         }
         if per_page == 0 || per_page > MAX_PER_PAGE {
             return Err(ApiError::bad_request(
                 "invalid_query",
                 format!("per_page must be between 1 and {MAX_PER_PAGE}"),
+            ));
+        }
+        if u64::from(page) * u64::from(per_page) > MAX_DEPTH {
+            return Err(ApiError::unprocessable(
+                "page_too_deep",
+                format!("lists go {MAX_DEPTH} rows deep at most (page * per_page); narrow the filters instead"),
             ));
         }
         Ok(Page { page, per_page })
@@ -63,13 +74,6 @@ impl<T> List<T> {
     pub fn new(items: Vec<T>, page: Page, total: i64) -> Self {
         Self { items, page: page.page, per_page: page.per_page, total }
     }
-
-    /// One page of a list read whole (small reference lists: states, cities, points).
-    pub fn paginate(all: Vec<T>, page: Page) -> Self {
-        let total = all.len() as i64;
-        let items = all.into_iter().skip(page.offset() as usize).take(page.per_page as usize).collect();
-        Self::new(items, page, total)
-    }
 }
 
 #[cfg(test)]
@@ -83,5 +87,17 @@ mod tests {
         assert_eq!(PageQuery { page: None, per_page: None }.parse().unwrap(), Page { page: 1, per_page: 50 });
         assert!(PageQuery { page: Some(0), per_page: None }.parse().is_err());
         assert!(PageQuery { page: None, per_page: Some(101) }.parse().is_err());
+    }
+
+    #[test]
+    fn pages_deeper_than_ten_thousand_rows_are_refused_with_page_too_deep() {
+        assert!(PageQuery { page: Some(100), per_page: Some(100) }.parse().is_ok());
+        assert!(PageQuery { page: Some(200), per_page: None }.parse().is_ok());
+        for (page, per_page) in [(101, 100), (201, 50), (10_001, 1), (u32::MAX, 100)] {
+            match (PageQuery { page: Some(page), per_page: Some(per_page) }).parse() {
+                Err(ApiError::Unprocessable { code, .. }) => assert_eq!(code, "page_too_deep"),
+                other => panic!("page {page} x {per_page}: {other:?}"),
+            }
+        }
     }
 }

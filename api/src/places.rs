@@ -52,7 +52,8 @@ struct NameBody {
 
 async fn list_states(State(ctx): State<ApiContext>, query: QueryOf<PageQuery>) -> Result<AppJson<List<places::State>>> {
     let page = query?.0.parse()?;
-    Ok(AppJson(List::paginate(places::list_states(&mut *ctx.db.acquire().await?).await?, page)))
+    let (items, total) = places::list_states(&mut *ctx.db.acquire().await?, page.limit(), page.offset()).await?;
+    Ok(AppJson(List::new(items, page, total)))
 }
 
 async fn create_state(
@@ -123,7 +124,9 @@ struct CityChanges {
 async fn list_cities(State(ctx): State<ApiContext>, query: QueryOf<CityQuery>) -> Result<AppJson<List<places::City>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
-    Ok(AppJson(List::paginate(places::list_cities(&mut *ctx.db.acquire().await?, q.state_id).await?, page)))
+    let (items, total) =
+        places::list_cities(&mut *ctx.db.acquire().await?, q.state_id, page.limit(), page.offset()).await?;
+    Ok(AppJson(List::new(items, page, total)))
 }
 
 async fn create_city(
@@ -256,8 +259,10 @@ async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) 
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
     let terms = q.q.as_deref().and_then(SearchTerms::parse);
-    let points = places::list_points(&mut *ctx.db.acquire().await?, q.city_id, terms.as_ref()).await?;
-    Ok(AppJson(List::paginate(points.into_iter().map(|p| view(&ctx, p)).collect(), page)))
+    let (points, total) =
+        places::list_points(&mut *ctx.db.acquire().await?, q.city_id, terms.as_ref(), page.limit(), page.offset())
+            .await?;
+    Ok(AppJson(List::new(points.into_iter().map(|p| view(&ctx, p)).collect(), page, total)))
 }
 
 async fn get_point(State(ctx): State<ApiContext>, id: PathId) -> Result<AppJson<PointView>> {

@@ -153,6 +153,25 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
 
+    // Database faults, provider timeouts and housekeeping (issue 8, helper C) ---
+    /// Milliseconds a request waits for a database connection before it is
+    /// answered `503 database_unavailable` (so an unreachable database never hangs the intake).
+    #[arg(long = "database-acquire-timeout-ms", env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value = "2000", value_parser = parse_millis)]
+    pub database_acquire_timeout: Duration,
+
+    /// Seconds one whole SMTP delivery (connect, greeting, commands, data) may take
+    /// before the attempt fails and is retried later.
+    #[arg(long = "smtp-timeout-secs", env = "SMTP_TIMEOUT_SECS", default_value = "10", value_parser = parse_secs)]
+    pub smtp_timeout: Duration,
+
+    /// Seconds a whole Twilio API call may take before the attempt fails and is retried later.
+    #[arg(long = "twilio-timeout-secs", env = "TWILIO_TIMEOUT_SECS", default_value = "10", value_parser = parse_secs)]
+    pub twilio_timeout: Duration,
+
+    /// Seconds finished notification rows (sent, failed) are kept before the sweep deletes them.
+    #[arg(long = "notification-retention-secs", env = "NOTIFICATION_RETENTION_SECS", default_value = "2592000", value_parser = parse_secs)]
+    pub notification_retention: Duration,
+
     /// Redis for rate limits shared between intake replicas; unset: in-process limiter.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -426,6 +445,16 @@ impl Config {
         if self.database_max_connections < 2 {
             return fail("DATABASE_MAX_CONNECTIONS must be at least 2");
         }
+        // Database faults, provider timeouts and housekeeping (issue 8, helper C).
+        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.database_acquire_timeout) {
+            return fail("DATABASE_ACQUIRE_TIMEOUT_MS must be between 100 and 60000");
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.smtp_timeout) {
+            return fail("SMTP_TIMEOUT_SECS must be between 1 and 300");
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.twilio_timeout) {
+            return fail("TWILIO_TIMEOUT_SECS must be between 1 and 300");
+        }
         if self.job_rescue_after < Duration::from_secs(1) {
             return fail("JOB_RESCUE_AFTER_SECS must be at least 1");
         }
@@ -637,6 +666,17 @@ mod tests {
         let err = parse(&["--unverified-account-ttl", "60"]).unwrap_err();
         assert!(err.to_string().contains("UNVERIFIED_ACCOUNT_TTL_SECS"), "{err}");
         assert!(parse(&["--unverified-account-ttl", "600"]).is_ok());
+    }
+
+    #[test]
+    fn database_and_provider_timeouts_have_bounds() {
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.database_acquire_timeout, Duration::from_millis(2000));
+        assert_eq!(defaults.smtp_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.notification_retention, Duration::from_secs(30 * 24 * 3600));
+        assert!(parse(&["--database-acquire-timeout-ms", "0"]).is_err());
+        assert!(parse(&["--smtp-timeout-secs", "0"]).is_err());
+        assert!(parse(&["--twilio-timeout-secs", "0"]).is_err());
     }
 
     #[test]

@@ -15,17 +15,33 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Creates the database if needed, connects a pool and applies every migration.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<PgPool> {
     ensure_database_exists(&config.database_url).await?;
-    let pool = connect(&config.database_url, config.database_max_connections).await?;
+    let pool = connect_configured(config).await?;
     migrate(&pool).await?;
     Ok(pool)
 }
 
-/// A pool over an existing database.
+/// The pool of a process as its configuration describes it.
+pub async fn connect_configured(config: &Config) -> anyhow::Result<PgPool> {
+    connect_with_timeout(&config.database_url, config.database_max_connections, config.database_acquire_timeout).await
+}
+
+/// A pool over an existing database (5 s to get a connection: tools and tests).
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    connect_with_timeout(url, max_connections, Duration::from_secs(5)).await
+}
+
+/// A pool whose callers wait at most `acquire_timeout` for a connection: while
+/// the database is unreachable a request fails within that time (and the
+/// intake answers 503) instead of queueing behind a dead server.
+pub async fn connect_with_timeout(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire_timeout)
         .connect_with(options.application_name("lockers"))
         .await
         .context("Failed to connect to PostgreSQL")
@@ -67,6 +83,22 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
 }
 
+/// Whether `error` means the database cannot be reached right now (down,
+/// restarting, refusing connections, a connection lost mid-query, or no
+/// connection free within the acquire timeout), as opposed to a fault in the
+/// request or the code: callers answer "try again later", not "internal error".
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01-57P03: shutting down, crashed,
+            // starting up; 53300: too many connections.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 /// Quotes an SQL identifier (doubling embedded quotes).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -75,6 +107,14 @@ pub fn quote_ident(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_connections_and_timeouts_count_as_unavailable_but_bad_queries_do_not() {
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        assert!(!is_unavailable(&sqlx::Error::ColumnNotFound("x".into())));
+    }
 
     #[test]
     fn identifiers_are_quoted_safely() {

@@ -103,8 +103,15 @@ impl ControllerToken {
 
 // States ----------------------------------------------------------------------
 
-pub async fn list_states(conn: &mut PgConnection) -> Result<Vec<State>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, created_at FROM states ORDER BY lower(name)").fetch_all(conn).await
+/// One page of states by name, and how many there are.
+pub async fn list_states(conn: &mut PgConnection, limit: i64, offset: i64) -> Result<(Vec<State>, i64), sqlx::Error> {
+    let items = sqlx::query_as("SELECT id, name, created_at FROM states ORDER BY lower(name), id LIMIT $1 OFFSET $2")
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+    let total = sqlx::query_scalar("SELECT count(*) FROM states").fetch_one(conn).await?;
+    Ok((items, total))
 }
 
 pub async fn state(conn: &mut PgConnection, id: Uuid) -> Result<Option<State>, sqlx::Error> {
@@ -144,14 +151,27 @@ async fn delete_row(conn: &mut PgConnection, sql: &'static str, id: Uuid) -> Res
 
 // Cities ----------------------------------------------------------------------
 
-pub async fn list_cities(conn: &mut PgConnection, state_id: Option<Uuid>) -> Result<Vec<City>, sqlx::Error> {
-    sqlx::query_as(
+/// One page of cities (optionally of one state) by name, and how many match.
+pub async fn list_cities(
+    conn: &mut PgConnection,
+    state_id: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<City>, i64), sqlx::Error> {
+    let items = sqlx::query_as(
         "SELECT id, state_id, name, created_at FROM cities
-         WHERE $1::uuid IS NULL OR state_id = $1 ORDER BY lower(name)",
+         WHERE $1::uuid IS NULL OR state_id = $1 ORDER BY lower(name), id LIMIT $2 OFFSET $3",
     )
     .bind(state_id)
-    .fetch_all(conn)
-    .await
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let total = sqlx::query_scalar("SELECT count(*) FROM cities WHERE $1::uuid IS NULL OR state_id = $1")
+        .bind(state_id)
+        .fetch_one(conn)
+        .await?;
+    Ok((items, total))
 }
 
 pub async fn city(conn: &mut PgConnection, id: Uuid) -> Result<Option<City>, sqlx::Error> {
@@ -224,23 +244,39 @@ impl SearchTerms {
     }
 }
 
-/// Points, optionally within a city and matching the search terms, best match first.
+/// One page of points, optionally within a city and matching the search terms,
+/// best match first, and how many match. Paged in SQL: a page costs the rows it
+/// shows (plus the skipped ones, which the API's depth bound keeps few).
 pub async fn list_points(
     conn: &mut PgConnection,
     city_id: Option<Uuid>,
     terms: Option<&SearchTerms>,
-) -> Result<Vec<LockerPoint>, sqlx::Error> {
-    let conditions = terms.map(|t| t.conditions("search_document", 3)).unwrap_or_default();
-    let sql = format!(
-        "SELECT {POINT_COLUMNS} FROM locker_points
-         WHERE ($1::uuid IS NULL OR city_id = $1) {conditions}
-         ORDER BY word_similarity(lockers_fold(coalesce($2, '')), search_document) DESC, lower(name), id"
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<LockerPoint>, i64), sqlx::Error> {
+    // Rows: $1 city, $2 query text (ranking only), a parameter per word, limit, offset.
+    // Count: $1 city, a parameter per word.
+    let words = terms.map(|t| t.words.clone()).unwrap_or_default();
+    let in_city = "WHERE ($1::uuid IS NULL OR city_id = $1)";
+    let row_conditions = terms.map(|t| t.conditions("search_document", 3)).unwrap_or_default();
+    let count_conditions = terms.map(|t| t.conditions("search_document", 2)).unwrap_or_default();
+    let next = 3 + words.len();
+    let rows_sql = format!(
+        "SELECT {POINT_COLUMNS} FROM locker_points {in_city} {row_conditions}
+         ORDER BY word_similarity(lockers_fold(coalesce($2, '')), search_document) DESC, lower(name), id
+         LIMIT ${next} OFFSET ${}",
+        next + 1
     );
-    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(city_id).bind(terms.map(|t| t.query.clone()));
-    for word in terms.map(|t| t.words.clone()).unwrap_or_default() {
-        query = query.bind(word);
+    let count_sql = format!("SELECT count(*) FROM locker_points {in_city} {count_conditions}");
+    let mut rows = sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)).bind(city_id).bind(terms.map(|t| t.query.clone()));
+    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(city_id);
+    for word in &words {
+        rows = rows.bind(word.clone());
+        count = count.bind(word.clone());
     }
-    query.fetch_all(conn).await
+    let items = rows.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
+    let total = count.fetch_one(conn).await?;
+    Ok((items, total))
 }
 
 pub async fn point(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockerPoint>, sqlx::Error> {

@@ -5,7 +5,7 @@ mod deliver;
 pub mod engine;
 pub mod providers;
 mod scheduler;
-mod sweep;
+pub mod sweep;
 
 use std::sync::Arc;
 

@@ -440,3 +440,64 @@ async fn every_admin_action_is_audited_and_the_log_filters_newest_first() {
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+#[tokio::test]
+async fn locker_points_are_paged_in_order_with_the_total_of_every_match() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.user_with_role("admin").await;
+    let (_, city, _) = network(&app, &admin, "Goa", "Panaji", "Point 0", "Market Road").await;
+    for i in 1..7 {
+        let road = if i % 2 == 0 { "Market Road" } else { "Beach Road" };
+        let body = json!({ "city_id": city, "name": format!("Point {i}"), "address": road });
+        created(app.post_as("/api/v1/locker-points", &admin, &body).await).await;
+    }
+    let (_, _, elsewhere) = network(&app, &admin, "Goa", "Margao", "Station Point", "Market Road").await;
+
+    let names = |page: &Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let mut seen = Vec::new();
+    for n in 1..=3 {
+        let page: Value =
+            app.get(&format!("/api/v1/locker-points?city_id={city}&per_page=3&page={n}")).await.json().await.unwrap();
+        assert_eq!(
+            (page["total"].as_i64(), page["page"].as_u64(), page["per_page"].as_u64()),
+            (Some(7), Some(n), Some(3))
+        );
+        seen.extend(names(&page));
+    }
+    let expected: Vec<String> = (0..7).map(|i| format!("Point {i}")).collect();
+    assert_eq!(seen, expected, "three pages hold every point once, by name");
+    let past_the_end: Value =
+        app.get(&format!("/api/v1/locker-points?city_id={city}&per_page=3&page=4")).await.json().await.unwrap();
+    assert_eq!((past_the_end["total"].as_i64(), names(&past_the_end).len()), (Some(7), 0));
+
+    // The total counts matches of the search, across cities, not the page.
+    let market: Value = app.get("/api/v1/locker-points?q=market&per_page=2").await.json().await.unwrap();
+    assert_eq!((market["total"].as_i64(), names(&market).len()), (Some(5), 2), "{market}");
+    let market_page_3: Value = app.get("/api/v1/locker-points?q=market&per_page=2&page=3").await.json().await.unwrap();
+    assert_eq!(names(&market_page_3).len(), 1);
+    let in_city: Value =
+        app.get(&format!("/api/v1/locker-points?q=market%20road&city_id={city}")).await.json().await.unwrap();
+    assert_eq!(in_city["total"], 4, "{in_city}");
+    assert!(!names(&in_city).contains(&"Station Point".to_owned()), "{elsewhere} is in another city");
+}
+
+#[tokio::test]
+async fn a_page_deeper_than_ten_thousand_rows_answers_422_page_too_deep_on_every_list() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.user_with_role("admin").await;
+    for path in ["/api/v1/states", "/api/v1/cities", "/api/v1/locker-points", "/api/v1/lockers"] {
+        assert_eq!(app.get(&format!("{path}?page=100&per_page=100")).await.status(), 200, "{path}: the last page");
+        for query in ["page=101&per_page=100", "page=201", "page=4294967295&per_page=100"] {
+            let answer = code_of(app.get(&format!("{path}?{query}")).await).await;
+            assert_eq!(answer, (422, "page_too_deep".into()), "{path}?{query}");
+        }
+    }
+    for path in ["/api/v1/users", "/api/v1/admin/audit"] {
+        let answer = code_of(app.get_as(&format!("{path}?page=101&per_page=100"), &admin).await).await;
+        assert_eq!(answer, (422, "page_too_deep".into()), "{path}");
+    }
+    let answer = code_of(app.get("/api/v1/states?page=0").await).await;
+    assert_eq!(answer, (400, "invalid_query".into()), "page 0 is malformed, not deep");
+}

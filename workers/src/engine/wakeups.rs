@@ -46,39 +46,59 @@ impl Wakeups {
 
     /// Forwards notifications until `stop`. After a lost connection every queue
     /// is woken, since notifications sent while it was down are gone.
+    ///
+    /// Any error drops the listener and opens a new one (retrying every
+    /// second while the database is away) rather than trusting the old
+    /// connection to recover: sqlx reconnects by itself only after some
+    /// failures (a clean end of stream), and a listener left on a dead
+    /// connection would leave every queue on the backstop poll for good.
     pub async fn listen(&self, pool: PgPool, stop: CancellationToken) {
-        let mut listener = loop {
-            match connect(&pool).await {
-                Ok(listener) => break listener,
+        let mut failures: u32 = 0;
+        loop {
+            let mut listener = match connect(&pool).await {
+                Ok(listener) => listener,
                 Err(error) => {
-                    tracing::warn!(%error, "job wake-up listener could not connect; retrying");
+                    failures += 1;
+                    // One line per outage at warn, the retries below it.
+                    if failures == 1 {
+                        tracing::warn!(%error, "job wake-up listener could not connect; retrying every second");
+                    } else {
+                        tracing::debug!(%error, failures, "job wake-up listener still cannot connect");
+                    }
                     if pause(&stop, Duration::from_secs(1)).await {
                         return;
+                    }
+                    continue;
+                }
+            };
+            if failures > 0 {
+                tracing::info!(failures, "job wake-up listener connected again");
+                failures = 0;
+            }
+            // Anything enqueued before LISTEN took effect, or while it was down.
+            self.wake_all();
+            loop {
+                let received = tokio::select! {
+                    received = listener.try_recv() => received,
+                    () = stop.cancelled() => return,
+                };
+                match received {
+                    Ok(Some(notification)) => match notification.payload().parse::<Queue>() {
+                        Ok(queue) => self.wake(queue),
+                        Err(_) => tracing::debug!(payload = notification.payload(), "wake-up for an unknown queue"),
+                    },
+                    // sqlx lost the connection and already listens on a new one.
+                    Ok(None) => self.wake_all(),
+                    Err(error) => {
+                        tracing::warn!(%error, "job wake-up listener failed; reconnecting");
+                        self.wake_all();
+                        break;
                     }
                 }
             }
-        };
-        // Anything enqueued before LISTEN took effect.
-        self.wake_all();
-        loop {
-            let received = tokio::select! {
-                received = listener.try_recv() => received,
-                () = stop.cancelled() => return,
-            };
-            match received {
-                Ok(Some(notification)) => match notification.payload().parse::<Queue>() {
-                    Ok(queue) => self.wake(queue),
-                    Err(_) => tracing::debug!(payload = notification.payload(), "wake-up for an unknown queue"),
-                },
-                // Reconnected (try_recv re-LISTENs on the next call).
-                Ok(None) => self.wake_all(),
-                Err(error) => {
-                    tracing::warn!(%error, "job wake-up listener failed; retrying");
-                    self.wake_all();
-                    if pause(&stop, Duration::from_secs(1)).await {
-                        return;
-                    }
-                }
+            drop(listener);
+            if pause(&stop, Duration::from_secs(1)).await {
+                return;
             }
         }
     }

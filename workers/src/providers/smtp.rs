@@ -15,6 +15,8 @@ use super::{EmailSender, Receipt, SendError};
 pub struct SmtpEmail {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// Bound on one whole delivery (connect, greeting, every command, data).
+    timeout: Duration,
 }
 
 impl SmtpEmail {
@@ -34,12 +36,13 @@ impl SmtpEmail {
             }
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
         };
-        builder = builder.port(config.smtp_port).timeout(Some(Duration::from_secs(15)));
+        // lettre's own timeout bounds only the TCP connect; `send` bounds the rest.
+        builder = builder.port(config.smtp_port).timeout(Some(config.smtp_timeout));
         if let Some(user) = &config.smtp_username {
             let password = config.smtp_password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }
-        Ok(Self { transport: builder.build(), from })
+        Ok(Self { transport: builder.build(), from, timeout: config.smtp_timeout })
     }
 }
 
@@ -64,7 +67,14 @@ impl EmailSender for SmtpEmail {
             .subject(subject)
             .multipart(MultiPart::alternative_plain_html(body.to_owned(), html_of(body)))
             .map_err(|e| SendError::Permanent(format!("message could not be built: {e}")))?;
-        match self.transport.send(message).await {
+        // A server that accepts the connection and then stays silent would
+        // otherwise hold this job (and its worker slot) forever. Without the
+        // `pool` feature each send owns its connection, so dropping the future
+        // on timeout closes it.
+        let Ok(sent) = tokio::time::timeout(self.timeout, self.transport.send(message)).await else {
+            return Err(SendError::Transient(format!("SMTP gave no answer within {} s", self.timeout.as_secs())));
+        };
+        match sent {
             Ok(response) => {
                 Ok(Receipt { provider_message_id: response.message().next().map(|line| line.trim().to_owned()) })
             }

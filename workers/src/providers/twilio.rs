@@ -17,6 +17,8 @@ pub struct TwilioSms {
     account_sid: String,
     auth_token: Secret,
     from: String,
+    /// Bound on one whole call, named in the error when it runs out.
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -31,8 +33,10 @@ impl TwilioSms {
         let from = config.twilio_from.clone().context("TWILIO_FROM is required")?;
         let base = config.twilio_api_base.trim_end_matches('/');
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
+            // The whole call (connect, request, response body) is bounded, so a
+            // Twilio that stops answering fails the attempt, which is retried.
+            .timeout(config.twilio_timeout)
+            .connect_timeout(config.twilio_timeout.min(Duration::from_secs(5)))
             .build()
             .context("Failed to build the HTTP client")?;
         Ok(Self {
@@ -41,6 +45,7 @@ impl TwilioSms {
             account_sid,
             auth_token,
             from,
+            timeout: config.twilio_timeout,
         })
     }
 }
@@ -59,7 +64,13 @@ impl SmsSender for TwilioSms {
             .form(&[("To", to), ("From", self.from.as_str()), ("Body", body)])
             .send()
             .await
-            .map_err(|e| SendError::Transient(format!("request failed: {}", e.without_url())))?;
+            .map_err(|e| {
+                if e.is_timeout() {
+                    SendError::Transient(format!("Twilio gave no answer within {} s", self.timeout.as_secs()))
+                } else {
+                    SendError::Transient(format!("request failed: {}", e.without_url()))
+                }
+            })?;
         let status = response.status();
         if status.is_success() {
             let created: Created = response

@@ -1,3 +1,5 @@
 pub mod redis_proxy;
+pub mod silent;
 pub mod smtp;
+pub mod tcp_proxy;
 pub mod twilio;

@@ -3,7 +3,9 @@
 //! It records every accepted message.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -54,20 +56,34 @@ impl Mail {
 pub struct FakeSmtp {
     pub addr: SocketAddr,
     mails: Arc<Mutex<Vec<Mail>>>,
+    /// Messages whose DATA began (accepted or not yet).
+    begun: Arc<AtomicUsize>,
 }
 
 impl FakeSmtp {
     pub async fn start() -> FakeSmtp {
+        Self::start_with_delay(Duration::ZERO).await
+    }
+
+    /// A server that takes `delay` to accept each message after its data
+    /// arrives, like a slow relay: deliveries stay in flight that long.
+    pub async fn start_with_delay(delay: Duration) -> FakeSmtp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake smtp");
         let addr = listener.local_addr().expect("addr");
         let mails = Arc::new(Mutex::new(Vec::new()));
-        let store = mails.clone();
+        let begun = Arc::new(AtomicUsize::new(0));
+        let (store, count) = (mails.clone(), begun.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, store.clone()));
+                tokio::spawn(session(stream, store.clone(), count.clone(), delay));
             }
         });
-        FakeSmtp { addr, mails }
+        FakeSmtp { addr, mails, begun }
+    }
+
+    /// How many messages began their DATA phase.
+    pub fn begun(&self) -> usize {
+        self.begun.load(Ordering::SeqCst)
     }
 
     /// Configuration flags that point the app at this server (plain SMTP).
@@ -96,7 +112,12 @@ fn angle_address(arg: &str) -> String {
     arg.get(start..end).unwrap_or_default().to_owned()
 }
 
-async fn session(stream: TcpStream, mails: Arc<Mutex<Vec<Mail>>>) -> std::io::Result<()> {
+async fn session(
+    stream: TcpStream,
+    mails: Arc<Mutex<Vec<Mail>>>,
+    begun: Arc<AtomicUsize>,
+    delay: Duration,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 fake.smtp.test ESMTP ready\r\n").await?;
@@ -127,6 +148,7 @@ async fn session(stream: TcpStream, mails: Arc<Mutex<Vec<Mail>>>) -> std::io::Re
             }
             "DATA" => {
                 write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                begun.fetch_add(1, Ordering::SeqCst);
                 let mut data = String::new();
                 loop {
                     line.clear();
@@ -140,6 +162,7 @@ async fn session(stream: TcpStream, mails: Arc<Mutex<Vec<Mail>>>) -> std::io::Re
                     data.push_str(line.strip_prefix('.').unwrap_or(&line));
                 }
                 let mail = Mail { from: std::mem::take(&mut from), to: std::mem::take(&mut to), data };
+                tokio::time::sleep(delay).await;
                 mails.lock().expect("lock").push(mail);
                 b"250 OK queued as fake-1\r\n"
             }

@@ -1,0 +1,232 @@
+//! Outages of the things around the intake: PostgreSQL cut and restored
+//! through a TCP proxy, and a mail server that accepts connections and never
+//! answers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lockers_core::db;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::fakes::silent::SilentServer;
+use crate::fakes::smtp::FakeSmtp;
+use crate::fakes::tcp_proxy::TcpProxy;
+use crate::harness::{self, SERVER_URL, TestApp, Workers, eventually};
+
+/// The app (and, separately, its workers) talking to a fresh database through
+/// `proxy`, plus a direct pool for the test's own checks while the proxy is cut.
+async fn app_through(proxy: &TcpProxy, flags: &[String]) -> (TestApp, PgPool, Workers) {
+    let database = harness::fresh_database().await;
+    let proxied = format!("--database-url=postgres://postgres@{}/{database}", proxy.addr);
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.push(&proxied);
+    let config = Arc::new(harness::config(&database, &args));
+    let pool = db::connect_configured(&config).await.expect("connect through the proxy");
+    // Workers on a pool of their own, as in production: stuck deliveries cannot
+    // take the intake's connections.
+    let worker_pool = db::connect_configured(&config).await.expect("connect through the proxy");
+    let direct = db::connect(&format!("{SERVER_URL}/{database}"), 2).await.expect("connect directly");
+    let app = TestApp::serve(config.clone(), pool, database).await;
+    let workers = Workers::start(config, worker_pool, None);
+    (app, direct, workers)
+}
+
+/// Asks for a login code for a new user with this address: one committed email job.
+async fn request_code(app: &TestApp, direct: &PgPool, email: &str) {
+    sqlx::query("INSERT INTO users (id, name, email, role) VALUES ($1, 'Test', $2, 'user')")
+        .bind(uuid::Uuid::now_v7())
+        .bind(email)
+        .execute(direct)
+        .await
+        .unwrap();
+    let response = app.post("/api/v1/auth/otp/request", &json!({ "identifier": email })).await;
+    assert_eq!(response.status(), 202);
+}
+
+/// Asks for a login code by SMS for a new user with this phone: one committed SMS job.
+async fn request_sms_code(app: &TestApp, direct: &PgPool, phone: &str) {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO users (id, name, email, phone, role) VALUES ($1, 'Test', $2, $3, 'user')")
+        .bind(id)
+        .bind(format!("{}@example.com", id.simple()))
+        .bind(phone)
+        .execute(direct)
+        .await
+        .unwrap();
+    let response = app.post("/api/v1/auth/otp/request", &json!({ "identifier": phone })).await;
+    assert_eq!(response.status(), 202);
+}
+
+async fn status_and_code(response: reqwest::Response) -> (u16, Option<String>, Value) {
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, retry_after, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_database_cut_answers_503_quickly_and_after_it_returns_every_committed_job_runs() {
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    // Each message takes a second to be accepted, so deliveries are in flight when the cut comes.
+    let smtp = FakeSmtp::start_with_delay(Duration::from_secs(1)).await;
+    let mut flags = smtp.flags();
+    flags.extend(["--scheduler=false".into(), "--database-acquire-timeout-ms=1000".into()]);
+    flags.push("--job-backoff-base-ms=200".into());
+    let (app, direct, workers) = app_through(&proxy, &flags).await;
+
+    let before: Vec<String> = (0..4).map(|i| format!("before-{i}@example.com")).collect();
+    for email in &before {
+        request_code(&app, &direct, email).await;
+    }
+    assert!(eventually(Duration::from_secs(10), || async { smtp.begun() >= 1 }).await, "no delivery started");
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    for path in ["/api/v1/states", "/api/v1/locker-points", "/api/v1/lockers?q=panaji"] {
+        let started = Instant::now();
+        let (status, retry_after, body) = status_and_code(app.get(path).await).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "database_unavailable", "{path}: {body}");
+        assert!(retry_after.is_some(), "{path}: no Retry-After");
+        assert!(started.elapsed() < Duration::from_secs(5), "{path} took {:?}", started.elapsed());
+    }
+    let started = Instant::now();
+    let (status, _, body) =
+        status_and_code(app.post("/api/v1/auth/otp/request", &json!({ "identifier": "during@example.com" })).await)
+            .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("database_unavailable")), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5), "a write took {:?}", started.elapsed());
+    let (status, _, body) = status_and_code(app.get("/ready").await).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["postgres"], "down", "{body}");
+    // Keep the database away long enough for the in-flight deliveries to end
+    // (their outcomes cannot be written) and for the listener to notice.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(cut_at.elapsed())).await;
+
+    let restored_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT now()").fetch_one(&direct).await.unwrap();
+    proxy.restore();
+
+    let ready = eventually(Duration::from_secs(15), || async { app.get("/ready").await.status() == 200 }).await;
+    assert!(ready, "/ready did not recover");
+    // The wake-up listener is back on a new connection.
+    let listening = eventually(Duration::from_secs(20), || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND backend_start > $1",
+        )
+        .bind(restored_at)
+        .fetch_one(&direct)
+        .await
+        .unwrap();
+        n >= 1
+    })
+    .await;
+    assert!(listening, "the job wake-up listener did not reconnect");
+
+    // New work goes through the intake and the workers again.
+    request_code(&app, &direct, "after@example.com").await;
+    let all_delivered = eventually(Duration::from_secs(60), || async {
+        before.iter().chain(["after@example.com".to_owned()].iter()).all(|e| !smtp.mails_to(e).is_empty())
+    })
+    .await;
+    let missing: Vec<&String> = before.iter().filter(|e| smtp.mails_to(e).is_empty()).collect();
+    assert!(all_delivered, "undelivered after the restore: {missing:?}");
+    // Every committed job finished: none left waiting, running or given up.
+    let settled = eventually(Duration::from_secs(30), || async {
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state <> 'completed'")
+            .fetch_one(&direct)
+            .await
+            .unwrap();
+        open == 0
+    })
+    .await;
+    assert!(settled, "jobs still open after the restore");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&direct).await.unwrap();
+    assert_eq!(jobs, 5, "one job per code asked for before and after the cut (none for the refused request)");
+    workers.stop().await;
+}
+
+#[tokio::test]
+async fn a_mail_server_that_never_answers_slows_no_intake_read_and_its_deliveries_time_out_and_retry() {
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let smtp = SilentServer::start().await;
+    let mut flags = smtp.smtp_flags();
+    flags.extend([
+        "--scheduler=false".into(),
+        "--smtp-timeout-secs=3".into(),
+        "--job-backoff-base-ms=100".into(),
+        "--job-backoff-max-secs=1".into(),
+        "--worker-queues=otp=8,notify=8".into(),
+    ]);
+    let (app, direct, workers) = app_through(&proxy, &flags).await;
+
+    // More stuck deliveries than the pool has connections.
+    for i in 0..12 {
+        request_code(&app, &direct, &format!("stuck-{i}@example.com")).await;
+    }
+    assert!(eventually(Duration::from_secs(10), || async { smtp.connections() >= 8 }).await, "no delivery started");
+
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut reads = 0;
+    while Instant::now() < until {
+        for path in ["/api/v1/states", "/api/v1/locker-points", "/api/v1/lockers", "/ready"] {
+            let started = Instant::now();
+            let status = app.get(path).await.status();
+            let took = started.elapsed();
+            assert_eq!(status, 200, "{path}");
+            assert!(took < Duration::from_secs(1), "{path} took {took:?} while mail was stuck");
+            reads += 1;
+        }
+        // A few reads a second: enough to see a stall, few enough for any per-IP read limit.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(reads >= 8);
+
+    // The client gives up on the silent server and the jobs come back for another try.
+    let retried = eventually(Duration::from_secs(30), || async {
+        let retried: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE attempts >= 2 AND last_error LIKE '%SMTP gave no answer within 3 s%'",
+        )
+        .fetch_one(&direct)
+        .await
+        .unwrap();
+        retried >= 12
+    })
+    .await;
+    let errors: Vec<(i32, Option<String>)> =
+        sqlx::query_as("SELECT attempts, last_error FROM jobs").fetch_all(&direct).await.unwrap();
+    assert!(retried, "deliveries did not time out and retry: {errors:?}");
+    workers.stop().await;
+}
+
+#[tokio::test]
+async fn a_twilio_that_never_answers_fails_each_attempt_at_the_timeout_and_the_sms_is_retried() {
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let twilio = SilentServer::start().await;
+    let mut flags = twilio.twilio_flags();
+    flags.extend([
+        "--scheduler=false".into(),
+        "--twilio-timeout-secs=1".into(),
+        "--job-backoff-base-ms=100".into(),
+        "--job-backoff-max-secs=1".into(),
+    ]);
+    let (app, direct, workers) = app_through(&proxy, &flags).await;
+    request_sms_code(&app, &direct, "+919876500001").await;
+
+    // Each attempt reaches the silent API, gives up after a second and is retried.
+    let retried = eventually(Duration::from_secs(30), || async {
+        let attempts: Option<i32> = sqlx::query_scalar(
+            "SELECT max(attempts) FROM jobs WHERE last_error LIKE '%Twilio gave no answer within 1 s%'",
+        )
+        .fetch_one(&direct)
+        .await
+        .unwrap();
+        attempts.is_some_and(|a| a >= 2) && twilio.connections() >= 2
+    })
+    .await;
+    let jobs: Vec<(i32, String, Option<String>)> =
+        sqlx::query_as("SELECT attempts, state, last_error FROM jobs").fetch_all(&direct).await.unwrap();
+    assert!(retried, "the SMS attempt did not time out and retry: {jobs:?}");
+    workers.stop().await;
+}

@@ -1,0 +1,63 @@
+//! The sweep: which rows it removes, and that each of its statements finds
+//! them through an index rather than by reading the whole table.
+
+use std::time::Duration;
+
+use lockers_core::jobs::{self, Queue, Sweep};
+use uuid::Uuid;
+
+use crate::harness::{TestApp, eventually};
+
+#[tokio::test]
+async fn every_sweep_statement_is_served_by_an_index() {
+    let app = TestApp::spawn().await;
+    for (statement, index) in lockers_workers::sweep::INDEXED_STATEMENTS {
+        // With a few rows a sequential scan is cheapest; forbid it to see that an index can serve the statement.
+        let mut tx = app.pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
+        let explain = format!("EXPLAIN {statement}");
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain)).bind(1_700_000_000f64);
+        if statement.contains("$2") {
+            query = query.bind(86_400f64);
+        }
+        let plan = query.fetch_all(&mut *tx).await.unwrap().join("\n");
+        assert!(plan.contains(index), "{statement}\n{plan}");
+        assert!(!plan.contains("Seq Scan"), "{statement}\n{plan}");
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_finished_notifications_after_the_retention_and_keeps_pending_ones() {
+    let week = "604800";
+    let app = TestApp::spawn_with(&["--scheduler=false", "--notification-retention-secs", week]).await;
+    let mut rows = Vec::new();
+    for (status, days_old) in [("sent", 8), ("failed", 8), ("pending", 8), ("sent", 6), ("failed", 6)] {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO notifications (id, channel, recipient, kind, body, status, created_at)
+             VALUES ($1, 'email', 'asha@example.com', 'test', 'hello', $2, now() - make_interval(days => $3))",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(days_old)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+        rows.push((id, status, days_old));
+    }
+    let workers = app.start_workers(None);
+    let mut tx = app.pool.begin().await.unwrap();
+    jobs::enqueue(&mut tx, Queue::Sweep, &Sweep { at: chrono::Utc::now().timestamp() }).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let expected: Vec<Uuid> =
+        rows.iter().filter(|(_, status, days)| *status == "pending" || *days < 7).map(|(id, _, _)| *id).collect();
+    let swept = eventually(Duration::from_secs(10), || async {
+        let left: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM notifications ORDER BY id").fetch_all(&app.pool).await.unwrap();
+        left == expected
+    })
+    .await;
+    workers.stop().await;
+    assert!(swept, "finished rows older than a week are gone; pending and younger ones stay");
+}
