@@ -115,7 +115,7 @@ async fn create_admin_on_an_account_a_stranger_registered_leaves_none_of_the_str
     // The stranger registers the boss's address first, with a phone, and (say, through
     // an old alias forwarding the boss's mail) proves it and logs in.
     let body =
-        json!({ "name": "Not the boss", "email": email, "phone": "+14155550123", "password": stranger_password });
+        json!({ "name": "Not the boss", "email": email, "phone": "+919855550123", "password": stranger_password });
     assert_eq!(stack.post("/api/v1/auth/signup", &body).await.status(), 201);
     let code = stack.email_code(email, 1).await;
     let verify = json!({ "identifier": email, "code": code, "password": stranger_password });

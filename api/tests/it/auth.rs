@@ -582,7 +582,7 @@ async fn password_login_needs_a_proven_email_and_says_so_only_to_the_right_passw
 #[tokio::test]
 async fn a_stranger_who_registered_the_owners_email_loses_password_phone_and_sessions_when_the_owner_proves_it() {
     let stack = Stack::spawn(&[]).await;
-    let body = json!({ "name": "Stranger", "email": EMAIL, "phone": "+14155550123", "password": STRANGER_PASSWORD });
+    let body = json!({ "name": "Stranger", "email": EMAIL, "phone": "+919855550123", "password": STRANGER_PASSWORD });
     let stranger = stack.post("/api/v1/auth/signup", &body).await.json::<Value>().await.unwrap();
     let stranger_id = stranger["id"].as_str().unwrap().to_owned();
     assert_eq!(error_code(login(&stack, EMAIL, STRANGER_PASSWORD).await).await, (403, "email_not_verified".into()));

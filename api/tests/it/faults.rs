@@ -47,13 +47,17 @@ async fn request_code(app: &TestApp, direct: &PgPool, email: &str) {
 /// Asks for a login code by SMS for a new user with this phone: one committed SMS job.
 async fn request_sms_code(app: &TestApp, direct: &PgPool, phone: &str) {
     let id = uuid::Uuid::now_v7();
-    sqlx::query("INSERT INTO users (id, name, email, phone, role) VALUES ($1, 'Test', $2, $3, 'user')")
-        .bind(id)
-        .bind(format!("{}@example.com", id.simple()))
-        .bind(phone)
-        .execute(direct)
-        .await
-        .unwrap();
+    // Proven email and phone: only a proven phone identifies an account for a login code.
+    sqlx::query(
+        "INSERT INTO users (id, name, email, phone, role, email_verified_at, phone_verified_at)
+         VALUES ($1, 'Test', $2, $3, 'user', now(), now())",
+    )
+    .bind(id)
+    .bind(format!("{}@example.com", id.simple()))
+    .bind(phone)
+    .execute(direct)
+    .await
+    .unwrap();
     let response = app.post("/api/v1/auth/otp/request", &json!({ "identifier": phone })).await;
     assert_eq!(response.status(), 202);
 }
