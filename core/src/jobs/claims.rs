@@ -76,7 +76,8 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
                 (SELECT EXTRACT(EPOCH FROM min(run_at) - now())::float8
                  FROM jobs WHERE queue = $1 AND state = 'ready' AND run_at > now()),
                 EXISTS (SELECT 1 FROM me)
-         FROM (SELECT) AS one LEFT JOIN claimed AS c ON true",
+         FROM (SELECT) AS one LEFT JOIN claimed AS c ON true
+         ORDER BY c.id",
     )
     .bind(queue)
     .bind(limit)
