@@ -278,8 +278,9 @@ pub enum Promotion {
 /// admin whose password is `hash`. An existing account under that email may
 /// have been registered by anyone, so promoting it leaves nothing set by
 /// someone else working: the password is replaced, every session ends, the
-/// email counts as proven (the operator vouches for it) and a phone is kept
-/// only if it was proven on an account whose email was proven before.
+/// email counts as proven (the operator vouches for it), the phone is dropped
+/// (whoever proved it may not be the operator: a proven phone logs in by code)
+/// and codes still live for the account die.
 pub async fn make_admin(
     conn: &mut PgConnection,
     name: &Name,
@@ -292,8 +293,8 @@ pub async fn make_admin(
              name = $2,
              password_hash = $3,
              email_verified_at = coalesce(email_verified_at, now()),
-             phone = CASE WHEN email_verified_at IS NOT NULL AND phone_verified_at IS NOT NULL THEN phone END,
-             phone_verified_at = CASE WHEN email_verified_at IS NOT NULL THEN phone_verified_at END,
+             phone = NULL,
+             phone_verified_at = NULL,
              session_epoch = session_epoch + 1,
              updated_at = now()
          WHERE email = $1 RETURNING {COLUMNS}"
@@ -306,6 +307,7 @@ pub async fn make_admin(
         .await?;
     if let Some(user) = promoted {
         crate::sessions::end_all(conn, user.id).await?;
+        sqlx::query("DELETE FROM one_time_codes WHERE user_id = $1").bind(user.id).execute(&mut *conn).await?;
         return Ok(Promotion::Promoted(user));
     }
     let sql = format!(

@@ -120,6 +120,12 @@ async fn create_admin_on_an_account_a_stranger_registered_leaves_none_of_the_str
     let code = stack.email_code(email, 1).await;
     let verify = json!({ "identifier": email, "code": code, "password": stranger_password });
     assert_eq!(stack.post("/api/v1/auth/verify", &verify).await.status(), 200);
+    // ... and proves the phone too (set here directly; how it is proven is not the point).
+    sqlx::query("UPDATE users SET phone_verified_at = now() WHERE email = $1")
+        .bind(email)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
     let stack = &stack;
     let login = |password: &str| {
         let body = json!({ "identifier": email, "password": password });
@@ -145,7 +151,12 @@ async fn create_admin_on_an_account_a_stranger_registered_leaves_none_of_the_str
         (me["role"].as_str(), me["name"].as_str(), me["email_verified"].as_bool()),
         (Some("admin"), Some("Boss"), Some(true))
     );
-    assert!(me["phone"].is_null(), "the unproven phone the stranger typed is dropped: {me}");
+    assert!(me["phone"].is_null(), "the phone the stranger proved is dropped: {me}");
+    let sms_before = stack.twilio.messages().len();
+    let by_phone = stack.post("/api/v1/auth/otp/request", &json!({ "identifier": "+919855550123" })).await;
+    assert_eq!(by_phone.status(), 202);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(stack.twilio.messages().len(), sms_before, "the stranger's phone no longer reaches the account");
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'user.promote_admin'")
         .fetch_one(&stack.pool)
         .await
