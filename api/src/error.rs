@@ -91,6 +91,16 @@ impl From<lockers_core::jobs::EnqueueError> for ApiError {
     }
 }
 
+impl From<lockers_core::db::DbError> for ApiError {
+    fn from(e: lockers_core::db::DbError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, cause = %e.source, "database unavailable");
+            return Self::DatabaseUnavailable;
+        }
+        Self::Internal(anyhow::Error::new(e))
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if lockers_core::db::is_unavailable(&e) {

@@ -6,9 +6,9 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use lockers_core::audit::Actor;
+use lockers_core::accounts::users::{self, Role, User};
+use lockers_core::audit::{Actor, Party};
 use lockers_core::net;
-use lockers_core::users::{self, Role, User};
 
 use crate::ApiContext;
 use crate::error::ApiError;
@@ -64,7 +64,7 @@ impl FromRequestParts<ApiContext> for Caller {
             .and_then(|v| v.to_str().ok())
             .filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
             .map(str::to_owned);
-        Ok(Self(Actor { user_id: None, client_ip, request_id }))
+        Ok(Self(Actor { party: Party::Anonymous, client_ip, request_id }))
     }
 }
 
@@ -134,6 +134,6 @@ impl FromRequestParts<ApiContext> for AdminActor {
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
         let AdminUser(admin) = AdminUser::from_request_parts(parts, ctx).await?;
         let Caller(actor) = Caller::from_request_parts(parts, ctx).await?;
-        Ok(Self(Actor { user_id: Some(admin.id), ..actor }))
+        Ok(Self(actor.as_party(Party::Admin(admin.id))))
     }
 }

@@ -10,7 +10,6 @@ mod lockers;
 mod middleware;
 mod pagination;
 mod places;
-pub mod rate_limit;
 mod users;
 
 use std::net::SocketAddr;
@@ -18,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use lockers_core::access_token::TokenKeys;
+use lockers_core::accounts::access_token::TokenKeys;
 use lockers_core::config::{Config, Secret};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -31,7 +30,7 @@ pub struct ApiContext {
     pub db: PgPool,
     pub redis: Option<redis::aio::ConnectionManager>,
     pub tokens: Arc<TokenKeys>,
-    pub limiter: Arc<rate_limit::RateLimiter>,
+    pub limiter: Arc<lockers_core::rate_limit::RateLimiter>,
     /// Argon2 runs at most one hash per core at a time: each takes 19 MiB, and
     /// a burst of logins must queue, not exhaust memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
@@ -40,7 +39,7 @@ pub struct ApiContext {
 
 impl ApiContext {
     pub fn new(config: Arc<Config>, db: PgPool, redis: Option<redis::aio::ConnectionManager>) -> Self {
-        let limiter = rate_limit::RateLimiter::new(redis.clone(), config.redis_key_prefix.clone());
+        let limiter = lockers_core::rate_limit::RateLimiter::new(redis.clone(), config.redis_key_prefix.clone());
         Self {
             tokens: Arc::new(TokenKeys::from_config(&config)),
             limiter: Arc::new(limiter),

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use lockers_core::config::DoorDriver;
-use lockers_core::lockers::{self, Filter, LockerError, LockerRow, Size, Status, WriteError};
+use lockers_core::places::lockers::{self, Filter, LockerError, LockerRow, Size, Status, WriteError};
 use lockers_core::places::{ONLINE_WINDOW_SECS, SearchTerms};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

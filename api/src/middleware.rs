@@ -16,7 +16,7 @@ use tower_http::trace::{DefaultOnResponse, MakeSpan, TraceLayer};
 use crate::ApiContext;
 use crate::error::{ApiError, error_response};
 use crate::extract::ClientIp;
-use crate::rate_limit::{Decision, Limit};
+use lockers_core::rate_limit::{Decision, Limit};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

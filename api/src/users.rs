@@ -3,9 +3,9 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, patch};
+use lockers_core::accounts::sessions;
+use lockers_core::accounts::users::{self, Role};
 use lockers_core::audit::{self, Entry};
-use lockers_core::sessions;
-use lockers_core::users::{self, Role};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -60,7 +60,7 @@ async fn update(
     if after.is_disabled() && !before.is_disabled() {
         sessions::end_all(&mut tx, id).await?;
     }
-    let actor = audit::Actor { user_id: Some(admin.id), ..actor };
+    let actor = actor.as_party(lockers_core::audit::Party::Admin(admin.id));
     let changes = [
         ("user.role_change", before.role != after.role, json!({ "role": before.role }), json!({ "role": after.role })),
         (

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::contact::Email;
+use crate::accounts::contact::Email;
 use crate::jobs::Queue;
 use crate::net::CidrList;
 
@@ -382,7 +382,7 @@ pub struct Config {
 pub struct CallingCode(String);
 
 impl CallingCode {
-    pub fn includes(&self, phone: &crate::contact::Phone) -> bool {
+    pub fn includes(&self, phone: &crate::accounts::contact::Phone) -> bool {
         phone.as_str().strip_prefix('+').is_some_and(|digits| digits.starts_with(&self.0))
     }
 }
@@ -439,7 +439,7 @@ impl Config {
         if self.access_token_ttl.is_zero() || self.refresh_token_ttl < self.access_token_ttl {
             return fail("ACCESS_TOKEN_TTL_SECS must be positive and at most REFRESH_TOKEN_TTL_SECS");
         }
-        if self.unverified_account_ttl < crate::otp::VALIDITY {
+        if self.unverified_account_ttl < crate::messaging::otp::VALIDITY {
             return fail("UNVERIFIED_ACCOUNT_TTL_SECS must be at least 600 (a signup code's validity)");
         }
         if self.database_max_connections < 2 {
@@ -640,7 +640,7 @@ mod tests {
         assert_eq!(defaults.sms_allowed_country_codes, ["91".parse::<CallingCode>().unwrap()]);
         let set = parse(&["--trusted-proxies=10.0.0.0/8,::1", "--sms-allowed-country-codes=+91, 44"]).unwrap();
         assert_eq!(set.trusted_proxies.0.len(), 2);
-        let uk = crate::contact::Phone::parse("+447700900123").unwrap();
+        let uk = crate::accounts::contact::Phone::parse("+447700900123").unwrap();
         assert!(set.sms_allowed_country_codes.iter().any(|cc| cc.includes(&uk)));
         assert!(!defaults.sms_allowed_country_codes.iter().any(|cc| cc.includes(&uk)));
         assert!(parse(&["--trusted-proxies=10.0.0.0/40"]).is_err());

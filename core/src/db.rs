@@ -122,3 +122,38 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 }
+
+/// A database failure and the operation it interrupted, so a 500 logs which
+/// operation failed and why, not only "database error".
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {operation}")]
+pub struct DbError {
+    pub operation: &'static str,
+    #[source]
+    pub source: sqlx::Error,
+}
+
+impl DbError {
+    /// The constraint a write ran into, by name: the one way use cases tell
+    /// violations apart (never by SQLSTATE alone, so a new index cannot be
+    /// mistaken for an old one).
+    pub fn constraint(&self) -> Option<&str> {
+        self.source.as_database_error().and_then(|e| e.constraint())
+    }
+
+    /// See [`is_unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        is_unavailable(&self.source)
+    }
+}
+
+/// Names the operation a database call performs: `.during("rename a state")`.
+pub trait During<T> {
+    fn during(self, operation: &'static str) -> Result<T, DbError>;
+}
+
+impl<T> During<T> for Result<T, sqlx::Error> {
+    fn during(self, operation: &'static str) -> Result<T, DbError> {
+        self.map_err(|source| DbError { operation, source })
+    }
+}

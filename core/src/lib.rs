@@ -1,18 +1,18 @@
-//! Lockers domain: types and rules, configuration, database access and job
-//! payloads. No HTTP here.
+//! Lockers domain, one folder per aggregate: its types, pure rules, SQL and
+//! the use cases every caller (HTTP handlers, workers, the operator CLI)
+//! shares. No HTTP here.
+//!
+//! Aggregates: [`accounts`], [`places`], [`messaging`], [`audit`], [`jobs`]
+//! (the exchange and billing come next, beside them). Infrastructure:
+//! [`config`], [`db`], [`rate_limit`], [`net`], [`telemetry`].
 
-pub mod access_token;
+pub mod accounts;
 pub mod audit;
 pub mod config;
-pub mod contact;
 pub mod db;
 pub mod jobs;
-pub mod lockers;
+pub mod messaging;
 pub mod net;
-pub mod notifications;
-pub mod otp;
-pub mod password;
 pub mod places;
-pub mod sessions;
+pub mod rate_limit;
 pub mod telemetry;
-pub mod users;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
 use lockers_core::jobs::DeliverNotification;
-use lockers_core::notifications::{self, Channel};
+use lockers_core::messaging::outbox::{self, Channel};
 
 use crate::WorkerState;
 use crate::providers::SendError;
@@ -20,7 +20,7 @@ pub async fn deliver_notification(
     state: Data<Arc<WorkerState>>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let Some(message) = notifications::claim(&state.pool, job.notification_id).await? else {
+    let Some(message) = outbox::claim(&state.pool, job.notification_id).await? else {
         tracing::debug!(notification_id = %job.notification_id, "notification already sent, claimed or closed");
         return Ok(());
     };
@@ -36,25 +36,25 @@ pub async fn deliver_notification(
         }
         None => {
             let error = format!("unknown channel `{}`", message.channel);
-            notifications::mark_attempt_failed(&state.pool, message.id, "none", &error, true).await?;
+            outbox::mark_attempt_failed(&state.pool, message.id, "none", &error, true).await?;
             return Err(AbortError::new(error).into());
         }
     };
     match result {
         Ok(receipt) => {
             let receipt_id = receipt.provider_message_id.as_deref();
-            notifications::mark_sent(&state.pool, message.id, provider, receipt_id).await?;
+            outbox::mark_sent(&state.pool, message.id, provider, receipt_id).await?;
             tracing::info!(notification_id = %message.id, kind = %message.kind, provider, "notification sent");
             Ok(())
         }
         Err(SendError::Transient(error)) => {
             let give_up = attempt.current() >= message.queue().max_attempts() as usize;
-            notifications::mark_attempt_failed(&state.pool, message.id, provider, &error, give_up).await?;
+            outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, give_up).await?;
             tracing::warn!(notification_id = %message.id, provider, %error, give_up, "notification attempt failed");
             if give_up { Err(AbortError::new(error).into()) } else { Err(error.into()) }
         }
         Err(SendError::Permanent(error)) => {
-            notifications::mark_attempt_failed(&state.pool, message.id, provider, &error, true).await?;
+            outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, true).await?;
             tracing::warn!(notification_id = %message.id, provider, %error, "notification refused by provider");
             Err(AbortError::new(error).into())
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use lockers_core::jobs::{Queue, Sweep};
-use lockers_core::notifications;
+use lockers_core::messaging::outbox;
 
 use crate::WorkerState;
 
@@ -46,7 +46,7 @@ pub async fn sweep(job: Sweep, state: Data<Arc<WorkerState>>) -> Result<(), BoxD
     // their queue) become `unknown`; codes never delivered in time, failed.
     let config = &state.config;
     let lease = [Queue::Otp, Queue::Notify].map(|q| config.job_timeouts.get(q)).into_iter().max().unwrap_or_default();
-    let settled = notifications::settle_abandoned(&state.pool, lease + config.job_rescue_after).await?;
+    let settled = outbox::settle_abandoned(&state.pool, lease + config.job_rescue_after).await?;
     let accounts = sweep_unproven_accounts(&job, &state).await?;
     tracing::info!(
         codes,
@@ -65,5 +65,5 @@ pub async fn sweep(job: Sweep, state: Data<Arc<WorkerState>>) -> Result<(), BoxD
 async fn sweep_unproven_accounts(job: &Sweep, state: &WorkerState) -> Result<u64, BoxDynError> {
     let at = chrono::DateTime::from_timestamp(job.at, 0).ok_or("sweep time out of range")?;
     let mut conn = state.pool.acquire().await?;
-    Ok(lockers_core::users::delete_unproven(&mut conn, at, state.config.unverified_account_ttl).await?)
+    Ok(lockers_core::accounts::users::delete_unproven(&mut conn, at, state.config.unverified_account_ttl).await?)
 }

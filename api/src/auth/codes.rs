@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use lockers_core::accounts::contact::{Contact, Email, Phone};
+use lockers_core::accounts::password::{self, Password, PasswordError};
+use lockers_core::accounts::sessions;
+use lockers_core::accounts::users::{self, User};
 use lockers_core::audit;
-use lockers_core::contact::{Contact, Email, Phone};
-use lockers_core::notifications;
-use lockers_core::otp::{self, Code, Purpose, Subject};
-use lockers_core::password::{self, Password, PasswordError};
-use lockers_core::sessions;
-use lockers_core::users::{self, User};
+use lockers_core::db::During;
+use lockers_core::messaging::otp::{self, Code, Purpose, Subject};
+use lockers_core::messaging::outbox;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
@@ -25,7 +26,7 @@ use super::{UserView, blocking, limit_ip, limited, ownership, parse_identifier};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{Caller, ClientIp};
-use crate::rate_limit::{Decision, Limit};
+use lockers_core::rate_limit::{Decision, Limit};
 
 /// Codes sent per contact, whatever the purpose and whether or not the contact is known.
 pub const CODES_PER_CONTACT: Limit = Limit::per(5, Duration::from_secs(10 * 60));
@@ -133,8 +134,8 @@ async fn alert_sms_budget_spent(ctx: &ApiContext) {
         after: Some(json!({ "budget_per_hour": budget })),
     };
     let recorded = match ctx.db.acquire().await {
-        Ok(mut conn) => audit::record(&mut conn, &audit::Actor::default(), entry).await,
-        Err(e) => Err(e),
+        Ok(mut conn) => audit::record(&mut conn, &audit::Actor::system(), entry).await,
+        Err(e) => Err(e).during("connect"),
     };
     if let Err(error) = recorded {
         tracing::warn!(%error, "could not audit the spent SMS budget");
@@ -155,8 +156,8 @@ pub async fn send_code(
 ) -> Result<()> {
     let subject = Subject { user_id, item_id: None };
     let code = otp::issue(conn, ctx.pepper(), purpose, contact.as_str(), subject).await?;
-    let message = notifications::one_time_code(contact.clone().into(), purpose, &code);
-    notifications::queue(conn, &message).await?;
+    let message = outbox::one_time_code(contact.clone().into(), purpose, &code);
+    outbox::queue(conn, &message).await?;
     Ok(())
 }
 
@@ -331,7 +332,7 @@ pub async fn login_with_code(
         return Err(invalid_code());
     }
     let pair = issue_tokens(&mut tx, &ctx, &user).await?;
-    let actor = audit::Actor { user_id: Some(user.id), ..actor };
+    let actor = actor.as_party(lockers_core::audit::Party::User(user.id));
     super::audit_event(&mut tx, &actor, "auth.otp_login", user.id, None).await?;
     tx.commit().await?;
     super::login::lift_password_suspension(&ctx, &user).await;
@@ -355,7 +356,7 @@ pub async fn reset_password(
     let user_id = ownership::prove(&mut tx, &ctx, &actor, &contact, subject.user_id, None).await?.id;
     users::set_password(&mut tx, user_id, &hash).await?;
     sessions::end_all(&mut tx, user_id).await?;
-    let actor = audit::Actor { user_id: Some(user_id), ..actor };
+    let actor = actor.as_party(lockers_core::audit::Party::User(user_id));
     super::audit_event(&mut tx, &actor, "auth.password_reset", user_id, None).await?;
     let user = users::by_id(&mut tx, user_id).await?;
     tx.commit().await?;

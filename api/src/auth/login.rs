@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use axum::Form;
 use axum::extract::State;
+use lockers_core::accounts::contact::Contact;
+use lockers_core::accounts::password::{self, DUMMY_HASH};
+use lockers_core::accounts::users;
 use lockers_core::audit;
-use lockers_core::contact::Contact;
-use lockers_core::password::{self, DUMMY_HASH};
-use lockers_core::users;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -16,7 +16,7 @@ use super::{audit_event, blocking, limit_ip, limited, ownership};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{Caller, ClientIp};
-use crate::rate_limit::{Backoff, Decision, Limit};
+use lockers_core::rate_limit::{Backoff, Decision, Limit};
 
 /// Password tries for one identifier from one client before each next try waits.
 const FREE_TRIES_PER_CLIENT: u32 = 5;
@@ -191,7 +191,7 @@ async fn authenticate(
             throttle.succeeded(ctx).await;
             let mut tx = ctx.db.begin().await?;
             let pair = issue_tokens(&mut tx, ctx, &user).await?;
-            let actor = audit::Actor { user_id: Some(user.id), ..actor };
+            let actor = actor.as_party(lockers_core::audit::Party::User(user.id));
             audit_event(&mut tx, &actor, "auth.login", user.id, None).await?;
             tx.commit().await?;
             Ok(pair)

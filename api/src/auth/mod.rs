@@ -12,15 +12,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use lockers_core::contact::Contact;
-use lockers_core::users::{Role, User};
+use lockers_core::accounts::contact::Contact;
+use lockers_core::accounts::users::{Role, User};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::ApiContext;
 use crate::error::ApiError;
 use crate::extract::ClientIp;
-use crate::rate_limit::{Decision, Limit};
+use lockers_core::rate_limit::{Decision, Limit};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()

@@ -3,10 +3,10 @@
 //! code login, password reset) goes through `prove`, so none of them can hand
 //! an account to whoever typed its email first.
 
+use lockers_core::accounts::contact::Contact;
+use lockers_core::accounts::password;
+use lockers_core::accounts::users::{self, EmailProof, PhoneProof, User};
 use lockers_core::audit::Actor;
-use lockers_core::contact::Contact;
-use lockers_core::password;
-use lockers_core::users::{self, EmailProof, PhoneProof, User};
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -68,7 +68,7 @@ pub async fn prove(
     password: Option<String>,
 ) -> Result<User> {
     let user_id = user_id.ok_or_else(invalid_code)?;
-    let actor = Actor { user_id: Some(user_id), ..actor.clone() };
+    let actor = actor.as_party(lockers_core::audit::Party::User(user_id));
     match contact {
         Contact::Email(email) => {
             // Locked, so the password checked below is the one the proof keeps.

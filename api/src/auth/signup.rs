@@ -1,8 +1,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
-use lockers_core::contact::{Contact, Email, Phone};
-use lockers_core::password::{self, Password};
-use lockers_core::users::{self, Name, NewUser, UserError};
+use lockers_core::accounts::contact::{Contact, Email, Phone};
+use lockers_core::accounts::password::{self, Password};
+use lockers_core::accounts::users::{self, Name, NewUser, UserError};
 use serde::Deserialize;
 
 use super::{UserView, audit_event, blocking, codes, limit_ip};
@@ -53,7 +53,7 @@ pub async fn signup(
     for contact in &contacts {
         codes::send_signup_code(&mut tx, &ctx, contact, user.id).await?;
     }
-    let actor = lockers_core::audit::Actor { user_id: Some(user.id), ..actor };
+    let actor = actor.as_party(lockers_core::audit::Party::User(user.id));
     audit_event(&mut tx, &actor, "auth.signup", user.id, None).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, AppJson(user.into())))

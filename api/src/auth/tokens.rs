@@ -2,9 +2,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use lockers_core::audit;
-use lockers_core::sessions::{self, RefreshToken, Rotation};
-use lockers_core::users::{self, User};
+use lockers_core::accounts::sessions::{self, RefreshToken, Rotation};
+use lockers_core::accounts::users::{self, User};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -105,7 +104,7 @@ pub async fn logout(
         ended |= sessions::end(&mut tx, user.id, &token).await?;
     }
     if ended {
-        let actor = audit::Actor { user_id: Some(user.id), ..actor };
+        let actor = actor.as_party(lockers_core::audit::Party::User(user.id));
         super::audit_event(&mut tx, &actor, "auth.logout", user.id, None).await?;
     }
     tx.commit().await?;

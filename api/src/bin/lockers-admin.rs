@@ -4,10 +4,10 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use lockers_core::accounts::contact::Email;
+use lockers_core::accounts::password::{self, Password};
+use lockers_core::accounts::users::{self, Name, Promotion};
 use lockers_core::config::Config;
-use lockers_core::contact::Email;
-use lockers_core::password::{self, Password};
-use lockers_core::users::{self, Name, Promotion};
 use lockers_core::{audit, db, jobs, telemetry};
 use uuid::Uuid;
 
@@ -169,7 +169,7 @@ async fn audit(
         before: None,
         after: Some(after),
     };
-    audit::record(conn, &audit::Actor::default(), entry).await?;
+    audit::record(conn, &audit::Actor::operator(), entry).await?;
     Ok(())
 }
 
@@ -240,7 +240,7 @@ async fn seed_demo(pool: &sqlx::PgPool) -> anyhow::Result<()> {
         before: None,
         after: Some(serde_json::json!({ "points": DEMO_POINTS.len(), "lockers": lockers, "via": "lockers-admin" })),
     };
-    audit::record(&mut tx, &audit::Actor::default(), entry).await?;
+    audit::record(&mut tx, &audit::Actor::operator(), entry).await?;
     tx.commit().await?;
     println!(
         "seeded {} states, {} cities, {} locker points, {lockers} lockers (controller tokens: rotate per point \

@@ -33,7 +33,7 @@ async fn create_admin_stores_an_argon2id_hash_and_audits_it() {
     .unwrap();
     assert_eq!(role, "admin");
     assert!(verified);
-    assert!(lockers_core::password::verify("a long passphrase", &hash));
+    assert!(lockers_core::accounts::password::verify("a long passphrase", &hash));
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'user.create_admin'")
         .fetch_one(&app.pool)
         .await

@@ -295,7 +295,7 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_whole_family() {
     assert_eq!(stack.get_as("/api/v1/auth/me", rotated["access_token"].as_str().unwrap()).await.status(), 200);
 
     // The first token again, past the race grace: refused, and the family (with `second`) is revoked.
-    tokio::time::sleep(lockers_core::sessions::REUSE_GRACE + Duration::from_millis(200)).await;
+    tokio::time::sleep(lockers_core::accounts::sessions::REUSE_GRACE + Duration::from_millis(200)).await;
     assert_eq!(error_code(refresh(&stack, &first).await).await, (401, "invalid_refresh_token".into()));
     assert_eq!(error_code(refresh(&stack, &second).await).await, (401, "invalid_refresh_token".into()));
     assert_eq!(audit_count(&stack, "auth.refresh_reuse").await, 1);
@@ -559,13 +559,13 @@ const STRANGER_PASSWORD: &str = "stranger danger 77";
 async fn session_issued_earlier(stack: &Stack, user_id: &str) -> (String, String) {
     let id: Uuid = user_id.parse().unwrap();
     let mut conn = stack.pool.acquire().await.unwrap();
-    let session = lockers_core::sessions::start(&mut conn, id, stack.config.refresh_token_ttl).await.unwrap();
+    let session = lockers_core::accounts::sessions::start(&mut conn, id, stack.config.refresh_token_ttl).await.unwrap();
     let epoch: i32 = sqlx::query_scalar("SELECT session_epoch FROM users WHERE id = $1")
         .bind(id)
         .fetch_one(&mut *conn)
         .await
         .unwrap();
-    let keys = lockers_core::access_token::TokenKeys::from_config(&stack.config);
+    let keys = lockers_core::accounts::access_token::TokenKeys::from_config(&stack.config);
     (keys.issue(id, epoch, session.id).unwrap(), session.token.expose().to_owned())
 }
 
@@ -711,7 +711,7 @@ async fn access_tokens_of_a_session_revoked_for_reuse_are_refused_at_once() {
     assert_eq!(claims_of(second_access)["sid"], claims_of(&first_access)["sid"], "rotation keeps the session");
     assert_eq!(stack.get_as("/api/v1/auth/me", second_access).await.status(), 200);
 
-    tokio::time::sleep(lockers_core::sessions::REUSE_GRACE + Duration::from_millis(200)).await;
+    tokio::time::sleep(lockers_core::accounts::sessions::REUSE_GRACE + Duration::from_millis(200)).await;
     assert_eq!(refresh(&stack, &first).await.status(), 401, "reuse: the family is revoked");
     for access in [first_access.as_str(), second_access] {
         assert_eq!(error_code(stack.get_as("/api/v1/auth/me", access).await).await, (401, "invalid_token".into()));

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use lockers_core::jobs::backoff::Backoff;
-use lockers_core::jobs::{self, EnqueueOptions, Enqueued, Queue, Sweep, claims};
+use lockers_core::jobs::{self, EnqueueOptions, Enqueued, Queue, Sweep};
+use lockers_workers::engine::claims;
 use lockers_workers::engine::{Engine, EngineSettings, Handler};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;

@@ -192,9 +192,10 @@ impl TestApp {
             .await
             .expect("insert user");
         let mut conn = self.pool.acquire().await.expect("connection");
-        let session =
-            lockers_core::sessions::start(&mut conn, id, self.config.refresh_token_ttl).await.expect("session");
-        let keys = lockers_core::access_token::TokenKeys::from_config(&self.config);
+        let session = lockers_core::accounts::sessions::start(&mut conn, id, self.config.refresh_token_ttl)
+            .await
+            .expect("session");
+        let keys = lockers_core::accounts::access_token::TokenKeys::from_config(&self.config);
         let token = keys.issue(id, 0, session.id).expect("token");
         (id, token)
     }

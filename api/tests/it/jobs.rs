@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lockers_core::contact::{Email, Phone};
+use lockers_core::accounts::contact::{Email, Phone};
 use lockers_core::jobs::{self, EnqueueOptions, Enqueued, Queue, Sweep};
-use lockers_core::notifications::{self, Message, Recipient};
+use lockers_core::messaging::outbox::{self, Message, Recipient};
 use uuid::Uuid;
 
 use crate::fakes::twilio::FakeTwilio;
@@ -53,11 +53,11 @@ async fn a_rolled_back_notification_is_never_sent_and_a_committed_one_is_sent_ex
     let workers = app.start_workers(None);
 
     let mut tx = app.pool.begin().await.unwrap();
-    notifications::queue(&mut tx, &sms("rolled back", true)).await.unwrap();
+    outbox::queue(&mut tx, &sms("rolled back", true)).await.unwrap();
     tx.rollback().await.unwrap();
 
     let mut tx = app.pool.begin().await.unwrap();
-    let id = notifications::queue(&mut tx, &sms("Your code is 123456", true)).await.unwrap();
+    let id = outbox::queue(&mut tx, &sms("Your code is 123456", true)).await.unwrap();
     tx.commit().await.unwrap();
 
     assert!(eventually(Duration::from_secs(5), || async { !twilio.messages().is_empty() }).await, "nothing was sent");
@@ -85,7 +85,7 @@ async fn stopping_workers_mid_job_loses_no_job_and_sends_none_twice() {
     twilio.set_delay(Duration::from_millis(400));
     let mut tx = app.pool.begin().await.unwrap();
     for i in 0..10 {
-        notifications::queue(&mut tx, &sms(&format!("message {i}"), false)).await.unwrap();
+        outbox::queue(&mut tx, &sms(&format!("message {i}"), false)).await.unwrap();
     }
     tx.commit().await.unwrap();
 
@@ -125,7 +125,7 @@ async fn a_permanent_refusal_is_not_retried() {
     twilio.fail_with(400);
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
-    let id = notifications::queue(&mut tx, &sms("to a bad number", false)).await.unwrap();
+    let id = outbox::queue(&mut tx, &sms("to a bad number", false)).await.unwrap();
     tx.commit().await.unwrap();
 
     let failed =
@@ -143,7 +143,7 @@ async fn a_transient_failure_is_retried_until_the_provider_accepts() {
     twilio.fail_with(503);
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
-    let id = notifications::queue(&mut tx, &sms("eventually", false)).await.unwrap();
+    let id = outbox::queue(&mut tx, &sms("eventually", false)).await.unwrap();
     tx.commit().await.unwrap();
 
     assert!(eventually(Duration::from_secs(10), || async { twilio.requests() >= 2 }).await, "retried after a 503");
@@ -163,7 +163,7 @@ async fn jobs_with_the_same_idempotency_key_are_one_job() {
     let first = jobs::enqueue_with(&mut tx, Queue::Sweep, &Sweep { at: 1_700_000_000 }, keyed()).await.unwrap();
     let second = jobs::enqueue_with(&mut tx, Queue::Sweep, &Sweep { at: 1_700_000_000 }, keyed()).await.unwrap();
     // The transaction is still usable after the duplicate.
-    notifications::queue(&mut tx, &sms("after the duplicate", false)).await.unwrap();
+    outbox::queue(&mut tx, &sms("after the duplicate", false)).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!((first, second), (Enqueued::New, Enqueued::Duplicate));
     let sweeps: i64 =
@@ -216,7 +216,7 @@ async fn the_console_provider_delivers_email_in_development() {
         body: "Your parcel is ready".into(),
         sensitive: false,
     };
-    let id = notifications::queue(&mut tx, &message).await.unwrap();
+    let id = outbox::queue(&mut tx, &message).await.unwrap();
     tx.commit().await.unwrap();
     let sent = eventually(Duration::from_secs(5), || async { notification_status(&app, id).await.0 == "sent" }).await;
     workers.stop().await;
@@ -236,7 +236,7 @@ async fn a_job_enqueued_after_30_seconds_of_idle_starts_within_50_ms() {
     tokio::time::sleep(Duration::from_secs(30)).await;
 
     let mut tx = app.pool.begin().await.unwrap();
-    notifications::queue(&mut tx, &sms("after a quiet spell", false)).await.unwrap();
+    outbox::queue(&mut tx, &sms("after a quiet spell", false)).await.unwrap();
     tx.commit().await.unwrap();
     let committed = std::time::Instant::now();
 
@@ -254,7 +254,7 @@ async fn retries_follow_the_backoff_stop_at_max_attempts_and_the_dead_job_can_be
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
     // Sensitive: queue `otp`, 5 attempts.
-    let id = notifications::queue(&mut tx, &sms("Your code is 654321", true)).await.unwrap();
+    let id = outbox::queue(&mut tx, &sms("Your code is 654321", true)).await.unwrap();
     tx.commit().await.unwrap();
 
     let dead = eventually(Duration::from_secs(15), || async { jobs_in(&app, &["dead"]).await == 1 }).await;
@@ -302,7 +302,7 @@ async fn two_worker_processes_on_one_queue_never_run_a_job_twice() {
     let second = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
     for i in 0..200 {
-        notifications::queue(&mut tx, &sms(&format!("message {i}"), false)).await.unwrap();
+        outbox::queue(&mut tx, &sms(&format!("message {i}"), false)).await.unwrap();
     }
     tx.commit().await.unwrap();
 
@@ -350,7 +350,7 @@ async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_resc
         .unwrap();
 
     let mut tx = app.pool.begin().await.unwrap();
-    let id = notifications::queue(&mut tx, &sms("Your code is 271828", true)).await.unwrap();
+    let id = outbox::queue(&mut tx, &sms("Your code is 271828", true)).await.unwrap();
     tx.commit().await.unwrap();
     let running = eventually(Duration::from_secs(30), || async { twilio.requests() >= 1 }).await;
     if !running {
@@ -384,7 +384,7 @@ async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_resc
     assert_eq!(twilio.requests(), 1, "the rescued run did not call the provider again");
     assert_eq!(notification_status(&app, id).await.0, "sending");
     // Past its lease, the sweep closes it as unknown and blanks the code.
-    let settled = notifications::settle_abandoned(&app.pool, Duration::ZERO).await.unwrap();
+    let settled = outbox::settle_abandoned(&app.pool, Duration::ZERO).await.unwrap();
     assert_eq!(settled.unknown, 1);
     let (status, _, _, body) = notification_status(&app, id).await;
     assert_eq!((status.as_str(), body.as_str()), ("unknown", ""));
@@ -446,7 +446,7 @@ async fn with_retention_zero_finished_jobs_leave_the_table_and_dead_ones_stay() 
     let (app, twilio) = app_with_twilio(&["--job-retention-secs=0", "--scheduler=false"]).await;
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
-    notifications::queue(&mut tx, &sms("delivered, then forgotten", false)).await.unwrap();
+    outbox::queue(&mut tx, &sms("delivered, then forgotten", false)).await.unwrap();
     tx.commit().await.unwrap();
     assert!(eventually(Duration::from_secs(5), || async { twilio.messages().len() == 1 }).await);
     let emptied =
@@ -456,7 +456,7 @@ async fn with_retention_zero_finished_jobs_leave_the_table_and_dead_ones_stay() 
 
     twilio.fail_with(400);
     let mut tx = app.pool.begin().await.unwrap();
-    notifications::queue(&mut tx, &sms("refused", false)).await.unwrap();
+    outbox::queue(&mut tx, &sms("refused", false)).await.unwrap();
     tx.commit().await.unwrap();
     assert!(eventually(Duration::from_secs(5), || async { jobs_in(&app, &["dead"]).await == 1 }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lockers_core::contact::{Email, Phone};
+use lockers_core::accounts::contact::{Email, Phone};
 use lockers_core::jobs::{self, DeliverNotification, Queue};
-use lockers_core::notifications::{self, Message, Recipient};
+use lockers_core::messaging::outbox::{self, Message, Recipient};
 use uuid::Uuid;
 
 use crate::fakes::twilio::FakeTwilio;
@@ -41,7 +41,7 @@ async fn a_notification_job_run_twice_sends_once() {
     // Slow provider: both runs are in flight at the same time.
     twilio.set_delay(Duration::from_millis(500));
     let mut tx = app.pool.begin().await.unwrap();
-    let id = notifications::queue(&mut tx, &code_sms()).await.unwrap();
+    let id = outbox::queue(&mut tx, &code_sms()).await.unwrap();
     // A second run of the same delivery, as a rescue or a duplicate would make.
     jobs::enqueue(&mut tx, Queue::Otp, &DeliverNotification { notification_id: id }).await.unwrap();
     tx.commit().await.unwrap();
@@ -91,7 +91,7 @@ async fn a_silent_mail_server_does_not_slow_intake_reads() {
             body: "Your item was collected".into(),
             sensitive: false,
         };
-        notifications::queue(&mut tx, &message).await.unwrap();
+        outbox::queue(&mut tx, &message).await.unwrap();
     }
     tx.commit().await.unwrap();
     let workers = app.start_workers(None);
@@ -114,8 +114,8 @@ async fn a_silent_mail_server_does_not_slow_intake_reads() {
 async fn a_code_that_was_never_delivered_in_time_is_closed_and_blanked() {
     let app = TestApp::spawn_with(&["--scheduler=false"]).await;
     let mut tx = app.pool.begin().await.unwrap();
-    let stale = notifications::queue(&mut tx, &code_sms()).await.unwrap();
-    let fresh = notifications::queue(&mut tx, &code_sms()).await.unwrap();
+    let stale = outbox::queue(&mut tx, &code_sms()).await.unwrap();
+    let fresh = outbox::queue(&mut tx, &code_sms()).await.unwrap();
     tx.commit().await.unwrap();
     // Its job died and nothing will deliver it; the code expired long ago.
     sqlx::query("UPDATE notifications SET created_at = now() - interval '1 hour' WHERE id = $1")
@@ -123,10 +123,10 @@ async fn a_code_that_was_never_delivered_in_time_is_closed_and_blanked() {
         .execute(&app.pool)
         .await
         .unwrap();
-    let settled = notifications::settle_abandoned(&app.pool, Duration::from_secs(3600)).await.unwrap();
+    let settled = outbox::settle_abandoned(&app.pool, Duration::from_secs(3600)).await.unwrap();
     assert_eq!((settled.unknown, settled.expired), (0, 1));
     assert_eq!(status_and_body(&app, stale).await, ("failed".to_owned(), String::new()));
     assert_eq!(status_and_body(&app, fresh).await.0, "pending", "a code still valid waits for its delivery");
     // And a later run of its job sends nothing.
-    assert!(notifications::claim(&app.pool, stale).await.unwrap().is_none());
+    assert!(outbox::claim(&app.pool, stale).await.unwrap().is_none());
 }

@@ -7,7 +7,6 @@
 //! rescue) is in `claims`; the table itself in migrations/0003_job_queue.sql.
 
 pub mod backoff;
-pub mod claims;
 
 use std::fmt;
 use std::str::FromStr;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::engine::claims::{self, Claimed, Failure, Held};
 use apalis::prelude::{AbortError, Backend, BoxDynError, Task, TaskBuilder, TaskId, WorkerContext};
 use apalis_core::backend::BackendConfig;
 use apalis_core::backend::finalize::Ephemeral;
@@ -17,7 +18,6 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use lockers_core::jobs::Queue;
 use lockers_core::jobs::backoff::Backoff;
-use lockers_core::jobs::claims::{self, Claimed, Failure, Held};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;

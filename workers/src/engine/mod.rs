@@ -1,6 +1,6 @@
 //! Our PostgreSQL job engine under apalis: handlers, layers, `Monitor` and
 //! apalis-cron stay apalis's; the queue underneath is the `jobs` table
-//! (migrations/0003_job_queue.sql) driven by `lockers_core::jobs::claims`.
+//! (migrations/0003_job_queue.sql) driven by `lockers_workers::engine::claims`.
 //!
 //! Per process there is one `Engine`: a worker identity kept alive by a
 //! heartbeat task of its own, one LISTEN connection fanning out wake-ups, and a
@@ -17,6 +17,7 @@
 //! new identity; jobs it prefetched fail their start check and never run.
 
 mod backend;
+pub mod claims;
 mod wakeups;
 
 use std::sync::{Arc, RwLock};
@@ -26,7 +27,7 @@ use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderEx
 use futures::future::BoxFuture;
 use lockers_core::config::Config;
 use lockers_core::jobs::backoff::Backoff;
-use lockers_core::jobs::{Queue, QueueTimeouts, claims};
+use lockers_core::jobs::{Queue, QueueTimeouts};
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;

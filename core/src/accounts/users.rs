@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::contact::{Contact, Email, Phone};
+use crate::accounts::contact::{Contact, Email, Phone};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
@@ -173,7 +173,7 @@ pub async fn prove_email(
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(user) = claimed {
-        crate::sessions::end_all(conn, id).await?;
+        crate::accounts::sessions::end_all(conn, id).await?;
         return Ok(Some(EmailProof::Claimed(user)));
     }
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1 AND email = $2");
@@ -306,7 +306,7 @@ pub async fn make_admin(
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(user) = promoted {
-        crate::sessions::end_all(conn, user.id).await?;
+        crate::accounts::sessions::end_all(conn, user.id).await?;
         sqlx::query("DELETE FROM one_time_codes WHERE user_id = $1").bind(user.id).execute(&mut *conn).await?;
         return Ok(Promotion::Promoted(user));
     }

@@ -23,7 +23,7 @@ pub enum PasswordError {
 
 /// The 10,000 most common passwords (zxcvbn's list; see data/common-passwords.LICENSE).
 static COMMON: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| include_str!("../data/common-passwords.txt").lines().map(str::trim).collect());
+    LazyLock::new(|| include_str!("../../data/common-passwords.txt").lines().map(str::trim).collect());
 
 /// Whether `candidate` (compared in lower case) is on the common-passwords list.
 pub fn is_common(candidate: &str) -> bool {

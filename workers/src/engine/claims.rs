@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::backoff::Backoff;
+use lockers_core::jobs::backoff::Backoff;
 
 /// A job claimed for one worker process, its payload still JSON text.
 #[derive(Debug, Clone)]

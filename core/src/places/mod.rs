@@ -3,6 +3,8 @@
 //! (unique indexes on `lower(name)`); a place with children cannot be deleted
 //! (foreign keys `ON DELETE RESTRICT`).
 
+pub mod lockers;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};

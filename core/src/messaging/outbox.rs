@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::contact::{Contact, Email, Phone};
+use crate::accounts::contact::{Contact, Email, Phone};
 use crate::jobs::{self, DeliverNotification, EnqueueError, Queue};
-use crate::otp::{Code, Purpose};
+use crate::messaging::otp::{Code, Purpose};
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub fn one_time_code(to: Recipient, purpose: Purpose, code: &Code) -> Message {
         Purpose::Pickup => ("otp_pickup", "open the locker and collect your item"),
         Purpose::Return => ("otp_return", "open the locker and take back your item"),
     };
-    let minutes = crate::otp::VALIDITY.as_secs() / 60;
+    let minutes = crate::messaging::otp::VALIDITY.as_secs() / 60;
     Message {
         to,
         kind,
@@ -242,7 +242,7 @@ pub async fn settle_abandoned<'e>(
          SELECT (SELECT count(*) FROM unknown), (SELECT count(*) FROM expired)",
     )
     .bind(claimed_before.as_secs_f64())
-    .bind(crate::otp::VALIDITY.as_secs_f64())
+    .bind(crate::messaging::otp::VALIDITY.as_secs_f64())
     .fetch_one(db)
     .await?;
     Ok(Settled { unknown: unknown as u64, expired: expired as u64 })

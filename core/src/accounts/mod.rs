@@ -1,0 +1,7 @@
+//! Accounts: users, their contacts and passwords, sessions and access tokens.
+
+pub mod access_token;
+pub mod contact;
+pub mod password;
+pub mod sessions;
+pub mod users;
