@@ -1,8 +1,9 @@
 //! Everything redeemed with a one-time code: contact verification, OTP login
 //! and password reset. Code requests answer the same whether or not the
 //! contact is known. Wrong codes count against the live code (5 tries) and the
-//! guesser's IP, never against the contact; SMS obey a country allow-list and
-//! an hourly budget.
+//! guesser's IP, never against the contact; code requests count per (contact,
+//! IP) under a per-contact ceiling; SMS obey a country allow-list and an
+//! hourly budget. Proving a phone needs the session of the account holding it.
 
 use std::time::Duration;
 
@@ -25,11 +26,18 @@ use super::tokens::{TokenPair, issue_tokens};
 use super::{UserView, blocking, limit_ip, limited, ownership, parse_identifier};
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
-use crate::extract::{Caller, ClientIp};
+use crate::extract::{AuthUser, Caller, ClientIp};
 use lockers_core::rate_limit::{Decision, Limit};
 
-/// Codes sent per contact, whatever the purpose and whether or not the contact is known.
-pub const CODES_PER_CONTACT: Limit = Limit::per(5, Duration::from_secs(10 * 60));
+/// Code requests per (contact, client IP), whatever the purpose and whether or
+/// not the contact is known: a stranger spending this from their address
+/// leaves the owner's address its own allowance.
+const CODES_PER_CONTACT_AND_IP: Limit = Limit::per(5, Duration::from_secs(10 * 60));
+
+/// Code requests per contact from all addresses: bounds what one phone (or
+/// inbox) can cost. Above the 30 an hour one address can spend (6 windows of
+/// 5), so no single address can reach it and hold off the owner.
+const CODES_PER_CONTACT: Limit = Limit::per(40, HOUR);
 
 /// Wrong codes per client IP (its /64 for IPv6) per hour. The guesser pays;
 /// the contact never does, so a stranger cannot keep its owner out (each live
@@ -41,8 +49,13 @@ const HOUR: Duration = Duration::from_secs(60 * 60);
 /// The limiter key of the hourly SMS budget, shared by every replica through Redis.
 const SMS_BUDGET_KEY: &str = "sms_budget";
 
-pub fn per_contact_key(contact: &Contact) -> String {
-    format!("codes:{contact}")
+/// Counts one code request for `contact` from `ip`: per (contact, IP), then
+/// (only if that allowed it, so a spent address costs the ceiling nothing)
+/// against the per-contact ceiling. Before any lookup, so known and unknown
+/// contacts are limited alike.
+async fn limit_code_requests(ctx: &ApiContext, ip: ClientIp, contact: &Contact) -> Result<()> {
+    limited(ctx.limiter.hit(&format!("codes:{contact}:{}", ip.key()), CODES_PER_CONTACT_AND_IP).await)?;
+    limited(ctx.limiter.hit(&format!("codes:{contact}"), CODES_PER_CONTACT).await)
 }
 
 #[derive(Deserialize)]
@@ -161,17 +174,19 @@ pub async fn send_code(
     Ok(())
 }
 
-/// Signup's verification code for `contact`, under the same per-contact limit
+/// Signup's verification code for `contact`, issued for the new account (a
+/// phone's is redeemed with that account's session), under the same limits
 /// as any code request (429 when spent). A phone's SMS needs the hourly budget;
 /// when it is spent the phone is left to verify later and signup goes on (its
 /// email code is sent as usual).
 pub async fn send_signup_code(
     conn: &mut PgConnection,
     ctx: &ApiContext,
+    ip: ClientIp,
     contact: &Contact,
     user_id: Uuid,
 ) -> Result<()> {
-    limited(ctx.limiter.hit(&per_contact_key(contact), CODES_PER_CONTACT).await)?;
+    limit_code_requests(ctx, ip, contact).await?;
     if let Contact::Phone(phone) = contact {
         check_sms_country(ctx, phone)?;
         if !take_sms(ctx).await {
@@ -188,6 +203,7 @@ pub async fn send_signup_code(
 async fn deliver_code(
     conn: &mut PgConnection,
     ctx: &ApiContext,
+    ip: ClientIp,
     purpose: Purpose,
     contact: &Contact,
     user: &User,
@@ -197,7 +213,7 @@ async fn deliver_code(
             return Err(sms_budget_exhausted());
         }
         let Ok(email) = Email::parse(&user.email).map(Contact::Email) else { return Ok(()) };
-        if let Decision::Allowed { .. } = ctx.limiter.hit(&per_contact_key(&email), CODES_PER_CONTACT).await {
+        if limit_code_requests(ctx, ip, &email).await.is_ok() {
             send_code(conn, ctx, purpose, &email, Some(user.id)).await?;
         }
         return Ok(());
@@ -221,9 +237,9 @@ fn accepted_by_email() -> (StatusCode, AppJson<Value>) {
     (StatusCode::ACCEPTED, AppJson(body))
 }
 
-/// The shared flow of every code request: same answer for known and unknown
-/// contacts, at most 5 codes per contact per 10 minutes, SMS only to allowed
-/// countries and within the hourly budget.
+/// The shared flow of anonymous code requests: same answer for known and
+/// unknown contacts, code requests limited per (contact, IP) and per contact,
+/// SMS only to allowed countries and within the hourly budget.
 async fn request_code(
     ctx: &ApiContext,
     ip: ClientIp,
@@ -236,7 +252,7 @@ async fn request_code(
     if let Contact::Phone(phone) = &contact {
         check_sms_country(ctx, phone)?;
     }
-    limited(ctx.limiter.hit(&per_contact_key(&contact), CODES_PER_CONTACT).await)?;
+    limit_code_requests(ctx, ip, &contact).await?;
     // Decided before the account is looked up, so the answer reveals nothing about it.
     let sms_paused = matches!(contact, Contact::Phone(_)) && sms_budget_spent(ctx).await;
     if sms_paused && purpose == Purpose::Verify {
@@ -247,18 +263,52 @@ async fn request_code(
         && !user.is_disabled()
         && eligible(&user, &contact)
     {
-        deliver_code(&mut tx, ctx, purpose, &contact, &user).await?;
+        deliver_code(&mut tx, ctx, ip, purpose, &contact, &user).await?;
     }
     tx.commit().await?;
     Ok(if sms_paused { accepted_by_email() } else { accepted() })
 }
 
+/// The signed-in caller, provided `phone` is their account's. Proving a phone
+/// is tied to the account that asks: several accounts may hold one unverified
+/// phone, and a code for it must never prove it on someone else's. The answer
+/// is about the caller's own account only, so it reveals no other holder.
+fn phone_holder(auth: Result<AuthUser, ApiError>, phone: &Phone) -> Result<User> {
+    let AuthUser(user) = auth?;
+    if user.phone.as_deref() != Some(phone.as_str()) {
+        return Err(ApiError::unprocessable("phone_not_on_account", "this phone is not the one on your account"));
+    }
+    Ok(user)
+}
+
+/// An email's code goes to anyone who asks (whoever proves the email owns the
+/// account); a phone's only to the signed-in account holding it, issued for
+/// that account.
 pub async fn request_verification(
     State(ctx): State<ApiContext>,
     ip: ClientIp,
+    auth: Result<AuthUser, ApiError>,
     AppJson(body): AppJson<IdentifierBody>,
 ) -> Result<(StatusCode, AppJson<Value>)> {
-    request_code(&ctx, ip, &body.identifier, Purpose::Verify, ownership::may_request_verification).await
+    let eligible = ownership::may_request_verification;
+    let Ok(Contact::Phone(phone)) = Contact::parse(&body.identifier) else {
+        return request_code(&ctx, ip, &body.identifier, Purpose::Verify, eligible).await;
+    };
+    limit_ip(&ctx, ip).await?;
+    check_sms_country(&ctx, &phone)?;
+    let user = phone_holder(auth, &phone)?;
+    let contact = Contact::Phone(phone);
+    limit_code_requests(&ctx, ip, &contact).await?;
+    if sms_budget_spent(&ctx).await {
+        return Err(sms_budget_exhausted());
+    }
+    // Already proven (or the email not yet, which a session implies): nothing to send.
+    if !user.is_disabled() && eligible(&user, &contact) {
+        let mut tx = ctx.db.begin().await?;
+        deliver_code(&mut tx, &ctx, ip, Purpose::Verify, &contact, &user).await?;
+        tx.commit().await?;
+    }
+    Ok(accepted())
 }
 
 pub async fn request_login_code(
@@ -284,13 +334,14 @@ async fn begin_redeemed(
     ip: ClientIp,
     purpose: Purpose,
     contact: &Contact,
+    within: Subject,
     raw_code: &str,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Subject)> {
     let wrong_key = format!("code_fail_ip:{}", ip.key());
     limited(ctx.limiter.check(&wrong_key, WRONG_CODES_PER_IP).await)?;
     let mut tx = ctx.db.begin().await?;
     let outcome = match Code::parse(raw_code) {
-        Some(code) => otp::redeem(&mut tx, ctx.pepper(), purpose, contact.as_str(), None, &code).await?,
+        Some(code) => otp::redeem(&mut tx, ctx.pepper(), purpose, contact.as_str(), within, &code).await?,
         None => Err(otp::Rejected::Wrong),
     };
     match outcome {
@@ -303,15 +354,23 @@ async fn begin_redeemed(
     }
 }
 
+/// Proves a contact. An email: anyone with its code (whoever proves the email
+/// owns the account). A phone: only the signed-in account holding it, with a
+/// code issued for that account.
 pub async fn verify(
     State(ctx): State<ApiContext>,
     ip: ClientIp,
     Caller(actor): Caller,
+    auth: Result<AuthUser, ApiError>,
     AppJson(body): AppJson<CodeBody>,
 ) -> Result<AppJson<UserView>> {
     limit_ip(&ctx, ip).await?;
     let contact = parse_identifier(&body.identifier)?;
-    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Verify, &contact, &body.code).await?;
+    let within = match &contact {
+        Contact::Phone(phone) => Subject { user_id: Some(phone_holder(auth, phone)?.id), item_id: None },
+        Contact::Email(_) => Subject::default(),
+    };
+    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Verify, &contact, within, &body.code).await?;
     let user = ownership::prove(&mut tx, &ctx, &actor, &contact, subject.user_id, body.password).await?;
     tx.commit().await?;
     Ok(AppJson(user.into()))
@@ -326,7 +385,7 @@ pub async fn login_with_code(
 ) -> Result<AppJson<TokenPair>> {
     limit_ip(&ctx, ip).await?;
     let contact = parse_identifier(&body.identifier)?;
-    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Login, &contact, &body.code).await?;
+    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Login, &contact, Subject::default(), &body.code).await?;
     let user = ownership::prove(&mut tx, &ctx, &actor, &contact, subject.user_id, None).await?;
     if user.is_disabled() {
         return Err(invalid_code());
@@ -352,7 +411,7 @@ pub async fn reset_password(
     let hash = blocking(&ctx, move || password::hash(&password))
         .await?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing failed: {e}")))?;
-    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Reset, &contact, &body.code).await?;
+    let (mut tx, subject) = begin_redeemed(&ctx, ip, Purpose::Reset, &contact, Subject::default(), &body.code).await?;
     let user_id = ownership::prove(&mut tx, &ctx, &actor, &contact, subject.user_id, None).await?.id;
     users::set_password(&mut tx, user_id, &hash).await?;
     sessions::end_all(&mut tx, user_id).await?;

@@ -51,7 +51,7 @@ pub async fn signup(
     let mut contacts = vec![Contact::Email(email)];
     contacts.extend(phone.map(Contact::Phone));
     for contact in &contacts {
-        codes::send_signup_code(&mut tx, &ctx, contact, user.id).await?;
+        codes::send_signup_code(&mut tx, &ctx, ip, contact, user.id).await?;
     }
     let actor = actor.as_party(lockers_core::audit::Party::User(user.id));
     audit_event(&mut tx, &actor, "auth.signup", user.id, None).await?;

@@ -36,13 +36,16 @@ async fn prove_email(stack: &Stack, email: &str, n: usize) -> Value {
     response.json().await.unwrap()
 }
 
-/// Signs up and proves the email (and the phone, when given, by its first SMS), as the owner would.
+/// Signs up and proves the email (and the phone, when given, by its first SMS,
+/// signed in: a phone is proven only with its account's session), as the owner would.
 async fn verified(stack: &Stack, email: &str, phone: Option<&str>) -> Value {
     let user = signup(stack, email, phone).await;
     prove_email(stack, email, 1).await;
     if let Some(phone) = phone {
         let code = stack.sms_code(phone, 1).await;
-        let response = stack.post("/api/v1/auth/verify", &json!({ "identifier": phone, "code": code })).await;
+        let access = access_token(stack, email, PASSWORD).await;
+        let response =
+            stack.post_as("/api/v1/auth/verify", &access, &json!({ "identifier": phone, "code": code })).await;
         assert_eq!(response.status(), 200);
     }
     user
@@ -108,8 +111,10 @@ async fn signup_sends_codes_by_email_and_sms_and_each_verifies_its_contact() {
         .await;
     assert_eq!(verified.status(), 200);
     assert_eq!(verified.json::<Value>().await.unwrap()["email_verified"], true);
+    // The phone's code is the account's: redeemed with its session.
+    let access = access_token(&stack, EMAIL, PASSWORD).await;
     let verified: Value = stack
-        .post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": sms_code }))
+        .post_as("/api/v1/auth/verify", &access, &json!({ "identifier": PHONE, "code": sms_code }))
         .await
         .json()
         .await
@@ -188,12 +193,19 @@ async fn code_requests_answer_the_same_for_known_and_unknown_contacts() {
     stack.email_code(EMAIL, 1).await;
     for path in ["/api/v1/auth/verify/request", "/api/v1/auth/otp/request", "/api/v1/auth/password/forgot"] {
         let mut answers = Vec::new();
-        for identifier in [EMAIL, "nobody@example.com", PHONE, "+919000000001"] {
+        // Phone verification needs a session (see the phone tests below): asked anonymously,
+        // it answers 401 for known and unknown phones alike.
+        let phones = if path.contains("verify") { &[][..] } else { &[PHONE, "+919000000001"][..] };
+        for identifier in [EMAIL, "nobody@example.com"].iter().chain(phones) {
             let response = stack.post(path, &json!({ "identifier": identifier })).await;
             answers.push((response.status().as_u16(), response.text().await.unwrap()));
         }
         assert!(answers.iter().all(|a| *a == answers[0]), "{path}: {answers:?}");
         assert_eq!(answers[0].0, 202);
+    }
+    for phone in [PHONE, "+919000000001"] {
+        let response = stack.post("/api/v1/auth/verify/request", &json!({ "identifier": phone })).await;
+        assert_eq!(error_code(response).await, (401, "unauthorized".into()), "{phone}");
     }
     // Known contacts got their codes (email: signup + 3), unknown ones nothing. A phone not
     // yet proven names no account (several may hold it), so it only got its signup code.
@@ -208,7 +220,7 @@ async fn code_requests_answer_the_same_for_known_and_unknown_contacts() {
 }
 
 #[tokio::test]
-async fn at_most_five_codes_per_contact_per_ten_minutes_known_or_not() {
+async fn at_most_five_codes_per_contact_and_address_per_ten_minutes_known_or_not() {
     let stack = Stack::spawn(&[]).await;
     signup(&stack, EMAIL, None).await; // one code sent at signup, counted too
     for (identifier, allowed) in [(EMAIL, 4), ("nobody@example.com", 5)] {
@@ -443,7 +455,9 @@ async fn otp_login_by_sms_works_once_the_phone_is_proven() {
     assert_eq!(stack.sent_to(PHONE), 1);
     prove_email(&stack, EMAIL, 1).await;
     let phone_code = stack.sms_code(PHONE, 1).await;
-    let proven = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": phone_code })).await;
+    let access = access_token(&stack, EMAIL, PASSWORD).await;
+    let body = json!({ "identifier": PHONE, "code": phone_code });
+    let proven = stack.post_as("/api/v1/auth/verify", &access, &body).await;
     assert_eq!(proven.json::<Value>().await.unwrap()["phone_verified"], true);
 
     assert_eq!(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": PHONE })).await.status(), 202);
@@ -662,11 +676,15 @@ async fn a_phone_typed_by_a_stranger_does_not_block_its_owner_and_proving_it_tak
     // The owner signs up with the same phone: no 409.
     signup(&stack, EMAIL, Some(PHONE)).await;
     let phone_code = stack.sms_code(PHONE, 2).await;
-    // A phone is given to an owner, so the email comes first; the refused code stays good.
+    // A phone is given to an owner, so the email comes first (a phone is proven with the
+    // account's session, which needs a proven email); the refused code stays good.
     let early = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": phone_code })).await;
-    assert_eq!(error_code(early).await, (403, "email_not_verified".into()));
+    assert_eq!(error_code(early).await, (401, "unauthorized".into()));
+    assert_eq!(error_code(login(&stack, EMAIL, PASSWORD).await).await, (403, "email_not_verified".into()));
     prove_email(&stack, EMAIL, 1).await;
-    let proven = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": phone_code })).await;
+    let access = access_token(&stack, EMAIL, PASSWORD).await;
+    let body = json!({ "identifier": PHONE, "code": phone_code });
+    let proven = stack.post_as("/api/v1/auth/verify", &access, &body).await;
     assert_eq!(proven.status(), 200);
     assert_eq!(proven.json::<Value>().await.unwrap()["phone_verified"], true);
 
@@ -745,4 +763,94 @@ async fn unproven_accounts_expire_and_the_sweep_deletes_only_those_past_the_ttl(
     assert_eq!(emails().await, ["proven@example.com", "young@example.com"]);
     // The address is free again for whoever owns it.
     signup(&stack, "old@example.com", None).await;
+}
+
+// Phone verification belongs to the signed-in account (review of issue 8) --------
+
+/// Logs in with `PASSWORD`; the access token.
+async fn access_token(stack: &Stack, identifier: &str, password: &str) -> String {
+    let response = login(stack, identifier, password).await;
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_stranger_who_gives_the_owners_phone_cannot_have_the_owners_code_prove_it_on_the_strangers_account() {
+    let stack = Stack::spawn(&[]).await;
+    let owner = signup(&stack, EMAIL, Some(PHONE)).await;
+    stack.sms_code(PHONE, 1).await;
+    // The stranger signs up with their own email, proves it, and gives the owner's phone.
+    let stranger = "stranger@example.com";
+    let body = json!({ "name": "Stranger", "email": stranger, "phone": PHONE, "password": STRANGER_PASSWORD });
+    assert_eq!(stack.post("/api/v1/auth/signup", &body).await.status(), 201);
+    stack.sms_code(PHONE, 2).await;
+    let code = stack.email_code(stranger, 1).await;
+    let body = json!({ "identifier": stranger, "code": code, "password": STRANGER_PASSWORD });
+    assert_eq!(stack.post("/api/v1/auth/verify", &body).await.status(), 200);
+
+    // The owner proves their email, logs in and asks for a code for their phone.
+    prove_email(&stack, EMAIL, 1).await;
+    let owner_access = access_token(&stack, EMAIL, PASSWORD).await;
+    let request = stack.post_as("/api/v1/auth/verify/request", &owner_access, &json!({ "identifier": PHONE })).await;
+    assert_eq!(request.status(), 202);
+    let code = stack.sms_code(PHONE, 3).await;
+    let proven =
+        stack.post_as("/api/v1/auth/verify", &owner_access, &json!({ "identifier": PHONE, "code": code })).await;
+    assert_eq!(proven.status(), 200);
+    let proven: Value = proven.json().await.unwrap();
+    assert_eq!((&proven["id"], &proven["phone_verified"]), (&owner["id"], &json!(true)), "proven on the owner's");
+
+    let holders: Vec<(String, Option<String>, bool)> =
+        sqlx::query_as("SELECT email, phone, phone_verified_at IS NOT NULL FROM users ORDER BY email")
+            .fetch_all(&stack.pool)
+            .await
+            .unwrap();
+    assert_eq!(holders, [(EMAIL.into(), Some(PHONE.into()), true), (stranger.into(), None, false)]);
+    // The stranger, signed in, can neither ask for the phone's codes nor use the owner's.
+    let stranger_access = access_token(&stack, stranger, STRANGER_PASSWORD).await;
+    let ask = stack.post_as("/api/v1/auth/verify/request", &stranger_access, &json!({ "identifier": PHONE })).await;
+    assert_eq!(error_code(ask).await, (422, "phone_not_on_account".into()));
+    let body = json!({ "identifier": PHONE, "code": code });
+    let redeem = stack.post_as("/api/v1/auth/verify", &stranger_access, &body).await;
+    assert_eq!(error_code(redeem).await, (422, "phone_not_on_account".into()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stack.sent_to(PHONE), 3, "no code was sent for the stranger");
+}
+
+#[tokio::test]
+async fn a_phone_is_proven_only_with_the_session_of_the_account_whose_code_it_is() {
+    let stack = Stack::spawn(&[]).await;
+    signup(&stack, EMAIL, Some(PHONE)).await;
+    let signup_code = stack.sms_code(PHONE, 1).await;
+    // Anonymously, a phone can be neither asked for nor proven (known or not: the same answer).
+    for phone in [PHONE, "+919000000001"] {
+        let ask = stack.post("/api/v1/auth/verify/request", &json!({ "identifier": phone })).await;
+        assert_eq!(error_code(ask).await, (401, "unauthorized".into()), "{phone}");
+    }
+    let anonymous = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": signup_code })).await;
+    assert_eq!(error_code(anonymous).await, (401, "unauthorized".into()));
+
+    // Another account whose code went to the same phone cannot redeem it for itself.
+    let other = "other@example.com";
+    let body = json!({ "name": "Other", "email": other, "phone": PHONE, "password": STRANGER_PASSWORD });
+    assert_eq!(stack.post("/api/v1/auth/signup", &body).await.status(), 201);
+    let others_code = stack.sms_code(PHONE, 2).await;
+    let code = stack.email_code(other, 1).await;
+    let body = json!({ "identifier": other, "code": code, "password": STRANGER_PASSWORD });
+    assert_eq!(stack.post("/api/v1/auth/verify", &body).await.status(), 200);
+
+    // The signup's SMS code, still live after the other signup, works once the owner is signed in.
+    prove_email(&stack, EMAIL, 1).await;
+    let access = access_token(&stack, EMAIL, PASSWORD).await;
+    if others_code != signup_code {
+        let body = json!({ "identifier": PHONE, "code": others_code });
+        let wrong = stack.post_as("/api/v1/auth/verify", &access, &body).await;
+        assert_eq!(error_code(wrong).await, (401, "invalid_code".into()), "the other account's code");
+    }
+    let body = json!({ "identifier": PHONE, "code": signup_code });
+    let proven = stack.post_as("/api/v1/auth/verify", &access, &body).await;
+    assert_eq!(proven.status(), 200);
+    assert_eq!(proven.json::<Value>().await.unwrap()["phone_verified"], true);
+    // Email verification stays anonymous: whoever proves the email owns the account.
+    assert_eq!(stack.post("/api/v1/auth/verify/request", &json!({ "identifier": other })).await.status(), 202);
 }

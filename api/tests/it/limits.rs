@@ -63,6 +63,15 @@ async fn redis_count(app: &TestApp, key: &str) -> Option<u32> {
     redis::cmd("GET").arg(format!("{}rl:{key}", app.config.redis_key_prefix)).query_async(&mut redis).await.unwrap()
 }
 
+/// The rate-limit keys (without the test's prefix) that mention `needle`.
+async fn redis_keys(app: &TestApp, needle: &str) -> Vec<String> {
+    let mut redis = redis::Client::open(REDIS_URL).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let prefix = format!("{}rl:", app.config.redis_key_prefix);
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}*{needle}*")).query_async(&mut redis).await.unwrap();
+    keys.into_iter().map(|k| k[prefix.len()..].to_owned()).collect()
+}
+
 async fn audit_ips(app: &TestApp, action: &str) -> Vec<String> {
     sqlx::query_scalar("SELECT host(client_ip) FROM audit_log WHERE action = $1 ORDER BY id")
         .bind(action)
@@ -103,7 +112,13 @@ async fn strangers_wrong_codes_do_not_block_the_owner_whose_fresh_code_works() {
     assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
     assert!(statuses[20..].iter().all(|s| *s == 429), "the guesser's address is limited: {statuses:?}");
     assert_eq!(redis_count(&stack, &format!("code_fail_ip:{STRANGER_IP}")).await, Some(20));
-    assert_eq!(redis_count(&stack, &format!("code_fail:{EMAIL}")).await, None, "nothing counts against the contact");
+    let keys = redis_keys(&stack, EMAIL).await;
+    assert!(keys.iter().all(|k| k.starts_with("codes:")), "only code requests count against the contact: {keys:?}");
+    assert_eq!(
+        redis_count(&stack, &format!("code_fail_ip:{OWNER_IP}")).await,
+        None,
+        "the owner's address owes nothing"
+    );
 
     // The code the stranger guessed at died after 5 wrong tries; a fresh one works for the owner.
     let dead = json!({ "identifier": EMAIL, "code": first });
@@ -113,6 +128,46 @@ async fn strangers_wrong_codes_do_not_block_the_owner_whose_fresh_code_works() {
     let response = post_from(&stack, OWNER_IP, "/api/v1/auth/otp/verify", &fresh).await;
     assert_eq!(response.status(), 200);
     assert!(response.json::<Value>().await.unwrap()["access_token"].is_string());
+}
+
+/// A stranger spending code requests for the owner's email from one address
+/// spends that address's allowance only: the owner, from another, gets and uses
+/// a fresh code. The per-contact ceiling, which bounds what a phone can cost,
+/// still answers 429 once many addresses have spent it.
+#[tokio::test]
+async fn a_stranger_spending_code_requests_from_one_address_does_not_stop_the_owners_from_another() {
+    let stack = Stack::spawn(&[TRUSTED]).await;
+    assert_eq!(signup_with(&stack, EMAIL, None).await.status(), 201);
+    stack.email_code(EMAIL, 1).await;
+    let request = json!({ "identifier": EMAIL });
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(post_from(&stack, STRANGER_IP, "/api/v1/auth/otp/request", &request).await.status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 202, 202, 202, 429], "the stranger's address is spent");
+    // The ceiling counted signup's code and the stranger's five, not the refused sixth.
+    assert_eq!(redis_count(&stack, &format!("codes:{EMAIL}")).await, Some(6));
+    assert_eq!(redis_count(&stack, &format!("codes:{EMAIL}:{OWNER_IP}")).await, None);
+
+    // The owner's address has its own allowance (signup too obeys it), and the fresh code works.
+    assert_eq!(post_from(&stack, OWNER_IP, "/api/v1/auth/otp/request", &request).await.status(), 202);
+    let fresh = json!({ "identifier": EMAIL, "code": stack.email_code(EMAIL, 7).await });
+    let response = post_from(&stack, OWNER_IP, "/api/v1/auth/otp/verify", &fresh).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.json::<Value>().await.unwrap()["access_token"].is_string());
+
+    // Many addresses together reach the ceiling (40 an hour, known contact or not), and then everyone waits.
+    let nobody = json!({ "identifier": "nobody@example.com" });
+    for batch in 0..8 {
+        let ip = format!("203.0.113.{}", 100 + batch);
+        for _ in 0..5 {
+            assert_eq!(post_from(&stack, &ip, "/api/v1/auth/otp/request", &nobody).await.status(), 202, "{ip}");
+        }
+    }
+    let over = post_from(&stack, OWNER_IP, "/api/v1/auth/otp/request", &nobody).await;
+    assert_eq!(over.status(), 429);
+    assert!((601..=3600).contains(&retry_after(&over)), "the hourly ceiling: {}", retry_after(&over));
+    assert_eq!(error_of(over).await.1, "rate_limited");
 }
 
 // --- Lockout by strangers: passwords ---
@@ -252,17 +307,23 @@ async fn a_phone_outside_the_allowed_countries_is_refused_before_anything_is_sen
 async fn when_the_sms_budget_is_spent_codes_go_by_email_phone_verification_answers_503_and_admins_are_told() {
     let stack = Stack::spawn(&["--sms-budget-per-hour=2"]).await;
     let (asha, ravi) = (("asha@example.com", "+919800000001"), ("ravi@example.com", "+919800000002"));
-    // Asha proves her email and her phone (a login code by phone needs a proven phone);
-    // Ravi leaves his phone unproven.
+    // Both prove their emails and sign in; Asha proves her phone (a login code by phone
+    // needs a proven phone, and proving it needs her session); Ravi leaves his unproven.
+    let mut ravi_access = String::new();
     for (email, phone) in [asha, ravi] {
         assert_eq!(signup_with(&stack, email, Some(phone)).await.status(), 201);
         let sms = stack.sms_code(phone, 1).await;
+        let code = stack.email_code(email, 1).await;
+        let body = json!({ "identifier": email, "code": code, "password": "signup passphrase 7" });
+        assert_eq!(stack.post("/api/v1/auth/verify", &body).await.status(), 200);
+        let login = json!({ "identifier": email, "password": "signup passphrase 7" });
+        let tokens: Value = stack.post("/api/v1/auth/login", &login).await.json().await.unwrap();
+        let access = tokens["access_token"].as_str().unwrap().to_owned();
         if email == asha.0 {
-            let code = stack.email_code(email, 1).await;
-            let body = json!({ "identifier": email, "code": code, "password": "signup passphrase 7" });
-            assert_eq!(stack.post("/api/v1/auth/verify", &body).await.status(), 200);
             let body = json!({ "identifier": phone, "code": sms });
-            assert_eq!(stack.post("/api/v1/auth/verify", &body).await.status(), 200);
+            assert_eq!(stack.post_as("/api/v1/auth/verify", &access, &body).await.status(), 200);
+        } else {
+            ravi_access = access;
         }
     }
     assert_eq!(audit_count(&stack, "sms.budget_exhausted").await, 0);
@@ -285,11 +346,10 @@ async fn when_the_sms_budget_is_spent_codes_go_by_email_phone_verification_answe
     // An unknown phone gets the very same answer.
     let unknown = stack.post("/api/v1/auth/otp/request", &json!({ "identifier": "+919800000009" })).await;
     assert_eq!(unknown.json::<Value>().await.unwrap(), answer);
-    // A phone cannot be proven by email: verification answers 503, known or not.
-    for phone in [ravi.1, "+919800000009"] {
-        let response = stack.post("/api/v1/auth/verify/request", &json!({ "identifier": phone })).await;
-        assert_eq!(error_of(response).await, (503, "sms_budget_exhausted".into()), "{phone}");
-    }
+    // A phone cannot be proven by email: its verification, asked for by its signed-in holder, answers 503.
+    let body = json!({ "identifier": ravi.1 });
+    let response = stack.post_as("/api/v1/auth/verify/request", &ravi_access, &body).await;
+    assert_eq!(error_of(response).await, (503, "sms_budget_exhausted".into()));
     // Signup goes on without the SMS: the email code is sent, the phone waits.
     assert_eq!(signup_with(&stack, "mira@example.com", Some("+919800000003")).await.status(), 201);
     stack.email_code("mira@example.com", 1).await;

@@ -112,7 +112,8 @@ pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sq
 /// The account a contact names. Several accounts may hold one phone while it
 /// is unverified: the one that proved it comes first, then accounts with a
 /// proven email (only they can prove a phone), latest claim first. Callers
-/// that need a proven contact check it themselves.
+/// that need a proven contact check it themselves. Never used to choose whose
+/// phone a verification code proves: that is the signed-in caller's.
 pub async fn by_contact(conn: &mut PgConnection, contact: &Contact) -> Result<Option<User>, sqlx::Error> {
     let sql = match contact {
         Contact::Email(_) => format!("SELECT {COLUMNS} FROM users WHERE email = $1"),

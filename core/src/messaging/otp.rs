@@ -86,8 +86,11 @@ pub struct Subject {
     pub item_id: Option<Uuid>,
 }
 
-/// Issues a new code for `contact` and `purpose`, retiring earlier live ones,
-/// in the caller's transaction. The caller sends the returned code.
+/// Issues a new code for `contact` and `purpose`, retiring earlier live ones
+/// of the same subject (user and item), in the caller's transaction. Codes of
+/// other accounts stay: several accounts may hold one unverified phone, and
+/// one of them asking for a code must not kill another's. The caller sends
+/// the returned code.
 pub async fn issue(
     conn: &mut PgConnection,
     pepper: &Secret,
@@ -97,10 +100,12 @@ pub async fn issue(
 ) -> Result<Code, sqlx::Error> {
     sqlx::query(
         "UPDATE one_time_codes SET consumed_at = now()
-         WHERE purpose = $1 AND contact = $2 AND consumed_at IS NULL AND item_id IS NOT DISTINCT FROM $3",
+         WHERE purpose = $1 AND contact = $2 AND consumed_at IS NULL
+           AND user_id IS NOT DISTINCT FROM $3 AND item_id IS NOT DISTINCT FROM $4",
     )
     .bind(purpose.as_str())
     .bind(contact)
+    .bind(subject.user_id)
     .bind(subject.item_id)
     .execute(&mut *conn)
     .await?;
@@ -132,25 +137,29 @@ pub enum Rejected {
     AlreadyUsed,
 }
 
-/// Redeems the newest live code for `contact` and `purpose` (and `item_id` when
-/// given). On success the code is consumed and its subject returned.
+/// Redeems the newest live code for `contact` and `purpose` within `subject`:
+/// only codes issued for its user and item, where given (a phone's codes are
+/// redeemed only by the account they were issued for). On success the code is
+/// consumed and its subject returned.
 pub async fn redeem(
     conn: &mut PgConnection,
     pepper: &Secret,
     purpose: Purpose,
     contact: &str,
-    item_id: Option<Uuid>,
+    within: Subject,
     code: &Code,
 ) -> Result<Result<Subject, Rejected>, sqlx::Error> {
     let live: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
         "SELECT id, code_hash FROM one_time_codes
-         WHERE purpose = $1 AND contact = $2 AND ($3::uuid IS NULL OR item_id = $3)
-           AND consumed_at IS NULL AND expires_at > now() AND failed_tries < $4
+         WHERE purpose = $1 AND contact = $2
+           AND ($3::uuid IS NULL OR user_id = $3) AND ($4::uuid IS NULL OR item_id = $4)
+           AND consumed_at IS NULL AND expires_at > now() AND failed_tries < $5
          ORDER BY created_at DESC LIMIT 1",
     )
     .bind(purpose.as_str())
     .bind(contact)
-    .bind(item_id)
+    .bind(within.user_id)
+    .bind(within.item_id)
     .bind(MAX_TRIES)
     .fetch_optional(&mut *conn)
     .await?;
