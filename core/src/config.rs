@@ -160,11 +160,13 @@ pub struct Config {
     pub database_acquire_timeout: Duration,
 
     /// Seconds one whole SMTP delivery (connect, greeting, commands, data) may take
-    /// before the attempt fails and is retried later.
+    /// before the attempt fails: retried later if the message content was not
+    /// sent yet, else the message is left `unknown` (never sent twice).
     #[arg(long = "smtp-timeout-secs", env = "SMTP_TIMEOUT_SECS", default_value = "10", value_parser = parse_secs)]
     pub smtp_timeout: Duration,
 
-    /// Seconds a whole Twilio API call may take before the attempt fails and is retried later.
+    /// Seconds a whole Twilio API call may take before the attempt fails: retried later
+    /// if the connection was never made, else the message is left `unknown`.
     #[arg(long = "twilio-timeout-secs", env = "TWILIO_TIMEOUT_SECS", default_value = "10", value_parser = parse_secs)]
     pub twilio_timeout: Duration,
 

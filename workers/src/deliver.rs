@@ -53,6 +53,13 @@ pub async fn deliver_notification(
             tracing::warn!(notification_id = %message.id, provider, %error, give_up, "notification attempt failed");
             if give_up { Err(AbortError::new(error).into()) } else { Err(error.into()) }
         }
+        // Maybe sent: never resent by itself (a code twice is worse than not
+        // at all; the user can ask for a new one), left for operators to see.
+        Err(SendError::Unknown(error)) => {
+            notifications::mark_unknown(&state.pool, message.id, provider, &error).await?;
+            tracing::warn!(notification_id = %message.id, provider, %error, "notification outcome unknown; not resent");
+            Err(AbortError::new(error).into())
+        }
         Err(SendError::Permanent(error)) => {
             outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, true).await?;
             tracing::warn!(notification_id = %message.id, provider, %error, "notification refused by provider");

@@ -1,5 +1,5 @@
 //! The sweep (queue `sweep`): removes state that can no longer be used.
-//! Each statement is served by an index (`migrations/0008_sweep_indexes.sql`);
+//! Each statement is served by an index (`migrations/0007_sweep_indexes.sql`);
 //! the integration test `every_sweep_statement_is_served_by_an_index` checks
 //! the plans of the statements listed in [`INDEXED_STATEMENTS`].
 

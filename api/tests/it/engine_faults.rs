@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
+use lockers_core::db;
 use lockers_core::jobs::backoff::Backoff;
 use lockers_core::jobs::{self, EnqueueOptions, Enqueued, Queue, Sweep};
 use lockers_workers::engine::claims;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::fakes::tcp_proxy::TcpProxy;
 use crate::harness::{TestApp, eventually};
 
 /// The payload of test jobs (queue `door`, which has no handler in the runtime).
@@ -181,6 +183,126 @@ async fn a_rescued_process_that_comes_back_neither_runs_nor_acknowledges_what_it
     stop_b.cancel();
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_process_found_rescued_registers_one_new_identity_however_many_of_its_tasks_notice() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    // A heartbeat every 150 s: only the fetchers notice the rescue.
+    let a = Engine::start(app.pool.clone(), settings(Duration::from_secs(600), "door=120")).await.unwrap();
+    let first = a.worker_id();
+    // From now on a registration takes 2 s to commit, so fetchers polling
+    // meanwhile would see a new identity before it is registered if it were
+    // published first (and fence it, and the next one...).
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_registration() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$;
+         CREATE TRIGGER slow_registration BEFORE INSERT ON job_workers
+         FOR EACH ROW EXECUTE FUNCTION slow_registration();",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let log = Log::default();
+    let stops: Vec<CancellationToken> = (0..4).map(|_| serve(&a, 1, logging(&log))).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A peer's rescue deletes A's registration.
+    sqlx::query("DELETE FROM job_workers WHERE id = $1").bind(&*first).execute(&app.pool).await.unwrap();
+    let registered = || async {
+        sqlx::query_scalar::<_, String>("SELECT id FROM job_workers ORDER BY id").fetch_all(&app.pool).await.unwrap()
+    };
+    let renewed = eventually(Duration::from_secs(15), || async {
+        a.worker_id() != first && registered().await == [a.worker_id().to_string()]
+    })
+    .await;
+    assert!(renewed, "A registered a new identity: {:?}", registered().await);
+    let second = a.worker_id();
+    // Any second fence, caused by a claim that read the new identity before it
+    // was registered, would have happened by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(a.worker_id(), second, "the new identity was not fenced in turn");
+    assert_eq!(registered().await, [second.to_string()], "one registration, the current one");
+
+    enqueue(&app, &[5]).await;
+    let done = eventually(Duration::from_secs(10), || async { job(&app, 5).await.0 == "completed" }).await;
+    assert!(done, "A works under its new identity");
+    assert_eq!(log.count("run 5"), 1);
+    stops.iter().for_each(CancellationToken::cancel);
+    a.stop().await.unwrap();
+}
+
+/// Pushes `event` to the log when dropped while still armed: a handler
+/// future cancelled mid-run.
+struct LogOnDrop(Option<(Log, String)>);
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        if let Some((log, event)) = self.0.take() {
+            log.push(event);
+        }
+    }
+}
+
+/// A handler that logs `{who} start n`, waits for a permit of `gate`, then
+/// logs `{who} done n`; cancelled while waiting, it logs `{who} dropped n`.
+fn gated(log: &Log, who: &'static str, gate: &Arc<Semaphore>) -> Handler<Probe> {
+    let (log, gate) = (log.clone(), gate.clone());
+    Arc::new(move |probe: Probe| {
+        let (log, gate) = (log.clone(), gate.clone());
+        async move {
+            log.push(format!("{who} start {}", probe.n));
+            let mut cancelled = LogOnDrop(Some((log.clone(), format!("{who} dropped {}", probe.n))));
+            let _permit = gate.acquire().await?;
+            cancelled.0 = None;
+            log.push(format!("{who} done {}", probe.n));
+            Ok(())
+        }
+        .boxed()
+    })
+}
+
+#[tokio::test]
+async fn a_process_whose_database_connections_go_silent_cancels_its_run_before_a_peer_rescues_the_job() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let through = db::connect(&format!("postgres://postgres@{}/{}", proxy.addr, app.database), 2).await.unwrap();
+    enqueue(&app, &[1]).await;
+    let rescue_after = Duration::from_secs(4);
+    // Process A reaches the database through the proxy; its handler blocks until let go.
+    let a = Engine::start(through, settings(rescue_after, "door=120")).await.unwrap();
+    let (log, a_gate) = (Log::default(), Arc::new(Semaphore::new(0)));
+    let stop_a = serve(&a, 1, gated(&log, "a", &a_gate));
+    assert!(eventually(Duration::from_secs(10), || async { log.count("a start 1") == 1 }).await);
+
+    // The network drops every packet: A's connections stay open, its queries
+    // (the heartbeat's included) never answer. Process B, on the database
+    // directly, rescues the job once A has been silent for the rescue time.
+    proxy.stall();
+    let b = Engine::start(app.pool.clone(), settings(rescue_after, "door=120")).await.unwrap();
+    let stop_b = serve(&b, 1, gated(&log, "b", &Arc::new(Semaphore::new(10))));
+    let done = eventually(Duration::from_secs(30), || async { job(&app, 1).await.0 == "completed" }).await;
+    assert!(done, "B rescued and ran the job: {:?}", log.events());
+    let events = log.events();
+    let position = |event: &str| events.iter().position(|e| e == event);
+    assert!(
+        position("a dropped 1").is_some_and(|dropped| position("b start 1").is_some_and(|b| dropped < b)),
+        "A cancelled its run before B started the job: {events:?}"
+    );
+
+    // Whatever A's handler was waiting for comes now: its run is gone.
+    a_gate.add_permits(10);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let completions = log.events().iter().filter(|e| e.ends_with("done 1")).count();
+    assert_eq!(completions, 1, "the job's effect happened once: {:?}", log.events());
+    assert_eq!(job(&app, 1).await.1, 2, "A's run counts as an attempt");
+
+    stop_a.cancel();
+    stop_b.cancel();
+    proxy.restore();
+    b.stop().await.unwrap();
+    // A's connections were closed under it; what it hands back is nothing.
+    let _ = tokio::time::timeout(Duration::from_secs(10), a.stop()).await;
 }
 
 #[tokio::test]

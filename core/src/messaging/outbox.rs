@@ -208,6 +208,29 @@ pub async fn mark_attempt_failed<'e>(
     .map(|_| ())
 }
 
+/// Records an attempt whose outcome is unknown: the provider got the request
+/// and the answer never came. `unknown` is never resent by itself; a code is
+/// blanked.
+pub async fn mark_unknown<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    provider: &str,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE notifications
+         SET attempts = attempts + 1, provider = $2, last_error = $3, status = 'unknown',
+             body = CASE WHEN sensitive THEN '' ELSE body END
+         WHERE id = $1 AND status = 'sending'",
+    )
+    .bind(id)
+    .bind(provider)
+    .bind(error)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 /// What `settle_abandoned` changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Settled {

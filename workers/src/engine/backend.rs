@@ -295,7 +295,7 @@ async fn fetch(
         };
         if !claim.registered {
             // Presumed dead and rescued: claim again under a fresh identity.
-            engine.fence(&identity).await;
+            engine.fence(&identity, super::Fence::Rescued).await;
             continue;
         }
         let got = claim.jobs.len();

@@ -93,6 +93,14 @@ impl EngineSettings {
     fn heartbeat_every(&self) -> Duration {
         (self.rescue_after / 4).max(Duration::from_millis(100))
     }
+
+    /// How long without a heartbeat getting through before this process
+    /// cancels its own runs: the rescue time less two heartbeat intervals, so
+    /// it stops before any peer can presume it dead and run its jobs again.
+    fn fence_after(&self) -> Duration {
+        let every = self.heartbeat_every();
+        self.rescue_after.saturating_sub(2 * every).max(every)
+    }
 }
 
 /// A job handler as a closure, for `Engine::serve`.
@@ -100,6 +108,16 @@ pub type Handler<Args> = Arc<dyn Fn(Args) -> BoxFuture<'static, Result<(), BoxDy
 
 /// Grace `Engine::serve` gives in-flight runs when told to stop.
 const SERVE_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a fence was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fence {
+    /// A claim or heartbeat found the registration gone (checked again under
+    /// the lock before anything is cancelled).
+    Rescued,
+    /// No heartbeat got through for most of the rescue time.
+    Silent,
+}
 
 /// One registration of this process in `job_workers`. Runs claimed under it
 /// are cancelled when it is found rescued (`fenced`).
@@ -254,53 +272,103 @@ impl Engine {
         &self.inner.wakeups
     }
 
-    /// `stale` was found rescued: cancel its runs (they are not acknowledged;
-    /// their jobs run elsewhere) and register a fresh identity, unless another
-    /// task already did.
-    async fn fence(&self, stale: &Arc<Identity>) {
+    /// `stale` is no longer this process's: cancel its runs (they are not
+    /// acknowledged; their jobs run, or will run, elsewhere) and register a
+    /// fresh identity. A no-op when `stale` was already replaced (several tasks
+    /// notice at once) and, for `Fence::Rescued`, when the database still has
+    /// `stale` registered: a claim that raced a registration must not cancel
+    /// healthy runs.
+    async fn fence(&self, stale: &Arc<Identity>, why: Fence) {
         let _renewing = self.inner.renewing.lock().await;
-        let current = self.identity();
-        if !Arc::ptr_eq(&current, stale) {
+        if !Arc::ptr_eq(&self.identity(), stale) || stale.is_fenced() {
             return;
         }
-        tracing::warn!(worker = %stale.id, "this process was presumed dead and its jobs rescued; \
-            cancelling what it held and registering again");
-        stale.fenced.cancel();
-        let fresh = Identity::new();
-        match self.inner.identity.write() {
-            Ok(mut identity) => *identity = fresh.clone(),
-            Err(poisoned) => *poisoned.into_inner() = fresh.clone(),
+        if why == Fence::Rescued {
+            let beat = tokio::time::timeout(self.inner.settings.heartbeat_every(), async {
+                claims::heartbeat(&self.inner.heartbeat_pool, &stale.id).await
+            });
+            match beat.await {
+                Ok(Ok(false)) => {}
+                // Still registered, or the database cannot tell: nothing to fence
+                // (the heartbeat's own timer fences a process cut off for too long).
+                Ok(Ok(true)) => return,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "checking the worker registration failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!("checking the worker registration timed out");
+                    return;
+                }
+            }
+            tracing::warn!(worker = %stale.id, "this process was presumed dead and its jobs rescued; \
+                cancelling what it held and registering again");
+        } else {
+            tracing::warn!(worker = %stale.id, "no heartbeat got through for most of the rescue time; \
+                cancelling what this process held before other processes rescue it");
         }
-        // When this fails the next claim finds the new identity unregistered
-        // and comes back here.
-        if let Err(error) = claims::register(&self.inner.heartbeat_pool, &fresh.id).await {
-            tracing::warn!(%error, "registering a new worker identity failed");
+        stale.fenced.cancel();
+        // Registered before it is published: a task that reads the new identity
+        // always finds it registered (else its claim would call for a fence of
+        // a healthy identity). When registering fails the identity is published
+        // anyway: it holds nothing, its first claim finds it unregistered and
+        // comes back here.
+        let fresh = Identity::new();
+        let registered = tokio::time::timeout(
+            self.inner.settings.heartbeat_every(),
+            claims::register(&self.inner.heartbeat_pool, &fresh.id),
+        )
+        .await;
+        match registered {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "registering a new worker identity failed"),
+            Err(_) => tracing::warn!("registering a new worker identity timed out"),
+        }
+        match self.inner.identity.write() {
+            Ok(mut identity) => *identity = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
         }
         Queue::ALL.into_iter().for_each(|queue| self.wakeups().wake(queue));
     }
 
     /// Keeps the registration alive, on a task and a connection of its own. A
-    /// missing registration means the process was presumed dead: fence. So does
-    /// a heartbeat that has failed for the whole rescue time: other processes
-    /// are taking the jobs back by now, so stop running them here.
+    /// missing registration means the process was presumed dead: fence. Each
+    /// heartbeat is bounded by the heartbeat interval (a connection that
+    /// silently lost its peer would otherwise hang until TCP gives up), and
+    /// a timer independent of the query fences once no heartbeat got through
+    /// for the rescue time less two intervals: other processes are about to
+    /// take the jobs back, so stop running them here first.
     async fn heartbeat(self) {
         let inner = &self.inner;
+        let every = inner.settings.heartbeat_every();
+        let give_up = inner.settings.fence_after();
+        // When the last heartbeat that got through was sent: the database saw
+        // the process alive no earlier than that.
         let mut last_ok = tokio::time::Instant::now();
-        while !pause(&inner.stop, inner.settings.heartbeat_every()).await {
+        loop {
+            let deadline = last_ok + give_up;
+            let wait = every.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if pause(&inner.stop, wait).await {
+                return;
+            }
             let identity = self.identity();
-            match claims::heartbeat(&inner.heartbeat_pool, &identity.id).await {
-                Ok(true) => last_ok = tokio::time::Instant::now(),
-                Ok(false) => {
-                    self.fence(&identity).await;
-                    last_ok = tokio::time::Instant::now();
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "job worker heartbeat failed");
-                    if last_ok.elapsed() >= inner.settings.rescue_after {
-                        self.fence(&identity).await;
+            let sent = tokio::time::Instant::now();
+            let beat = tokio::time::timeout(every, claims::heartbeat(&inner.heartbeat_pool, &identity.id));
+            tokio::select! {
+                outcome = beat => match outcome {
+                    Ok(Ok(true)) => last_ok = sent,
+                    Ok(Ok(false)) => {
+                        self.fence(&identity, Fence::Rescued).await;
                         last_ok = tokio::time::Instant::now();
                     }
-                }
+                    Ok(Err(error)) => tracing::warn!(%error, "job worker heartbeat failed"),
+                    Err(_) => tracing::warn!(timeout_ms = every.as_millis() as u64, "job worker heartbeat timed out"),
+                },
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            if tokio::time::Instant::now() >= last_ok + give_up {
+                self.fence(&self.identity(), Fence::Silent).await;
+                last_ok = tokio::time::Instant::now();
             }
         }
     }

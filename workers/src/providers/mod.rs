@@ -17,10 +17,15 @@ pub use twilio::TwilioSms;
 /// What a provider said about one message.
 #[derive(Debug)]
 pub enum SendError {
-    /// Worth trying again later (timeouts, 429, 5xx).
+    /// Worth trying again later: nothing reached the provider (connect
+    /// refused or timed out, TLS handshake), or it answered 429, 5xx, 4xx SMTP.
     Transient(String),
     /// Will never work (bad number, rejected credentials).
     Permanent(String),
+    /// The request reached the provider and then the answer never came (a
+    /// timeout or a broken connection after it was sent): the message may have
+    /// gone out. Never retried, so never sent twice.
+    Unknown(String),
 }
 
 impl std::fmt::Display for SendError {
@@ -28,6 +33,7 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Transient(m) => write!(f, "transient: {m}"),
             SendError::Permanent(m) => write!(f, "permanent: {m}"),
+            SendError::Unknown(m) => write!(f, "unknown: {m}"),
         }
     }
 }

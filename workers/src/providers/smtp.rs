@@ -1,19 +1,36 @@
 //! Email over SMTP with lettre: STARTTLS, implicit TLS or plain by
 //! configuration; every message has a text and an HTML part.
+//!
+//! The session is driven step by step (lettre's `AsyncSmtpConnection`) rather
+//! than by `AsyncSmtpTransport::send`, so a failure can be placed: up to the
+//! end of `DATA`'s `354` nothing of the message reached the server and the
+//! attempt may be repeated; once the message content is on its way, a silence
+//! or a broken connection leaves it unknown (the server may have queued it).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lockers_core::config::{Config, SmtpTls};
+use tokio::time::Instant;
 
 use super::{EmailSender, Receipt, SendError};
 
 pub struct SmtpEmail {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    /// `Some` for implicit TLS and STARTTLS.
+    tls: Option<TlsParameters>,
+    starttls: bool,
+    credentials: Option<Credentials>,
+    hello: ClientId,
     from: Mailbox,
     /// Bound on one whole delivery (connect, greeting, every command, data).
     timeout: Duration,
@@ -28,21 +45,88 @@ impl SmtpEmail {
             .context("EMAIL_FROM is required")?
             .parse()
             .context("EMAIL_FROM is not a valid mailbox")?;
-        let mut builder = match config.smtp_tls {
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .context("SMTP_HOST is not a valid host for STARTTLS")?,
-            SmtpTls::Tls => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(host).context("SMTP_HOST is not a valid host for TLS")?
+        let tls = match config.smtp_tls {
+            SmtpTls::Starttls | SmtpTls::Tls => {
+                Some(TlsParameters::new(host.to_owned()).context("SMTP_HOST is not a valid host for TLS")?)
             }
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            SmtpTls::None => None,
         };
-        // lettre's own timeout bounds only the TCP connect; `send` bounds the rest.
-        builder = builder.port(config.smtp_port).timeout(Some(config.smtp_timeout));
-        if let Some(user) = &config.smtp_username {
+        let credentials = config.smtp_username.as_ref().map(|user| {
             let password = config.smtp_password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
-            builder = builder.credentials(Credentials::new(user.clone(), password));
+            Credentials::new(user.clone(), password)
+        });
+        Ok(Self {
+            host: host.to_owned(),
+            port: config.smtp_port,
+            tls,
+            starttls: config.smtp_tls == SmtpTls::Starttls,
+            credentials,
+            hello: ClientId::default(),
+            from,
+            timeout: config.smtp_timeout,
+        })
+    }
+
+    /// Connects, reads the greeting, says EHLO, upgrades (STARTTLS) and logs
+    /// in: nothing of any message has been sent yet.
+    async fn open(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let implicit = if self.starttls { None } else { self.tls.clone() };
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            implicit,
+            None,
+        )
+        .await
+        .map_err(|e| before_message("connecting", &e))?;
+        if self.starttls {
+            let Some(tls) = self.tls.clone() else {
+                return Err(SendError::Permanent("STARTTLS without TLS parameters".into()));
+            };
+            conn.starttls(tls, &self.hello).await.map_err(|e| before_message("STARTTLS", &e))?;
         }
-        Ok(Self { transport: builder.build(), from, timeout: config.smtp_timeout })
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(|e| before_message("authentication", &e))?;
+        }
+        Ok(conn)
+    }
+}
+
+/// MAIL, RCPT and DATA (up to the server's `354`): still nothing of the
+/// message itself on the wire.
+async fn envelope(conn: &mut AsyncSmtpConnection, envelope: &Envelope, email: &[u8]) -> Result<(), SendError> {
+    let mut options = Vec::new();
+    let addresses = envelope.from().into_iter().chain(envelope.to());
+    if addresses.into_iter().any(|a| !AsRef::<str>::as_ref(a).is_ascii()) {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Permanent("the address needs SMTPUTF8, which the server lacks".into()));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !email.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Permanent("the message needs 8BITMIME, which the server lacks".into()));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options)).await.map_err(|e| before_message("MAIL", &e))?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![])).await.map_err(|e| before_message("RCPT", &e))?;
+    }
+    conn.command(Data).await.map_err(|e| before_message("DATA", &e))?;
+    Ok(())
+}
+
+/// A failure before the message content was sent: a refusal (5xx) is
+/// permanent, anything else may be tried again.
+fn before_message(step: &str, e: &lettre::transport::smtp::Error) -> SendError {
+    if e.is_permanent() {
+        SendError::Permanent(format!("SMTP refused ({step}): {e}"))
+    } else {
+        SendError::Transient(format!("SMTP failed before the message was sent ({step}): {e}"))
     }
 }
 
@@ -67,20 +151,30 @@ impl EmailSender for SmtpEmail {
             .subject(subject)
             .multipart(MultiPart::alternative_plain_html(body.to_owned(), html_of(body)))
             .map_err(|e| SendError::Permanent(format!("message could not be built: {e}")))?;
+        let email = message.formatted();
         // A server that accepts the connection and then stays silent would
-        // otherwise hold this job (and its worker slot) forever. Without the
-        // `pool` feature each send owns its connection, so dropping the future
-        // on timeout closes it.
-        let Ok(sent) = tokio::time::timeout(self.timeout, self.transport.send(message)).await else {
-            return Err(SendError::Transient(format!("SMTP gave no answer within {} s", self.timeout.as_secs())));
+        // otherwise hold this job (and its worker slot) forever. Each send owns
+        // its connection, so dropping the future on timeout closes it.
+        let deadline = Instant::now() + self.timeout;
+        let silent = || format!("SMTP gave no answer within {} s", self.timeout.as_secs());
+        let mut conn =
+            tokio::time::timeout_at(deadline, self.open()).await.map_err(|_| SendError::Transient(silent()))??;
+        tokio::time::timeout_at(deadline, envelope(&mut conn, message.envelope(), &email))
+            .await
+            .map_err(|_| SendError::Transient(silent()))??;
+        // The content goes out now: from here the server may have the message
+        // queued whatever we hear back, unless it explicitly refuses it.
+        let response = match tokio::time::timeout_at(deadline, conn.message(&email)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) if e.is_permanent() => return Err(SendError::Permanent(format!("SMTP refused: {e}"))),
+            // A 4xx answer to the data: the server did not take it.
+            Ok(Err(e)) if e.is_transient() => return Err(SendError::Transient(format!("SMTP failed: {e}"))),
+            Ok(Err(e)) => return Err(SendError::Unknown(format!("SMTP failed after the message was sent: {e}"))),
+            Err(_) => return Err(SendError::Unknown(format!("{} after the message was sent", silent()))),
         };
-        match sent {
-            Ok(response) => {
-                Ok(Receipt { provider_message_id: response.message().next().map(|line| line.trim().to_owned()) })
-            }
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP refused: {e}"))),
-            Err(e) => Err(SendError::Transient(format!("SMTP failed: {e}"))),
-        }
+        // QUIT is a courtesy: the message is already accepted.
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.quit()).await;
+        Ok(Receipt { provider_message_id: response.message().next().map(|line| line.trim().to_owned()) })
     }
 }
 

@@ -34,7 +34,8 @@ impl TwilioSms {
         let base = config.twilio_api_base.trim_end_matches('/');
         let http = reqwest::Client::builder()
             // The whole call (connect, request, response body) is bounded, so a
-            // Twilio that stops answering fails the attempt, which is retried.
+            // Twilio that stops answering fails the attempt: retried when the
+            // connection was never made, else left unknown (never sent twice).
             .timeout(config.twilio_timeout)
             .connect_timeout(config.twilio_timeout.min(Duration::from_secs(5)))
             .build()
@@ -65,19 +66,29 @@ impl SmsSender for TwilioSms {
             .send()
             .await
             .map_err(|e| {
-                if e.is_timeout() {
-                    SendError::Transient(format!("Twilio gave no answer within {} s", self.timeout.as_secs()))
+                // Refused, unreachable, connect timeout, TLS handshake: the
+                // request never left, so another attempt cannot send twice.
+                if e.is_connect() || e.is_builder() {
+                    SendError::Transient(format!("could not reach Twilio: {}", e.without_url()))
+                } else if e.is_timeout() {
+                    SendError::Unknown(format!(
+                        "Twilio gave no answer within {} s after the request was sent",
+                        self.timeout.as_secs()
+                    ))
                 } else {
-                    SendError::Transient(format!("request failed: {}", e.without_url()))
+                    SendError::Unknown(format!("the request failed after it was sent: {}", e.without_url()))
                 }
             })?;
         let status = response.status();
         if status.is_success() {
-            let created: Created = response
-                .json()
-                .await
-                .map_err(|e| SendError::Transient(format!("unreadable response: {}", e.without_url())))?;
-            return Ok(Receipt { provider_message_id: Some(created.sid) });
+            // Twilio accepted the message: an unreadable body only loses its sid.
+            return match response.json::<Created>().await {
+                Ok(created) => Ok(Receipt { provider_message_id: Some(created.sid) }),
+                Err(error) => {
+                    tracing::warn!(error = %error.without_url(), "Twilio accepted the message; its answer was unreadable");
+                    Ok(Receipt { provider_message_id: None })
+                }
+            };
         }
         let detail = format!("Twilio answered {status}");
         if status.as_u16() == 429 || status.is_server_error() {
