@@ -56,7 +56,7 @@ pub async fn deliver_notification(
         // Maybe sent: never resent by itself (a code twice is worse than not
         // at all; the user can ask for a new one), left for operators to see.
         Err(SendError::Unknown(error)) => {
-            notifications::mark_unknown(&state.pool, message.id, provider, &error).await?;
+            outbox::mark_unknown(&state.pool, message.id, provider, &error).await?;
             tracing::warn!(notification_id = %message.id, provider, %error, "notification outcome unknown; not resent");
             Err(AbortError::new(error).into())
         }
