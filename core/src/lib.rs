@@ -3,7 +3,8 @@
 //! shares. No HTTP here.
 //!
 //! Aggregates: [`accounts`], [`places`], [`messaging`], [`audit`], [`jobs`]
-//! (the exchange and billing come next, beside them). Infrastructure:
+//! (the exchange and billing come next, beside them); [`sweep`], the system
+//! use case that runs every aggregate's expiry statements. Infrastructure:
 //! [`config`], [`db`], [`rate_limit`], [`net`], [`telemetry`].
 
 pub mod accounts;
@@ -15,4 +16,5 @@ pub mod messaging;
 pub mod net;
 pub mod places;
 pub mod rate_limit;
+pub mod sweep;
 pub mod telemetry;

@@ -7,8 +7,8 @@ use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
 use lockers_core::jobs::DeliverNotification;
 use lockers_core::messaging::outbox::{self, Channel};
 
-use crate::WorkerState;
 use crate::providers::SendError;
+use crate::{WorkerState, failure};
 
 /// One delivery attempt, at most once per message: the message is claimed
 /// (`sending`) and that claim committed before the provider is called, so a
@@ -20,7 +20,7 @@ pub async fn deliver_notification(
     state: Data<Arc<WorkerState>>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let Some(message) = outbox::claim(&state.pool, job.notification_id).await? else {
+    let Some(message) = outbox::claim(&state.pool, job.notification_id).await.map_err(failure)? else {
         tracing::debug!(notification_id = %job.notification_id, "notification already sent, claimed or closed");
         return Ok(());
     };
@@ -36,32 +36,32 @@ pub async fn deliver_notification(
         }
         None => {
             let error = format!("unknown channel `{}`", message.channel);
-            outbox::mark_attempt_failed(&state.pool, message.id, "none", &error, true).await?;
+            outbox::mark_attempt_failed(&state.pool, message.id, "none", &error, true).await.map_err(failure)?;
             return Err(AbortError::new(error).into());
         }
     };
     match result {
         Ok(receipt) => {
             let receipt_id = receipt.provider_message_id.as_deref();
-            outbox::mark_sent(&state.pool, message.id, provider, receipt_id).await?;
+            outbox::mark_sent(&state.pool, message.id, provider, receipt_id).await.map_err(failure)?;
             tracing::info!(notification_id = %message.id, kind = %message.kind, provider, "notification sent");
             Ok(())
         }
         Err(SendError::Transient(error)) => {
             let give_up = attempt.current() >= message.queue().max_attempts() as usize;
-            outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, give_up).await?;
+            outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, give_up).await.map_err(failure)?;
             tracing::warn!(notification_id = %message.id, provider, %error, give_up, "notification attempt failed");
             if give_up { Err(AbortError::new(error).into()) } else { Err(error.into()) }
         }
         // Maybe sent: never resent by itself (a code twice is worse than not
         // at all; the user can ask for a new one), left for operators to see.
         Err(SendError::Unknown(error)) => {
-            outbox::mark_unknown(&state.pool, message.id, provider, &error).await?;
+            outbox::mark_unknown(&state.pool, message.id, provider, &error).await.map_err(failure)?;
             tracing::warn!(notification_id = %message.id, provider, %error, "notification outcome unknown; not resent");
             Err(AbortError::new(error).into())
         }
         Err(SendError::Permanent(error)) => {
-            outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, true).await?;
+            outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, true).await.map_err(failure)?;
             tracing::warn!(notification_id = %message.id, provider, %error, "notification refused by provider");
             Err(AbortError::new(error).into())
         }

@@ -10,7 +10,7 @@ pub mod sweep;
 use std::sync::Arc;
 
 use anyhow::Context;
-use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{BoxDynError, Monitor, WorkerBuilder, WorkerBuilderExt};
 use lockers_core::config::Config;
 use lockers_core::jobs::{DeliverNotification, Queue, Sweep};
 use sqlx::PgPool;
@@ -28,6 +28,20 @@ pub struct WorkerState {
     /// the intake's, so in `--with-workers` neither can exhaust the other.
     pub pool: PgPool,
     pub providers: Providers,
+}
+
+/// A handler's error with its causes spelled out: a `DbError` says only which
+/// operation failed, its source why, and the job's `last_error` and the
+/// engine's failure log show both ("failed to claim a notification for
+/// delivery: pool timed out while waiting for an open connection").
+pub(crate) fn failure(error: impl std::error::Error) -> BoxDynError {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text = format!("{text}: {e}");
+        cause = e.source();
+    }
+    text.into()
 }
 
 /// Every worker and the scheduler this process is configured to run.

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder};
 use apalis_cron::{CronScheduler, Tick};
 use lockers_core::config::Config;
+use lockers_core::db::During;
 use lockers_core::jobs::{self, EnqueueOptions, Queue, Sweep};
 
-use crate::WorkerState;
+use crate::{WorkerState, failure};
 
 pub fn register(monitor: Monitor, config: &Config, state: Arc<WorkerState>, instance: &str) -> Monitor {
     let schedule = config.sweep_cron.0.clone();
@@ -23,9 +24,9 @@ pub fn register(monitor: Monitor, config: &Config, state: Arc<WorkerState>, inst
 
 async fn schedule_sweep(tick: Tick, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
     let at = tick.get_timestamp() as i64;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.pool.acquire().await.during("acquire a connection to schedule the sweep").map_err(failure)?;
     let options = EnqueueOptions { idempotency_key: Some(format!("sweep:{at}")), ..Default::default() };
-    let outcome = jobs::enqueue_with(&mut conn, Queue::Sweep, &Sweep { at }, options).await?;
+    let outcome = jobs::enqueue_with(&mut conn, Queue::Sweep, &Sweep { at }, options).await.map_err(failure)?;
     tracing::debug!(at, ?outcome, "sweep scheduled");
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::io::BufRead;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lockers_core::accounts::contact::Email;
 use lockers_core::accounts::password::{self, Password};
@@ -38,6 +38,17 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Expired state (codes, refresh tokens, accounts never proven, old notifications).
+    Sweep {
+        #[command(subcommand)]
+        command: SweepCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SweepCommand {
+    /// Sweep now, as the scheduled sweep does (audited as `sweep.run`).
+    Run,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CreateAdmin { email, name } => create_admin(&pool, &email, &name).await?,
         Command::SeedDemo => seed_demo(&pool).await?,
         Command::Jobs { command } => run_jobs_command(&pool, command).await?,
+        Command::Sweep { command: SweepCommand::Run } => sweep_run(&pool, &config).await?,
     }
     Ok(())
 }
@@ -79,7 +91,7 @@ async fn run_jobs_command(pool: &sqlx::PgPool, command: JobsCommand) -> anyhow::
                 "{:<10} {:>8} {:>10} {:>8} {:>9} {:>6} {:>14}",
                 "queue", "ready", "scheduled", "running", "retrying", "dead", "oldest_ready_s"
             );
-            for q in jobs::stats(pool).await? {
+            for q in jobs::admin::stats(pool).await? {
                 println!(
                     "{:<10} {:>8} {:>10} {:>8} {:>9} {:>6} {:>14}",
                     q.queue,
@@ -94,7 +106,7 @@ async fn run_jobs_command(pool: &sqlx::PgPool, command: JobsCommand) -> anyhow::
         }
         JobsCommand::Failed { limit } => {
             println!("{:<10} {:<8} {:>8} {:<25} last_error", "id", "queue", "attempts", "died_at");
-            for job in jobs::dead(pool, limit).await? {
+            for job in jobs::admin::dead(pool, limit).await? {
                 println!(
                     "{:<10} {:<8} {:>8} {:<25} {}",
                     job.id,
@@ -106,12 +118,24 @@ async fn run_jobs_command(pool: &sqlx::PgPool, command: JobsCommand) -> anyhow::
             }
         }
         JobsCommand::Retry { id } => {
-            if !jobs::retry_dead(pool, id).await? {
-                bail!("no dead job with id {id}");
-            }
-            println!("job {id} is queued again");
+            let job = jobs::admin::retry_dead(&mut *pool.acquire().await?, &audit::Actor::operator(), id).await?;
+            println!("job {id} ({} queue) is queued again", job.queue);
         }
     }
+    Ok(())
+}
+
+/// Runs the sweep the worker runs on `SWEEP_CRON`, now, as the operator.
+async fn sweep_run(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()> {
+    let settings = lockers_core::sweep::SweepSettings::from_config(config);
+    let mut conn = pool.acquire().await?;
+    let at = chrono::Utc::now();
+    let report = lockers_core::sweep::run(&mut conn, &audit::Actor::operator(), at, &settings).await?;
+    println!(
+        "swept: {} codes, {} refresh tokens, {} accounts never proven, {} finished notifications; \
+         {} abandoned deliveries now unknown, {} undelivered codes failed",
+        report.codes, report.tokens, report.accounts, report.notifications, report.unknown, report.expired
+    );
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use crate::harness::TestApp;
 
-fn admin(app: &TestApp, args: &[&str], stdin: &str) -> std::process::Output {
+pub(crate) fn admin(app: &TestApp, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lockers-admin"))
         .args(args)
         .env("DATABASE_URL", &app.config.database_url)

@@ -11,7 +11,7 @@ use crate::harness::{TestApp, eventually};
 #[tokio::test]
 async fn every_sweep_statement_is_served_by_an_index() {
     let app = TestApp::spawn().await;
-    for (statement, index) in lockers_workers::sweep::INDEXED_STATEMENTS {
+    for (statement, index) in lockers_core::sweep::INDEXED_STATEMENTS {
         // With a few rows a sequential scan is cheapest; forbid it to see that an index can serve the statement.
         let mut tx = app.pool.begin().await.unwrap();
         sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
@@ -60,4 +60,58 @@ async fn the_sweep_deletes_finished_notifications_after_the_retention_and_keeps_
     .await;
     workers.stop().await;
     assert!(swept, "finished rows older than a week are gone; pending and younger ones stay");
+}
+
+#[tokio::test]
+async fn lockers_admin_sweep_run_sweeps_now_and_is_audited_as_the_operator() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    for expired_days_ago in [2, 0] {
+        sqlx::query(
+            "INSERT INTO one_time_codes (id, purpose, contact, code_hash, expires_at)
+             VALUES ($1, 'login', '+919876543210', '\\x00', now() - make_interval(days => $2))",
+        )
+        .bind(Uuid::now_v7())
+        .bind(expired_days_ago)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+
+    let out = crate::admin_cli::admin(&app, &["sweep", "run"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("swept: 1 codes"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM one_time_codes").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(left, 1, "the code expired two days ago is gone, the recent one kept");
+    let (actor, codes): (Option<Uuid>, Option<i64>) = sqlx::query_as(
+        "SELECT actor_id, (after->>'codes')::bigint FROM audit_log WHERE action = 'sweep.run' AND target_type = 'sweep'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((actor, codes), (None, Some(1)), "the operator's sweep is audited with what it removed");
+}
+
+#[tokio::test]
+async fn the_scheduled_sweep_does_not_write_to_the_audit_log() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let workers = app.start_workers(None);
+    let mut tx = app.pool.begin().await.unwrap();
+    jobs::enqueue(&mut tx, Queue::Sweep, &Sweep { at: chrono::Utc::now().timestamp() }).await.unwrap();
+    tx.commit().await.unwrap();
+    let swept = eventually(Duration::from_secs(10), || async {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = 'sweep' AND state = 'completed'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        done == 1
+    })
+    .await;
+    workers.stop().await;
+    assert!(swept, "the sweep ran");
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(audited, 0, "a sweep every minute would bury the audit log");
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use lockers_core::accounts::contact::{Email, Phone};
+use lockers_core::audit::Actor;
+use lockers_core::jobs::admin::RetryError;
 use lockers_core::jobs::{self, EnqueueOptions, Enqueued, Queue, Sweep};
 use lockers_core::messaging::outbox::{self, Message, Recipient};
 use uuid::Uuid;
@@ -170,7 +172,7 @@ async fn jobs_with_the_same_idempotency_key_are_one_job() {
         sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = 'sweep'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(sweeps, 1);
 
-    let stats = jobs::stats(&app.pool).await.unwrap();
+    let stats = jobs::admin::stats(&app.pool).await.unwrap();
     let depth: Vec<(&str, i64, i64)> = stats.iter().map(|q| (q.queue.as_str(), q.ready, q.dead)).collect();
     assert_eq!(depth, [("notify", 1, 0), ("sweep", 1, 0)]);
     assert!(stats.iter().all(|q| q.oldest_ready_secs.is_some_and(|s| s >= 0.0)));
@@ -273,19 +275,21 @@ async fn retries_follow_the_backoff_stop_at_max_attempts_and_the_dead_job_can_be
     assert_eq!((status.as_str(), attempts), ("failed", 5));
     assert_eq!(body, "", "a code given up on is blanked too");
 
-    let stats = jobs::stats(&app.pool).await.unwrap();
+    let stats = jobs::admin::stats(&app.pool).await.unwrap();
     let otp = stats.iter().find(|q| q.queue == "otp").unwrap();
     assert_eq!((otp.ready, otp.running, otp.retrying, otp.dead), (0, 0, 0, 1), "{otp:?}");
 
-    let dead = jobs::dead(&app.pool, 10).await.unwrap();
+    let dead = jobs::admin::dead(&app.pool, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!((dead[0].queue.as_str(), dead[0].attempts), ("otp", 5));
     assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("503")), "{:?}", dead[0].last_error);
 
     // The operator re-queues it: it runs again with fresh attempts.
     twilio.fail_with(0);
-    assert!(jobs::retry_dead(&app.pool, dead[0].id).await.unwrap());
-    assert!(!jobs::retry_dead(&app.pool, dead[0].id).await.unwrap(), "only dead jobs are retried");
+    let retry =
+        async || jobs::admin::retry_dead(&mut app.pool.acquire().await.unwrap(), &Actor::operator(), dead[0].id).await;
+    assert!(retry().await.is_ok());
+    assert!(matches!(retry().await, Err(RetryError::NotDead(_))), "only dead jobs are retried");
     let finished = eventually(Duration::from_secs(5), || async { jobs_in(&app, &["completed"]).await == 1 }).await;
     workers.stop().await;
     assert!(finished, "the retried job ran");
@@ -462,4 +466,37 @@ async fn with_retention_zero_finished_jobs_leave_the_table_and_dead_ones_stay() 
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(jobs_in(&app, &["dead"]).await, 1, "dead jobs are kept for `jobs failed` / `jobs retry`");
     workers.stop().await;
+}
+
+#[tokio::test]
+async fn retrying_a_dead_job_is_audited_as_the_operator_and_a_live_job_is_refused() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let insert = |state: &'static str| {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO jobs (queue, payload, state, attempts, max_attempts, last_error, finished_at)
+             VALUES ('door', '{}', $1, 20, 20, 'controller answered 503', now()) RETURNING id",
+        )
+        .bind(state)
+        .fetch_one(&app.pool)
+    };
+    let (dead, running) = (insert("dead").await.unwrap(), insert("running").await.unwrap());
+    let mut conn = app.pool.acquire().await.unwrap();
+
+    let job = jobs::admin::retry_dead(&mut conn, &Actor::operator(), dead).await.unwrap();
+    assert_eq!((job.id, job.queue.as_str(), job.attempts), (dead, "door", 20));
+    let refused = jobs::admin::retry_dead(&mut conn, &Actor::operator(), running).await;
+    assert!(matches!(refused, Err(RetryError::NotDead(id)) if id == running), "{refused:?}");
+
+    let entries: Vec<(String, Option<Uuid>, serde_json::Value, serde_json::Value)> =
+        sqlx::query_as("SELECT target_id, actor_id, before, after FROM audit_log WHERE action = 'job.retry'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let expected = (
+        dead.to_string(),
+        None,
+        serde_json::json!({ "state": "dead", "attempts": 20 }),
+        serde_json::json!({ "state": "ready", "attempts": 0 }),
+    );
+    assert_eq!(entries, [expected], "one entry, for the job actually retried");
 }

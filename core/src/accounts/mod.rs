@@ -2,6 +2,7 @@
 
 pub mod access_token;
 pub mod contact;
+pub mod expiry;
 pub mod password;
 pub mod sessions;
 pub mod users;

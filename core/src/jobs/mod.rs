@@ -2,20 +2,23 @@
 //! transaction, so a rolled-back change never sends anything.
 //!
 //! This module is the whole job interface the rest of the code sees (a queue
-//! name, a payload type, `enqueue`) plus the operator's view (`stats`, dead
-//! jobs, retry). The worker side of the same table (claim, acknowledge,
-//! rescue) is in `claims`; the table itself in migrations/0003_job_queue.sql.
+//! name, a payload type, `enqueue`); the operator's view (stats, dead jobs,
+//! the audited retry) is [`admin`]. The worker side of the same table (claim,
+//! acknowledge, rescue) is the engine's (`workers/src/engine/claims.rs`); the
+//! table itself in migrations/0003_job_queue.sql.
 
+pub mod admin;
 pub mod backoff;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::db::{DbError, During};
 
 /// The named queues. Each is worked with its own concurrency, so slow door
 /// commands never hold up one-time codes.
@@ -151,8 +154,8 @@ pub enum Enqueued {
 pub enum EnqueueError {
     #[error("job payload could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
-    #[error("job could not be written: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
 /// Enqueues `job` on `queue` in the caller's transaction.
@@ -188,7 +191,8 @@ pub async fn enqueue_with<J: Serialize>(
     .bind(options.idempotency_key)
     .bind(delay_secs)
     .execute(conn)
-    .await?
+    .await
+    .during("enqueue a job")?
     .rows_affected();
     Ok(if inserted == 1 { Enqueued::New } else { Enqueued::Duplicate })
 }
@@ -202,79 +206,9 @@ pub async fn enqueue_many<J: Serialize>(conn: &mut PgConnection, queue: Queue, j
         .bind(payloads)
         .bind(queue.max_attempts() as i32)
         .execute(conn)
-        .await?;
+        .await
+        .during("enqueue jobs")?;
     Ok(())
-}
-
-/// Counts of one queue's jobs by state, for the CLI and metrics. `ready` jobs
-/// are due now; `scheduled` and `retrying` wait for their run time (first run,
-/// or a retry after a failure).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
-pub struct QueueStats {
-    pub queue: String,
-    pub ready: i64,
-    pub scheduled: i64,
-    pub running: i64,
-    pub retrying: i64,
-    pub dead: i64,
-    /// Seconds the oldest ready job has waited since it became due.
-    pub oldest_ready_secs: Option<f64>,
-}
-
-/// Per-queue depth and state counts. Completed jobs are not counted: the scan
-/// stays on the partial indexes of live states.
-pub async fn stats(pool: &PgPool) -> Result<Vec<QueueStats>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT queue,
-                count(*) FILTER (WHERE state = 'ready' AND run_at <= now()) AS ready,
-                count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempts = 0) AS scheduled,
-                count(*) FILTER (WHERE state = 'running') AS running,
-                count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempts > 0) AS retrying,
-                count(*) FILTER (WHERE state = 'dead') AS dead,
-                EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'ready' AND run_at <= now()))::float8
-                    AS oldest_ready_secs
-         FROM jobs WHERE state IN ('ready', 'running', 'dead')
-         GROUP BY queue ORDER BY queue",
-    )
-    .fetch_all(pool)
-    .await
-}
-
-/// A job that ran out of attempts or failed permanently.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct DeadJob {
-    pub id: i64,
-    pub queue: String,
-    pub attempts: i32,
-    pub payload: serde_json::Value,
-    pub last_error: Option<String>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// Dead jobs, most recent first.
-pub async fn dead(pool: &PgPool, limit: i64) -> Result<Vec<DeadJob>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, queue, attempts, payload, last_error, finished_at FROM jobs
-         WHERE state = 'dead' ORDER BY finished_at DESC, id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
-/// Puts a dead job back to ready with a fresh set of attempts; false when no
-/// dead job has this id.
-pub async fn retry_dead(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
-    let queue: Option<String> = sqlx::query_scalar(
-        "WITH revived AS (
-             UPDATE jobs SET state = 'ready', attempts = 0, run_at = now(), finished_at = NULL
-             WHERE id = $1 AND state = 'dead' RETURNING queue)
-         SELECT queue FROM revived, pg_notify('lockers_jobs', revived.queue)",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(queue.is_some())
 }
 
 #[cfg(test)]

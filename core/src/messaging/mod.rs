@@ -1,4 +1,6 @@
-//! Messaging: one-time codes and the notification outbox every message goes through.
+//! Messaging: one-time codes, the notification outbox every message goes
+//! through, and what the sweep removes of both.
 
+pub mod expiry;
 pub mod otp;
 pub mod outbox;

@@ -1,11 +1,13 @@
 //! The notification outbox: every message is a row first, then a job that
 //! delivers it, both written in the caller's transaction.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::accounts::contact::{Contact, Email, Phone};
+use crate::db::{DbError, During};
 use crate::jobs::{self, DeliverNotification, EnqueueError, Queue};
 use crate::messaging::otp::{Code, Purpose};
 
@@ -108,7 +110,8 @@ pub async fn queue(conn: &mut PgConnection, message: &Message) -> Result<Uuid, E
     .bind(&message.body)
     .bind(message.sensitive)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .during("write a notification")?;
     jobs::enqueue(conn, queue_for(message.sensitive), &DeliverNotification { notification_id: id }).await?;
     Ok(id)
 }
@@ -149,7 +152,7 @@ impl Pending {
 /// before the provider is called. `None` when the message is not pending: sent,
 /// failed, unknown, or being sent by another run of its job, which therefore
 /// never sends it again.
-pub async fn claim<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Pending>, sqlx::Error> {
+pub async fn claim<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Pending>, DbError> {
     sqlx::query_as(
         "UPDATE notifications SET status = 'sending', claimed_at = now()
          WHERE id = $1 AND status = 'pending'
@@ -158,6 +161,7 @@ pub async fn claim<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Pendi
     .bind(id)
     .fetch_optional(db)
     .await
+    .during("claim a notification for delivery")
 }
 
 /// Records a delivery the provider accepted. Also from `unknown`: the truth
@@ -167,7 +171,7 @@ pub async fn mark_sent<'e>(
     id: Uuid,
     provider: &str,
     provider_message_id: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE notifications
          SET status = 'sent', attempts = attempts + 1, provider = $2, provider_message_id = $3,
@@ -181,6 +185,7 @@ pub async fn mark_sent<'e>(
     .execute(db)
     .await
     .map(|_| ())
+    .during("record a sent notification")
 }
 
 /// Records a failed attempt of a claimed message: back to `pending` for the
@@ -191,7 +196,7 @@ pub async fn mark_attempt_failed<'e>(
     provider: &str,
     error: &str,
     give_up: bool,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE notifications
          SET attempts = attempts + 1, provider = $2, last_error = $3,
@@ -206,17 +211,13 @@ pub async fn mark_attempt_failed<'e>(
     .execute(db)
     .await
     .map(|_| ())
+    .during("record a failed delivery attempt")
 }
 
 /// Records an attempt whose outcome is unknown: the provider got the request
 /// and the answer never came. `unknown` is never resent by itself; a code is
 /// blanked.
-pub async fn mark_unknown<'e>(
-    db: impl PgExecutor<'e>,
-    id: Uuid,
-    provider: &str,
-    error: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn mark_unknown<'e>(db: impl PgExecutor<'e>, id: Uuid, provider: &str, error: &str) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE notifications
          SET attempts = attempts + 1, provider = $2, last_error = $3, status = 'unknown',
@@ -229,6 +230,7 @@ pub async fn mark_unknown<'e>(
     .execute(db)
     .await
     .map(|_| ())
+    .during("record a delivery of unknown outcome")
 }
 
 /// What `settle_abandoned` changed.
@@ -248,7 +250,7 @@ pub struct Settled {
 pub async fn settle_abandoned<'e>(
     db: impl PgExecutor<'e>,
     claimed_before: std::time::Duration,
-) -> Result<Settled, sqlx::Error> {
+) -> Result<Settled, DbError> {
     let (unknown, expired): (i64, i64) = sqlx::query_as(
         "WITH unknown AS (
              UPDATE notifications
@@ -267,6 +269,30 @@ pub async fn settle_abandoned<'e>(
     .bind(claimed_before.as_secs_f64())
     .bind(crate::messaging::otp::VALIDITY.as_secs_f64())
     .fetch_one(db)
-    .await?;
+    .await
+    .during("settle abandoned notifications")?;
     Ok(Settled { unknown: unknown as u64, expired: expired as u64 })
+}
+
+/// Notifications that finished (sent, failed, or `unknown` after a run died
+/// mid-call) longer than the retention ago; pending ones are never touched,
+/// whatever their age. `$1`: the sweep's time (unix seconds), `$2`:
+/// `NOTIFICATION_RETENTION_SECS`. Served by `notifications_created_idx`.
+pub const FINISHED_NOTIFICATIONS: &str = "DELETE FROM notifications
+     WHERE created_at < to_timestamp($1) - make_interval(secs => $2)
+       AND status IN ('sent', 'failed', 'unknown')";
+
+/// Deletes the notifications [`FINISHED_NOTIFICATIONS`] describes, as of `at`.
+pub async fn purge_finished(
+    conn: &mut PgConnection,
+    at: DateTime<Utc>,
+    retention: std::time::Duration,
+) -> Result<u64, DbError> {
+    sqlx::query(FINISHED_NOTIFICATIONS)
+        .bind(at.timestamp() as f64)
+        .bind(retention.as_secs_f64())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+        .during("delete finished notifications")
 }

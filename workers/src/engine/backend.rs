@@ -16,6 +16,7 @@ use apalis_core::backend::BackendConfig;
 use apalis_core::backend::finalize::Ephemeral;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use lockers_core::db::DbError;
 use lockers_core::jobs::Queue;
 use lockers_core::jobs::backoff::Backoff;
 use serde::de::DeserializeOwned;
@@ -286,7 +287,7 @@ async fn fetch(
         let claim = match claims::claim(&pool, queue.as_str(), &identity.id, want as i64).await {
             Ok(claim) => claim,
             Err(error) => {
-                tracing::warn!(%queue, %error, "claiming jobs failed");
+                tracing::warn!(%queue, %error, cause = %error.source, "claiming jobs failed");
                 if pause(&stop, settings.poll).await {
                     return;
                 }
@@ -313,7 +314,7 @@ async fn fetch(
             match claims::promise_polling(&pool, queue.as_str(), BUSY_WINDOW).await {
                 // Counted from after the answer: never earlier than the promise.
                 Ok(remaining) => polling_until = Some(tokio::time::Instant::now() + remaining),
-                Err(error) => tracing::warn!(%queue, %error, "promising to poll failed"),
+                Err(error) => tracing::warn!(%queue, %error, cause = %error.source, "promising to poll failed"),
             }
         }
         if got == want {
@@ -385,18 +386,18 @@ async fn acknowledge(engine: Engine, queue: Queue, mut acks: mpsc::UnboundedRece
 async fn persist<F, Fut>(engine: &Engine, what: &str, mut write: F)
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), sqlx::Error>>,
+    Fut: Future<Output = Result<(), DbError>>,
 {
     let deadline = tokio::time::Instant::now() + engine.settings().rescue_after;
     loop {
         match write().await {
             Ok(()) => return,
             Err(error) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(%error, what, "writing job outcomes failed; retrying");
+                tracing::warn!(%error, cause = %error.source, what, "writing job outcomes failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(error) => {
-                tracing::error!(%error, what, "giving up writing job outcomes; the jobs will be rescued");
+                tracing::error!(%error, cause = %error.source, what, "giving up writing job outcomes; the jobs will be rescued");
                 return;
             }
         }
@@ -468,7 +469,7 @@ where
                 Err(error) => {
                     // Not started: hand it back without counting an attempt.
                     let _ = layer.acks.send(Ack::Released { run: run.held.clone(), started: false });
-                    return Err(error.into());
+                    return Err(crate::failure(error));
                 }
             }
             let mut guard = RunGuard { run: Some(run.held.clone()), acks: layer.acks.clone() };
@@ -493,6 +494,9 @@ where
                 Err(error) => {
                     if let Some(panic) = error.downcast_ref::<RunPanicked>() {
                         tracing::error!(job_id = held.id, %panic, "job handler panicked");
+                    } else {
+                        // Handlers spell out what failed (`crate::failure`).
+                        tracing::warn!(job_id = held.id, attempt = held.attempts, %error, "job run failed");
                     }
                     let out_of_attempts = held.attempts >= run.max_attempts;
                     let permanent = error.downcast_ref::<AbortError>().is_some();

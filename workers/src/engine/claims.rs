@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+use lockers_core::db::{DbError, During};
 use lockers_core::jobs::backoff::Backoff;
 
 /// A job claimed for one worker process, its payload still JSON text.
@@ -60,7 +61,7 @@ type ClaimRow = (Option<i64>, Option<String>, Option<i32>, Option<i32>, Option<f
 /// twice and never wait for each other. A worker whose registration is gone
 /// (rescued) claims nothing. The same round trip reports how long until the
 /// next future run (the outer join yields one row even when nothing is due).
-pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Result<Claim, sqlx::Error> {
+pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Result<Claim, DbError> {
     let rows: Vec<ClaimRow> = sqlx::query_as(
         "WITH me AS (SELECT 1 FROM job_workers WHERE id = $3),
          claimed AS (
@@ -83,7 +84,8 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
     .bind(limit)
     .bind(worker)
     .fetch_all(pool)
-    .await?;
+    .await
+    .during("claim jobs")?;
     let next_due_in =
         rows.first().and_then(|row| row.4).map(|secs| Duration::try_from_secs_f64(secs).unwrap_or_default());
     let registered = rows.first().is_some_and(|row| row.5);
@@ -100,7 +102,7 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
 /// now, only if `run` still holds it (the same worker identity, still
 /// registered, and the same attempt, still running). False means the job was
 /// rescued meanwhile and runs elsewhere: this run must not start.
-pub async fn start(pool: &PgPool, run: &Held, lease: Duration) -> Result<bool, sqlx::Error> {
+pub async fn start(pool: &PgPool, run: &Held, lease: Duration) -> Result<bool, DbError> {
     let started = sqlx::query(
         "UPDATE jobs SET lease_until = now() + make_interval(secs => $4)
          WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running'
@@ -111,7 +113,8 @@ pub async fn start(pool: &PgPool, run: &Held, lease: Duration) -> Result<bool, s
     .bind(run.attempts)
     .bind(lease.as_secs_f64())
     .execute(pool)
-    .await?
+    .await
+    .during("start a job run")?
     .rows_affected();
     Ok(started == 1)
 }
@@ -120,7 +123,7 @@ pub async fn start(pool: &PgPool, run: &Held, lease: Duration) -> Result<bool, s
 /// enqueues skip their NOTIFY meanwhile (migrations/0004_job_queue_polling.sql).
 /// Returns how long the queue is promised polling by then (another worker may
 /// have promised longer).
-pub async fn promise_polling(pool: &PgPool, queue: &str, window: Duration) -> Result<Duration, sqlx::Error> {
+pub async fn promise_polling(pool: &PgPool, queue: &str, window: Duration) -> Result<Duration, DbError> {
     let remaining: f64 = sqlx::query_scalar(
         "INSERT INTO job_queue_polls AS p (queue, polled_until)
          VALUES ($1, clock_timestamp() + make_interval(secs => $2))
@@ -130,7 +133,8 @@ pub async fn promise_polling(pool: &PgPool, queue: &str, window: Duration) -> Re
     .bind(queue)
     .bind(window.as_secs_f64())
     .fetch_one(pool)
-    .await?;
+    .await
+    .during("promise to poll a queue")?;
     Ok(Duration::try_from_secs_f64(remaining).unwrap_or(Duration::ZERO))
 }
 
@@ -144,7 +148,7 @@ fn columns(runs: &[Held]) -> (Vec<i64>, Vec<&str>, Vec<i32>) {
 
 /// Records finished runs: deleted at once when `keep` is false, else marked
 /// completed for the retention sweep. Only runs still held change (see `Held`).
-pub async fn complete(pool: &PgPool, runs: &[Held], keep: bool) -> Result<(), sqlx::Error> {
+pub async fn complete(pool: &PgPool, runs: &[Held], keep: bool) -> Result<(), DbError> {
     let sql = if keep {
         "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, lease_until = NULL
          FROM unnest($1::bigint[], $2::text[], $3::int[]) AS h(id, worker, attempts)
@@ -154,13 +158,13 @@ pub async fn complete(pool: &PgPool, runs: &[Held], keep: bool) -> Result<(), sq
          WHERE jobs.id = h.id AND jobs.locked_by = h.worker AND jobs.attempts = h.attempts AND jobs.state = 'running'"
     };
     let (ids, workers, attempts) = columns(runs);
-    sqlx::query(sql).bind(ids).bind(workers).bind(attempts).execute(pool).await?;
+    sqlx::query(sql).bind(ids).bind(workers).bind(attempts).execute(pool).await.during("record completed jobs")?;
     Ok(())
 }
 
 /// Records failed runs: each is either ready again at a future `run_at` (it
 /// holds no worker while it waits) or dead.
-pub async fn fail(pool: &PgPool, failures: &[Failure]) -> Result<(), sqlx::Error> {
+pub async fn fail(pool: &PgPool, failures: &[Failure]) -> Result<(), DbError> {
     let runs: Vec<Held> = failures.iter().map(|f| f.run.clone()).collect();
     let (ids, workers, attempts) = columns(&runs);
     // NULL delay: dead.
@@ -185,7 +189,8 @@ pub async fn fail(pool: &PgPool, failures: &[Failure]) -> Result<(), sqlx::Error
     .bind(delays)
     .bind(errors)
     .execute(pool)
-    .await?;
+    .await
+    .during("record failed job runs")?;
     Ok(())
 }
 
@@ -208,7 +213,7 @@ macro_rules! backoff_sql {
 /// `started` count as attempts: out of attempts they are dead, else they wait
 /// their backoff, so a job that keeps getting cut short cannot cycle forever.
 /// Runs only prefetched get their attempt back and are due at once.
-pub async fn release(pool: &PgPool, runs: &[Held], started: bool, backoff: Backoff) -> Result<(), sqlx::Error> {
+pub async fn release(pool: &PgPool, runs: &[Held], started: bool, backoff: Backoff) -> Result<(), DbError> {
     let (ids, workers, attempts) = columns(runs);
     sqlx::query(concat!(
         "WITH released AS (
@@ -235,25 +240,31 @@ pub async fn release(pool: &PgPool, runs: &[Held], started: bool, backoff: Backo
     .bind(backoff.base.as_secs_f64())
     .bind(backoff.max.as_secs_f64())
     .execute(pool)
-    .await?;
+    .await
+    .during("hand back held jobs")?;
     Ok(())
 }
 
 /// Registers a new worker identity. Each start, and each return after being
 /// presumed dead, registers a fresh one: an identity that was rescued never
 /// comes back.
-pub async fn register(pool: &PgPool, worker: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO job_workers (id, last_seen) VALUES ($1, now())").bind(worker).execute(pool).await?;
+pub async fn register(pool: &PgPool, worker: &str) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO job_workers (id, last_seen) VALUES ($1, now())")
+        .bind(worker)
+        .execute(pool)
+        .await
+        .during("register a worker")?;
     Ok(())
 }
 
 /// Records that `worker` is alive. False when its registration is gone: it
 /// was presumed dead and its jobs were rescued (it must stop running them).
-pub async fn heartbeat(pool: &PgPool, worker: &str) -> Result<bool, sqlx::Error> {
+pub async fn heartbeat(pool: &PgPool, worker: &str) -> Result<bool, DbError> {
     let seen = sqlx::query("UPDATE job_workers SET last_seen = now() WHERE id = $1")
         .bind(worker)
         .execute(pool)
-        .await?
+        .await
+        .during("send a worker heartbeat")?
         .rows_affected();
     Ok(seen == 1)
 }
@@ -261,7 +272,7 @@ pub async fn heartbeat(pool: &PgPool, worker: &str) -> Result<bool, sqlx::Error>
 /// A worker process that stops leaves nothing to rescue behind: jobs it still
 /// holds are handed back at once, runs cut short by the shutdown timeout as
 /// attempts (with their backoff, dead when out of attempts), prefetched ones not.
-pub async fn deregister(pool: &PgPool, worker: &str, backoff: Backoff) -> Result<(), sqlx::Error> {
+pub async fn deregister(pool: &PgPool, worker: &str, backoff: Backoff) -> Result<(), DbError> {
     sqlx::query(concat!(
         "WITH gone AS (DELETE FROM job_workers WHERE id = $1),
          released AS (
@@ -283,7 +294,7 @@ pub async fn deregister(pool: &PgPool, worker: &str, backoff: Backoff) -> Result
     .bind(backoff.base.as_secs_f64())
     .bind(backoff.max.as_secs_f64())
     .execute(pool)
-    .await?;
+    .await.during("deregister a worker")?;
     Ok(())
 }
 
@@ -293,7 +304,7 @@ pub async fn deregister(pool: &PgPool, worker: &str, backoff: Backoff) -> Result
 /// be recorded). A started run counts as an attempt: dead when out of them,
 /// else ready after its backoff. A job only prefetched gets its attempt back.
 /// The workers of their queues are woken. Returns how many were put back.
-pub async fn rescue(pool: &PgPool, after: Duration, backoff: Backoff) -> Result<i64, sqlx::Error> {
+pub async fn rescue(pool: &PgPool, after: Duration, backoff: Backoff) -> Result<i64, DbError> {
     sqlx::query_scalar(concat!(
         "WITH lost AS (
              DELETE FROM job_workers WHERE last_seen < now() - make_interval(secs => $1) RETURNING id),
@@ -325,10 +336,11 @@ pub async fn rescue(pool: &PgPool, after: Duration, backoff: Backoff) -> Result<
     .bind(backoff.max.as_secs_f64())
     .fetch_one(pool)
     .await
+    .during("rescue jobs of dead workers")
 }
 
 /// Deletes up to `limit` completed jobs older than `retention`; returns how many.
-pub async fn purge_completed(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64, sqlx::Error> {
+pub async fn purge_completed(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64, DbError> {
     let deleted = sqlx::query(
         "DELETE FROM jobs WHERE id IN (
              SELECT id FROM jobs WHERE state = 'completed' AND finished_at < now() - make_interval(secs => $1)
@@ -337,14 +349,15 @@ pub async fn purge_completed(pool: &PgPool, retention: Duration, limit: i64) -> 
     .bind(retention.as_secs_f64())
     .bind(limit)
     .execute(pool)
-    .await?
+    .await
+    .during("purge completed jobs")?
     .rows_affected();
     Ok(deleted)
 }
 
 /// Deletes up to `limit` idempotency keys older than `window`; returns how many.
 /// Until then an enqueue with the same key is a duplicate.
-pub async fn purge_keys(pool: &PgPool, window: Duration, limit: i64) -> Result<u64, sqlx::Error> {
+pub async fn purge_keys(pool: &PgPool, window: Duration, limit: i64) -> Result<u64, DbError> {
     let deleted = sqlx::query(
         "DELETE FROM job_keys WHERE (queue, key) IN (
              SELECT queue, key FROM job_keys WHERE created_at < now() - make_interval(secs => $1)
@@ -353,7 +366,8 @@ pub async fn purge_keys(pool: &PgPool, window: Duration, limit: i64) -> Result<u
     .bind(window.as_secs_f64())
     .bind(limit)
     .execute(pool)
-    .await?
+    .await
+    .during("purge idempotency keys")?
     .rows_affected();
     Ok(deleted)
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use futures::future::BoxFuture;
 use lockers_core::config::Config;
+use lockers_core::db::DbError;
 use lockers_core::jobs::backoff::Backoff;
 use lockers_core::jobs::{Queue, QueueTimeouts};
 use serde::de::DeserializeOwned;
@@ -162,7 +163,7 @@ impl Engine {
     /// Registers this process as a worker and starts its listener, heartbeat
     /// and maintenance tasks. The engine opens its own connections to the
     /// database `pool` points at.
-    pub async fn start(pool: PgPool, settings: EngineSettings) -> Result<Engine, sqlx::Error> {
+    pub async fn start(pool: PgPool, settings: EngineSettings) -> Result<Engine, DbError> {
         // Claims, acknowledgements and heartbeats commit without waiting for
         // the WAL flush: a write lost in a database crash only means a job runs
         // again (delivery is at least once anyway), while every commit that
@@ -254,7 +255,7 @@ impl Engine {
 
     /// Stops the listener, heartbeat and maintenance, hands back whatever this
     /// process still holds and removes its worker row. Call after the workers stopped.
-    pub async fn stop(&self) -> Result<(), sqlx::Error> {
+    pub async fn stop(&self) -> Result<(), DbError> {
         self.inner.stop.cancel();
         let identity = self.identity();
         let deregistered =
@@ -293,7 +294,7 @@ impl Engine {
                 // (the heartbeat's own timer fences a process cut off for too long).
                 Ok(Ok(true)) => return,
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, "checking the worker registration failed");
+                    tracing::warn!(%error, cause = %error.source, "checking the worker registration failed");
                     return;
                 }
                 Err(_) => {
@@ -321,7 +322,7 @@ impl Engine {
         .await;
         match registered {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "registering a new worker identity failed"),
+            Ok(Err(error)) => tracing::warn!(%error, cause = %error.source, "registering a new worker identity failed"),
             Err(_) => tracing::warn!("registering a new worker identity timed out"),
         }
         match self.inner.identity.write() {
@@ -361,7 +362,7 @@ impl Engine {
                         self.fence(&identity, Fence::Rescued).await;
                         last_ok = tokio::time::Instant::now();
                     }
-                    Ok(Err(error)) => tracing::warn!(%error, "job worker heartbeat failed"),
+                    Ok(Err(error)) => tracing::warn!(%error, cause = %error.source, "job worker heartbeat failed"),
                     Err(_) => tracing::warn!(timeout_ms = every.as_millis() as u64, "job worker heartbeat timed out"),
                 },
                 () = tokio::time::sleep_until(deadline) => {}
@@ -382,7 +383,7 @@ impl Engine {
             match claims::rescue(&inner.pool, settings.rescue_after, settings.backoff).await {
                 Ok(0) => {}
                 Ok(rescued) => tracing::warn!(rescued, "put back jobs of a silent worker process or past their lease"),
-                Err(error) => tracing::warn!(%error, "rescue of orphaned jobs failed"),
+                Err(error) => tracing::warn!(%error, cause = %error.source, "rescue of orphaned jobs failed"),
             }
             if last_purge.elapsed() < PURGE_EVERY {
                 continue;
@@ -400,14 +401,14 @@ impl Engine {
     async fn purge<F, Fut>(&self, what: &str, mut batch: F)
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+        Fut: std::future::Future<Output = Result<u64, DbError>>,
     {
         loop {
             match batch().await {
                 Ok(n) if n as i64 == PURGE_BATCH && !self.inner.stop.is_cancelled() => continue,
                 Ok(_) => return,
                 Err(error) => {
-                    tracing::warn!(%error, what, "purge failed");
+                    tracing::warn!(%error, cause = %error.source, what, "purge failed");
                     return;
                 }
             }

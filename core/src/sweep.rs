@@ -1,0 +1,99 @@
+//! The sweep: the one system use case that removes or closes state nothing
+//! can use any more. Each aggregate owns its statements (messaging: expired
+//! codes, finished and abandoned notifications; accounts: expired refresh
+//! tokens, accounts never proven); [`run`] runs them all. The sweep worker
+//! (queue `sweep`, on `SWEEP_CRON`) and `lockers-admin sweep run` both call it.
+//!
+//! Each delete is served by an index (`migrations/0007_sweep_indexes.sql`);
+//! the integration test `every_sweep_statement_is_served_by_an_index` checks
+//! the plans of [`INDEXED_STATEMENTS`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use crate::accounts::expiry as accounts;
+use crate::audit::{self, Actor, Entry, Party};
+use crate::config::Config;
+use crate::db::DbError;
+use crate::jobs::Queue;
+use crate::messaging::{expiry as messaging, outbox};
+
+/// The statements that delete by time, with the index each must use. Each
+/// takes `$1`: the sweep's time (unix seconds), some `$2`: a retention (seconds).
+pub const INDEXED_STATEMENTS: [(&str, &str); 3] = [
+    (messaging::EXPIRED_CODES, "one_time_codes_expires_idx"),
+    (accounts::EXPIRED_REFRESH_TOKENS, "refresh_tokens_expires_idx"),
+    (outbox::FINISHED_NOTIFICATIONS, "notifications_created_idx"),
+];
+
+/// How long state is kept, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSettings {
+    /// `NOTIFICATION_RETENTION_SECS`: finished notifications older than this go.
+    pub notification_retention: Duration,
+    /// `UNVERIFIED_ACCOUNT_TTL_SECS`: accounts never proven older than this go.
+    pub unverified_account_ttl: Duration,
+    /// A notification claimed (`sending`) longer ago than this lost its
+    /// delivery run mid-call: the longest lease of the delivery queues plus
+    /// the time before a dead worker's jobs are rescued.
+    pub abandoned_claim_after: Duration,
+}
+
+impl SweepSettings {
+    pub fn from_config(config: &Config) -> Self {
+        let lease = [Queue::Otp, Queue::Notify].map(|q| config.job_timeouts.get(q)).into_iter().max();
+        Self {
+            notification_retention: config.notification_retention,
+            unverified_account_ttl: config.unverified_account_ttl,
+            abandoned_claim_after: lease.unwrap_or_default() + config.job_rescue_after,
+        }
+    }
+}
+
+/// What one sweep removed or closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub codes: u64,
+    pub tokens: u64,
+    pub accounts: u64,
+    pub notifications: u64,
+    /// Notifications whose delivery run died mid-call, now `unknown`.
+    pub unknown: u64,
+    /// Code messages never delivered within the code's validity, now `failed`.
+    pub expired: u64,
+}
+
+/// Sweeps state as of `at`. Every statement is idempotent and stands alone,
+/// so each commits by itself (short locks; a failure leaves the earlier ones
+/// done and the next sweep finishes the rest). A sweep the operator runs by
+/// hand is audited (`sweep.run`, with what it removed); the scheduled one,
+/// every minute by default, is not: it would bury the audit log.
+pub async fn run(
+    conn: &mut PgConnection,
+    by: &Actor,
+    at: DateTime<Utc>,
+    settings: &SweepSettings,
+) -> Result<SweepReport, DbError> {
+    if by.party != Party::Operator {
+        return sweep(conn, at, settings).await;
+    }
+    audit::audited(conn, by, async |tx| {
+        let report = sweep(tx, at, settings).await?;
+        Ok((report, Entry::change("sweep.run", "sweep", at.to_rfc3339(), None::<&()>, Some(&report))))
+    })
+    .await
+}
+
+async fn sweep(conn: &mut PgConnection, at: DateTime<Utc>, settings: &SweepSettings) -> Result<SweepReport, DbError> {
+    let codes = messaging::delete_expired_codes(conn, at).await?;
+    let tokens = accounts::delete_expired_refresh_tokens(conn, at).await?;
+    let notifications = outbox::purge_finished(conn, at, settings.notification_retention).await?;
+    // Messages whose delivery run died mid-call (`sending` past the lease of
+    // their queue) become `unknown`; codes never delivered in time, failed.
+    let settled = outbox::settle_abandoned(&mut *conn, settings.abandoned_claim_after).await?;
+    let accounts = accounts::delete_unproven_accounts(conn, at, settings.unverified_account_ttl).await?;
+    Ok(SweepReport { codes, tokens, accounts, notifications, unknown: settled.unknown, expired: settled.expired })
+}
