@@ -23,7 +23,8 @@ pub async fn delete_expired_refresh_tokens(conn: &mut PgConnection, at: DateTime
 
 /// Deletes accounts whose email was never proven within `ttl`
 /// (`UNVERIFIED_ACCOUNT_TTL_SECS`) of `at`, so an address typed by a stranger
-/// does not stay taken. Accounts with items or transactions are kept.
+/// does not stay taken. Accounts with exchanges or bills on record are kept
+/// (those rows reference them), though an unproven account cannot make one.
 pub async fn delete_unproven_accounts(
     conn: &mut PgConnection,
     at: DateTime<Utc>,

@@ -325,27 +325,6 @@ pub async fn make_admin(
     Ok(Promotion::Created(user))
 }
 
-/// Deletes accounts whose email was never proven within `ttl` of their signup
-/// (as of `now`). Accounts with exchanges or bills on record are kept (those
-/// rows reference them), though an unproven account cannot make one.
-pub async fn delete_unproven(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
-    ttl: std::time::Duration,
-) -> Result<u64, sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM users u
-         WHERE email_verified_at IS NULL AND created_at < $1 - make_interval(secs => $2)
-           AND NOT EXISTS (SELECT 1 FROM items i WHERE i.sender_id = u.id)
-           AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.user_id = u.id)",
-    )
-    .bind(now)
-    .bind(ttl.as_secs_f64())
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected())
-}
-
 /// Sets a new password hash and ends every outstanding access token.
 pub async fn set_password(conn: &mut PgConnection, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
