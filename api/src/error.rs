@@ -87,7 +87,10 @@ impl ApiError {
 
 impl From<lockers_core::jobs::EnqueueError> for ApiError {
     fn from(e: lockers_core::jobs::EnqueueError) -> Self {
-        Self::Internal(anyhow::Error::new(e).context("enqueue failed"))
+        match e {
+            lockers_core::jobs::EnqueueError::Db(e) => e.into(),
+            e => Self::Internal(anyhow::Error::new(e).context("enqueue failed")),
+        }
     }
 }
 
