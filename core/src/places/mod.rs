@@ -307,7 +307,8 @@ mod tests {
         for bad in ["ftp://x", "http://", "http://a b", "http://a\u{7}", "10.0.0.5", ""] {
             assert!(ControllerUrl::parse(bad).is_none(), "{bad:?}");
         }
-        assert!(ControllerUrl::parse(&format!("http://{}", "a".repeat(493))).is_none());
+        assert!(ControllerUrl::parse(&format!("http://{}", "a".repeat(493))).is_some(), "500 bytes");
+        assert!(ControllerUrl::parse(&format!("http://{}", "a".repeat(494))).is_none());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use super::lockers::{self, DoorNo, Locker, LockerChanges, LockerError, NewLocker, Size};
 use super::store::{self, PointFields, PointUpdate};
-use super::{City, CityChanges, ControllerToken, LockerPoint, NewPoint, PlaceError, PlaceKind, PlaceName, PointChanges};
+use super::{
+    City, CityChanges, ControllerToken, LockerPoint, NewPoint, PlaceError, PlaceKind, PlaceName, PointChanges,
+};
 use crate::audit::{Actor, Entry, audited};
 use crate::db::DbError;
 
