@@ -37,6 +37,19 @@ const WHERE: &str = "WHERE ($1::uuid IS NULL OR actor_id = $1) AND ($2::text IS 
     AND ($3::text IS NULL OR target_type = $3) AND ($4::text IS NULL OR target_id = $4)
     AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)";
 
+/// Binds `$1`-`$6` of [`WHERE`] (rows and count are different query types).
+macro_rules! bind_filter {
+    ($query:expr, $filter:expr) => {
+        $query
+            .bind($filter.actor_id)
+            .bind(&$filter.action)
+            .bind(&$filter.target_type)
+            .bind(&$filter.target_id)
+            .bind($filter.from)
+            .bind($filter.to)
+    };
+}
+
 /// One page of the entries matching `filter`, newest first, and how many match.
 pub async fn list(
     conn: &mut PgConnection,
@@ -44,31 +57,14 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Record>, i64), DbError> {
-    let items = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, actor_id, action, target_type, target_id, before, after, host(client_ip) AS client_ip,
                 request_id, created_at
          FROM audit_log {WHERE} ORDER BY created_at DESC, id DESC LIMIT $7 OFFSET $8"
-    )))
-    .bind(filter.actor_id)
-    .bind(&filter.action)
-    .bind(&filter.target_type)
-    .bind(&filter.target_id)
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await
-    .during("list the audit log")?;
-    let total = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM audit_log {WHERE}")))
-        .bind(filter.actor_id)
-        .bind(&filter.action)
-        .bind(&filter.target_type)
-        .bind(&filter.target_id)
-        .bind(filter.from)
-        .bind(filter.to)
-        .fetch_one(conn)
-        .await
-        .during("count the audit log")?;
+    )));
+    let items =
+        bind_filter!(rows, filter).bind(limit).bind(offset).fetch_all(&mut *conn).await.during("list the audit log")?;
+    let count = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM audit_log {WHERE}")));
+    let total = bind_filter!(count, filter).fetch_one(conn).await.during("count the audit log")?;
     Ok((items, total))
 }

@@ -1,75 +1,51 @@
-//! The SQL of places and lockers. Rows derive `FromRow` here and become the
-//! domain types of `places`; every call names its operation for the logs.
+//! The SQL of places and lockers; every call names its operation for the logs.
 
-use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
 use super::lockers::{Filter, Locker, Size, Status};
-use super::{City, LockerPoint, PlaceKind, SearchTerms, State};
+use super::{Address, City, ControllerUrl, LockerPoint, PlaceKind, PlaceName, PointChanges, SearchTerms, State};
 use crate::db::{DbError, During};
 
-#[derive(sqlx::FromRow)]
-struct StateRow {
-    id: Uuid,
-    name: String,
-    created_at: DateTime<Utc>,
-}
+// The domain types stay free of sqlx derives; their rows are read here.
 
-impl From<StateRow> for State {
-    fn from(r: StateRow) -> Self {
-        Self { id: r.id, name: r.name, created_at: r.created_at }
+impl FromRow<'_, PgRow> for State {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? })
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct CityRow {
-    id: Uuid,
-    state_id: Uuid,
-    name: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<CityRow> for City {
-    fn from(r: CityRow) -> Self {
-        Self { id: r.id, state_id: r.state_id, name: r.name, created_at: r.created_at }
+impl FromRow<'_, PgRow> for City {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            state_id: row.try_get("state_id")?,
+            name: row.try_get("name")?,
+            created_at: row.try_get("created_at")?,
+        })
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct PointRow {
-    id: Uuid,
-    city_id: Uuid,
-    name: String,
-    address: String,
-    controller_url: Option<String>,
-    last_heartbeat_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-}
-
-impl From<PointRow> for LockerPoint {
-    fn from(r: PointRow) -> Self {
-        Self {
-            id: r.id,
-            city_id: r.city_id,
-            name: r.name,
-            address: r.address,
-            controller_url: r.controller_url,
-            last_heartbeat_at: r.last_heartbeat_at,
-            created_at: r.created_at,
-        }
+impl FromRow<'_, PgRow> for LockerPoint {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            city_id: row.try_get("city_id")?,
+            name: row.try_get("name")?,
+            address: row.try_get("address")?,
+            controller_url: row.try_get("controller_url")?,
+            last_heartbeat_at: row.try_get("last_heartbeat_at")?,
+            created_at: row.try_get("created_at")?,
+        })
     }
-}
-
-fn all<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
-    rows.into_iter().map(T::from).collect()
 }
 
 // States ----------------------------------------------------------------------
 
 /// One page of states by name, and how many there are.
 pub async fn list_states(conn: &mut PgConnection, limit: i64, offset: i64) -> Result<(Vec<State>, i64), DbError> {
-    let items: Vec<StateRow> =
+    let items: Vec<State> =
         sqlx::query_as("SELECT id, name, created_at FROM states ORDER BY lower(name), id LIMIT $1 OFFSET $2")
             .bind(limit)
             .bind(offset)
@@ -77,37 +53,33 @@ pub async fn list_states(conn: &mut PgConnection, limit: i64, offset: i64) -> Re
             .await
             .during("list states")?;
     let total = sqlx::query_scalar("SELECT count(*) FROM states").fetch_one(conn).await.during("count states")?;
-    Ok((all(items), total))
+    Ok((items, total))
 }
 
 pub async fn state(conn: &mut PgConnection, id: Uuid) -> Result<Option<State>, DbError> {
-    let row: Option<StateRow> = sqlx::query_as("SELECT id, name, created_at FROM states WHERE id = $1")
+    sqlx::query_as("SELECT id, name, created_at FROM states WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await
-        .during("read a state")?;
-    Ok(row.map(State::from))
+        .during("read a state")
 }
 
 pub(super) async fn insert_state(conn: &mut PgConnection, name: &str) -> Result<State, DbError> {
-    let row: StateRow = sqlx::query_as("INSERT INTO states (id, name) VALUES ($1, $2) RETURNING id, name, created_at")
+    sqlx::query_as("INSERT INTO states (id, name) VALUES ($1, $2) RETURNING id, name, created_at")
         .bind(Uuid::now_v7())
         .bind(name)
         .fetch_one(conn)
         .await
-        .during("create a state")?;
-    Ok(row.into())
+        .during("create a state")
 }
 
 pub(super) async fn rename_state(conn: &mut PgConnection, id: Uuid, name: &str) -> Result<Option<State>, DbError> {
-    let row: Option<StateRow> =
-        sqlx::query_as("UPDATE states SET name = $2, updated_at = now() WHERE id = $1 RETURNING id, name, created_at")
-            .bind(id)
-            .bind(name)
-            .fetch_optional(conn)
-            .await
-            .during("rename a state")?;
-    Ok(row.map(State::from))
+    sqlx::query_as("UPDATE states SET name = $2, updated_at = now() WHERE id = $1 RETURNING id, name, created_at")
+        .bind(id)
+        .bind(name)
+        .fetch_optional(conn)
+        .await
+        .during("rename a state")
 }
 
 /// Deletes one place; a refusing foreign key (children) comes back as the error.
@@ -136,7 +108,7 @@ pub async fn list_cities(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<City>, i64), DbError> {
-    let items: Vec<CityRow> = sqlx::query_as(
+    let items: Vec<City> = sqlx::query_as(
         "SELECT id, state_id, name, created_at FROM cities
          WHERE $1::uuid IS NULL OR state_id = $1 ORDER BY lower(name), id LIMIT $2 OFFSET $3",
     )
@@ -151,20 +123,19 @@ pub async fn list_cities(
         .fetch_one(conn)
         .await
         .during("count cities")?;
-    Ok((all(items), total))
+    Ok((items, total))
 }
 
 pub async fn city(conn: &mut PgConnection, id: Uuid) -> Result<Option<City>, DbError> {
-    let row: Option<CityRow> = sqlx::query_as("SELECT id, state_id, name, created_at FROM cities WHERE id = $1")
+    sqlx::query_as("SELECT id, state_id, name, created_at FROM cities WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await
-        .during("read a city")?;
-    Ok(row.map(City::from))
+        .during("read a city")
 }
 
 pub(super) async fn insert_city(conn: &mut PgConnection, state_id: Uuid, name: &str) -> Result<City, DbError> {
-    let row: CityRow = sqlx::query_as(
+    sqlx::query_as(
         "INSERT INTO cities (id, state_id, name) VALUES ($1, $2, $3) RETURNING id, state_id, name, created_at",
     )
     .bind(Uuid::now_v7())
@@ -172,8 +143,7 @@ pub(super) async fn insert_city(conn: &mut PgConnection, state_id: Uuid, name: &
     .bind(name)
     .fetch_one(conn)
     .await
-    .during("create a city")?;
-    Ok(row.into())
+    .during("create a city")
 }
 
 pub(super) async fn update_city(
@@ -182,7 +152,7 @@ pub(super) async fn update_city(
     state_id: Option<Uuid>,
     name: Option<&str>,
 ) -> Result<Option<City>, DbError> {
-    let row: Option<CityRow> = sqlx::query_as(
+    sqlx::query_as(
         "UPDATE cities SET state_id = coalesce($2, state_id), name = coalesce($3, name), updated_at = now()
          WHERE id = $1 RETURNING id, state_id, name, created_at",
     )
@@ -191,8 +161,7 @@ pub(super) async fn update_city(
     .bind(name)
     .fetch_optional(conn)
     .await
-    .during("update a city")?;
-    Ok(row.map(City::from))
+    .during("update a city")
 }
 
 // Locker points ---------------------------------------------------------------
@@ -229,60 +198,46 @@ pub async fn list_points(
         rows = rows.bind(word.clone());
         count = count.bind(word.clone());
     }
-    let items: Vec<PointRow> =
+    let items: Vec<LockerPoint> =
         rows.bind(limit).bind(offset).fetch_all(&mut *conn).await.during("list locker points")?;
     let total = count.fetch_one(conn).await.during("count locker points")?;
-    Ok((all(items), total))
+    Ok((items, total))
 }
 
 pub async fn point(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockerPoint>, DbError> {
     let sql = format!("SELECT {POINT_COLUMNS} FROM locker_points WHERE id = $1");
-    let row: Option<PointRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await.during("read a locker point")?;
-    Ok(row.map(LockerPoint::from))
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await.during("read a locker point")
 }
 
-pub(super) struct PointFields<'a> {
-    pub city_id: Uuid,
-    pub name: &'a str,
-    pub address: &'a str,
-    pub controller_url: Option<&'a str>,
-}
-
+/// Creates a point whose controller token hashes to `token_hash`.
 pub(super) async fn insert_point(
     conn: &mut PgConnection,
-    new: PointFields<'_>,
+    city_id: Uuid,
+    name: &str,
+    address: &str,
+    controller_url: Option<&str>,
     token_hash: &[u8],
 ) -> Result<LockerPoint, DbError> {
     let sql = format!(
         "INSERT INTO locker_points (id, city_id, name, address, controller_url, controller_token_hash)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {POINT_COLUMNS}"
     );
-    let row: PointRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(Uuid::now_v7())
-        .bind(new.city_id)
-        .bind(new.name)
-        .bind(new.address)
-        .bind(new.controller_url)
+        .bind(city_id)
+        .bind(name)
+        .bind(address)
+        .bind(controller_url)
         .bind(token_hash)
         .fetch_one(conn)
         .await
-        .during("create a locker point")?;
-    Ok(row.into())
-}
-
-pub(super) struct PointUpdate<'a> {
-    pub city_id: Option<Uuid>,
-    pub name: Option<&'a str>,
-    pub address: Option<&'a str>,
-    /// `Some(None)` clears the URL.
-    pub controller_url: Option<Option<&'a str>>,
+        .during("create a locker point")
 }
 
 pub(super) async fn update_point(
     conn: &mut PgConnection,
     id: Uuid,
-    changes: PointUpdate<'_>,
+    changes: &PointChanges,
 ) -> Result<Option<LockerPoint>, DbError> {
     let sql = format!(
         "UPDATE locker_points SET city_id = coalesce($2, city_id), name = coalesce($3, name),
@@ -290,17 +245,17 @@ pub(super) async fn update_point(
              controller_url = CASE WHEN $5 THEN $6 ELSE controller_url END, updated_at = now()
          WHERE id = $1 RETURNING {POINT_COLUMNS}"
     );
-    let row: Option<PointRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let url = changes.controller_url.as_ref();
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(changes.city_id)
-        .bind(changes.name)
-        .bind(changes.address)
-        .bind(changes.controller_url.is_some())
-        .bind(changes.controller_url.flatten())
+        .bind(changes.name.as_ref().map(PlaceName::as_str))
+        .bind(changes.address.as_ref().map(Address::as_str))
+        .bind(url.is_some())
+        .bind(url.and_then(|u| u.as_ref().map(ControllerUrl::as_str)))
         .fetch_optional(conn)
         .await
-        .during("update a locker point")?;
-    Ok(row.map(LockerPoint::from))
+        .during("update a locker point")
 }
 
 /// Replaces the controller token's hash; false when there is no such point.
@@ -316,46 +271,26 @@ pub(super) async fn set_token_hash(conn: &mut PgConnection, id: Uuid, hash: &[u8
 
 // Lockers ---------------------------------------------------------------------
 
-#[derive(sqlx::FromRow)]
-struct LockerRow {
-    id: Uuid,
-    point_id: Uuid,
-    door_no: i32,
-    size: Size,
-    status: Status,
-    inner_width_mm: i32,
-    inner_height_mm: i32,
-    inner_depth_mm: i32,
-    point_name: String,
-    address: String,
-    city_id: Uuid,
-    city_name: String,
-    state_id: Uuid,
-    state_name: String,
-    last_heartbeat_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-}
-
-impl From<LockerRow> for Locker {
-    fn from(r: LockerRow) -> Self {
-        Self {
-            id: r.id,
-            point_id: r.point_id,
-            door_no: r.door_no,
-            size: r.size,
-            status: r.status,
-            inner_width_mm: r.inner_width_mm,
-            inner_height_mm: r.inner_height_mm,
-            inner_depth_mm: r.inner_depth_mm,
-            point_name: r.point_name,
-            address: r.address,
-            city_id: r.city_id,
-            city_name: r.city_name,
-            state_id: r.state_id,
-            state_name: r.state_name,
-            last_heartbeat_at: r.last_heartbeat_at,
-            created_at: r.created_at,
-        }
+impl FromRow<'_, PgRow> for Locker {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            point_id: row.try_get("point_id")?,
+            door_no: row.try_get("door_no")?,
+            size: row.try_get("size")?,
+            status: row.try_get("status")?,
+            inner_width_mm: row.try_get("inner_width_mm")?,
+            inner_height_mm: row.try_get("inner_height_mm")?,
+            inner_depth_mm: row.try_get("inner_depth_mm")?,
+            point_name: row.try_get("point_name")?,
+            address: row.try_get("address")?,
+            city_id: row.try_get("city_id")?,
+            city_name: row.try_get("city_name")?,
+            state_id: row.try_get("state_id")?,
+            state_name: row.try_get("state_name")?,
+            last_heartbeat_at: row.try_get("last_heartbeat_at")?,
+            created_at: row.try_get("created_at")?,
+        })
     }
 }
 
@@ -408,19 +343,18 @@ pub async fn search_lockers(
         count = count.bind(word.clone());
     }
     let query = filter.terms.as_ref().map(|t| t.query.clone());
-    let items: Vec<LockerRow> =
+    let items: Vec<Locker> =
         rows.bind(query).bind(limit).bind(offset).fetch_all(&mut *conn).await.during("search lockers")?;
     let total = count.fetch_one(conn).await.during("count lockers")?;
-    Ok((all(items), total))
+    Ok((items, total))
 }
 
 pub async fn locker(conn: &mut PgConnection, id: Uuid) -> Result<Option<Locker>, DbError> {
-    let row: Option<LockerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{LOCKER_SELECT} WHERE l.id = $1")))
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{LOCKER_SELECT} WHERE l.id = $1")))
         .bind(id)
         .fetch_optional(conn)
         .await
-        .during("read a locker")?;
-    Ok(row.map(Locker::from))
+        .during("read a locker")
 }
 
 pub(super) async fn insert_locker(

@@ -6,9 +6,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::lockers::{self, DoorNo, Locker, LockerChanges, LockerError, NewLocker, Size};
-use super::store::{self, PointFields, PointUpdate};
+use super::store;
 use super::{
-    City, CityChanges, ControllerToken, LockerPoint, NewPoint, PlaceError, PlaceKind, PlaceName, PointChanges,
+    City, CityChanges, ControllerToken, ControllerUrl, LockerPoint, NewPoint, PlaceError, PlaceKind, PlaceName,
+    PointChanges,
 };
 use crate::audit::{Actor, Entry, audited};
 use crate::db::DbError;
@@ -20,6 +21,14 @@ impl PlaceKind {
             Self::State => "state",
             Self::City => "city",
             Self::Point => "locker_point",
+        }
+    }
+
+    fn update_action(self) -> &'static str {
+        match self {
+            Self::State => "state.update",
+            Self::City => "city.update",
+            Self::Point => "locker_point.update",
         }
     }
 
@@ -48,6 +57,23 @@ fn changed<T: Serialize>(
 ) -> (T, Entry<'static>) {
     let entry = Entry::change(action, target, id, Some(before), Some(&after));
     (after, entry)
+}
+
+/// Changes a place by `write`, read first by `read` for the audit's "before".
+async fn update_place<T: Serialize>(
+    conn: &mut PgConnection,
+    by: &Actor,
+    kind: PlaceKind,
+    id: Uuid,
+    read: impl AsyncFnOnce(&mut PgConnection, Uuid) -> Result<Option<T>, DbError>,
+    write: impl AsyncFnOnce(&mut PgConnection) -> Result<Option<T>, DbError>,
+) -> Result<T, PlaceError> {
+    audited(conn, by, async |tx| {
+        let before = read(tx, id).await?.ok_or(PlaceError::NotFound(kind))?;
+        let after = write(tx).await?.ok_or(PlaceError::NotFound(kind))?;
+        Ok(changed(kind.update_action(), kind.target_type(), id, &before, after))
+    })
+    .await
 }
 
 /// Deletes a place read by `read` (for the audit's "before"); children refuse it.
@@ -82,13 +108,8 @@ pub async fn rename_state(
     id: Uuid,
     name: PlaceName,
 ) -> Result<super::State, PlaceError> {
-    let missing = || PlaceError::NotFound(PlaceKind::State);
-    audited(conn, by, async |tx| {
-        let before = store::state(tx, id).await?.ok_or_else(missing)?;
-        let after = store::rename_state(tx, id, name.as_str()).await?.ok_or_else(missing)?;
-        Ok(changed("state.update", "state", id, &before, after))
-    })
-    .await
+    let rename = async |tx: &mut PgConnection| store::rename_state(tx, id, name.as_str()).await;
+    update_place(conn, by, PlaceKind::State, id, store::state, rename).await
 }
 
 /// Only a state without cities can be deleted.
@@ -118,14 +139,9 @@ pub async fn update_city(
     id: Uuid,
     changes: CityChanges,
 ) -> Result<City, PlaceError> {
-    let missing = || PlaceError::NotFound(PlaceKind::City);
-    audited(conn, by, async |tx| {
-        let before = store::city(tx, id).await?.ok_or_else(missing)?;
-        let name = changes.name.as_ref().map(PlaceName::as_str);
-        let after = store::update_city(tx, id, changes.state_id, name).await?.ok_or_else(missing)?;
-        Ok(changed("city.update", "city", id, &before, after))
-    })
-    .await
+    let name = changes.name.as_ref().map(PlaceName::as_str);
+    let update = async |tx: &mut PgConnection| store::update_city(tx, id, changes.state_id, name).await;
+    update_place(conn, by, PlaceKind::City, id, store::city, update).await
 }
 
 /// Only a city without locker points can be deleted.
@@ -143,13 +159,9 @@ pub async fn create_point(
 ) -> Result<(LockerPoint, ControllerToken), PlaceError> {
     audited(conn, by, async |tx| {
         let token = ControllerToken::generate();
-        let fields = PointFields {
-            city_id: new.city_id,
-            name: new.name.as_str(),
-            address: new.address.as_str(),
-            controller_url: new.controller_url.as_ref().map(|u| u.as_str()),
-        };
-        let point = store::insert_point(tx, fields, &ControllerToken::digest(token.expose())).await?;
+        let url = new.controller_url.as_ref().map(ControllerUrl::as_str);
+        let hash = ControllerToken::digest(token.expose());
+        let point = store::insert_point(tx, new.city_id, new.name.as_str(), new.address.as_str(), url, &hash).await?;
         let (point, entry) = created("locker_point.create", "locker_point", point.id, point);
         Ok(((point, token), entry))
     })
@@ -162,19 +174,8 @@ pub async fn update_point(
     id: Uuid,
     changes: PointChanges,
 ) -> Result<LockerPoint, PlaceError> {
-    let missing = || PlaceError::NotFound(PlaceKind::Point);
-    audited(conn, by, async |tx| {
-        let before = store::point(tx, id).await?.ok_or_else(missing)?;
-        let update = PointUpdate {
-            city_id: changes.city_id,
-            name: changes.name.as_ref().map(|n| n.as_str()),
-            address: changes.address.as_ref().map(|a| a.as_str()),
-            controller_url: changes.controller_url.as_ref().map(|u| u.as_ref().map(|u| u.as_str())),
-        };
-        let after = store::update_point(tx, id, update).await?.ok_or_else(missing)?;
-        Ok(changed("locker_point.update", "locker_point", id, &before, after))
-    })
-    .await
+    let update = async |tx: &mut PgConnection| store::update_point(tx, id, &changes).await;
+    update_place(conn, by, PlaceKind::Point, id, store::point, update).await
 }
 
 /// Only a point without lockers can be deleted.
@@ -305,8 +306,7 @@ pub async fn seed_network(
             };
             // The token is never shown: operators rotate one per point when they wire a controller.
             let hash = ControllerToken::digest(ControllerToken::generate().expose());
-            let fields = PointFields { city_id, name, address, controller_url: None };
-            let point = store::insert_point(tx, fields, &hash).await?;
+            let point = store::insert_point(tx, city_id, name, address, None, &hash).await?;
             for (door, &size) in (1..).zip(doors) {
                 store::insert_locker(tx, point.id, door, size).await?;
                 lockers += 1;
