@@ -1,10 +1,10 @@
-//! `GET /admin/audit`, and recording admin actions.
+//! `GET /admin/audit`: the audit log, read back through `audit::list`.
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use lockers_core::audit::{self, Actor, Entry};
+use lockers_core::audit::{self, Actor, Entry, Filter, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -19,7 +19,8 @@ pub fn router() -> Router<ApiContext> {
     Router::new().route("/admin/audit", get(list))
 }
 
-/// Records an admin's change to `target_type` `id`, with its before and after.
+/// Records a change to user `id`. Only the auth handlers still write entries
+/// themselves; once their writes are use cases (`audit::audited`), this goes.
 pub async fn record<B: Serialize, A: Serialize>(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -29,14 +30,7 @@ pub async fn record<B: Serialize, A: Serialize>(
     before: Option<&B>,
     after: Option<&A>,
 ) -> Result<()> {
-    let entry = Entry {
-        action,
-        target_type,
-        target_id: Some(id.to_string()),
-        before: before.map(serde_json::to_value).transpose().map_err(anyhow::Error::from)?,
-        after: after.map(serde_json::to_value).transpose().map_err(anyhow::Error::from)?,
-    };
-    audit::record(conn, actor, entry).await?;
+    audit::record(conn, actor, Entry::change(action, target_type, id, before, after)).await?;
     Ok(())
 }
 
@@ -52,8 +46,8 @@ struct AuditQuery {
     per_page: Option<u32>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct AuditRow {
+#[derive(Serialize)]
+struct AuditView {
     id: i64,
     actor_id: Option<Uuid>,
     action: String,
@@ -66,12 +60,29 @@ struct AuditRow {
     created_at: DateTime<Utc>,
 }
 
+impl From<Record> for AuditView {
+    fn from(r: Record) -> Self {
+        Self {
+            id: r.id,
+            actor_id: r.actor_id,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            before: r.before,
+            after: r.after,
+            client_ip: r.client_ip,
+            request_id: r.request_id,
+            created_at: r.created_at,
+        }
+    }
+}
+
 /// Newest first, filtered by actor, action, target and time range (`from` inclusive, `to` exclusive).
 async fn list(
     State(ctx): State<ApiContext>,
     AdminUser(_): AdminUser,
     query: QueryOf<AuditQuery>,
-) -> Result<AppJson<List<AuditRow>>> {
+) -> Result<AppJson<List<AuditView>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
     let texts = [&q.action, &q.target_type, &q.target_id];
@@ -83,33 +94,14 @@ async fn list(
     {
         return Err(ApiError::bad_request("invalid_query", "`from` must not be after `to`"));
     }
-    const WHERE: &str = "WHERE ($1::uuid IS NULL OR actor_id = $1) AND ($2::text IS NULL OR action = $2)
-        AND ($3::text IS NULL OR target_type = $3) AND ($4::text IS NULL OR target_id = $4)
-        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)";
-    let mut conn = ctx.db.acquire().await?;
-    let items: Vec<AuditRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, actor_id, action, target_type, target_id, before, after, host(client_ip) AS client_ip,
-                request_id, created_at
-         FROM audit_log {WHERE} ORDER BY created_at DESC, id DESC LIMIT $7 OFFSET $8"
-    )))
-    .bind(q.actor_id)
-    .bind(&q.action)
-    .bind(&q.target_type)
-    .bind(&q.target_id)
-    .bind(q.from)
-    .bind(q.to)
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&mut *conn)
-    .await?;
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM audit_log {WHERE}")))
-        .bind(q.actor_id)
-        .bind(&q.action)
-        .bind(&q.target_type)
-        .bind(&q.target_id)
-        .bind(q.from)
-        .bind(q.to)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(AppJson(List::new(items, page, total)))
+    let filter = Filter {
+        actor_id: q.actor_id,
+        action: q.action,
+        target_type: q.target_type,
+        target_id: q.target_id,
+        from: q.from,
+        to: q.to,
+    };
+    let (items, total) = audit::list(&mut *ctx.db.acquire().await?, &filter, page.limit(), page.offset()).await?;
+    Ok(AppJson(List::new(items.into_iter().map(AuditView::from).collect(), page, total)))
 }

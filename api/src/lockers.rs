@@ -1,17 +1,20 @@
-//! `/lockers`: search by place (public), and `/admin/lockers` (admin, audited).
+//! `/lockers`: search by place (public), and `/admin/lockers` (admin, audited:
+//! the use cases of `lockers_core::places::lockers`).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
+use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
-use lockers_core::places::lockers::{self, Filter, LockerError, LockerRow, Size, Status, WriteError};
-use lockers_core::places::{ONLINE_WINDOW_SECS, SearchTerms};
+use lockers_core::places::SearchTerms;
+use lockers_core::places::lockers::{
+    self, DoorNo, Filter, Locker, LockerChanges, LockerError, NewLocker, Size, Status,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::audit_log;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
 use crate::pagination::{List, PageQuery};
@@ -25,18 +28,69 @@ pub fn router() -> Router<ApiContext> {
         .route("/admin/lockers/{id}", patch(update).delete(delete))
 }
 
+impl From<LockerError> for ApiError {
+    fn from(e: LockerError) -> Self {
+        match e {
+            LockerError::NotFound => ApiError::NotFound("locker"),
+            LockerError::StatusNotSettable => ApiError::unprocessable("status_not_settable", e.to_string()),
+            LockerError::InUse => ApiError::conflict("locker_in_use", e.to_string()),
+            LockerError::NotEmpty => ApiError::conflict("locker_not_empty", e.to_string()),
+            LockerError::DoorTaken => ApiError::conflict("door_taken", e.to_string()),
+            LockerError::PointMissing => ApiError::unprocessable("point_not_found", e.to_string()),
+            LockerError::HasHistory => ApiError::conflict(
+                "locker_has_history",
+                "the locker has exchanges on record; put it in maintenance instead",
+            ),
+            LockerError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// A locker with its place, as the API shows it.
 #[derive(Serialize)]
 struct LockerView {
-    #[serde(flatten)]
-    locker: LockerRow,
+    id: Uuid,
+    point_id: Uuid,
+    door_no: i32,
+    size: Size,
+    status: Status,
+    inner_width_mm: i32,
+    inner_height_mm: i32,
+    inner_depth_mm: i32,
+    point_name: String,
+    address: String,
+    city_id: Uuid,
+    city_name: String,
+    state_id: Uuid,
+    state_name: String,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
     /// The point answers: a heartbeat in the last minute (always, under simulated doors).
     online: bool,
 }
 
-fn view(ctx: &ApiContext, locker: LockerRow) -> LockerView {
-    let online = ctx.config.door_driver == DoorDriver::Simulated
-        || locker.last_heartbeat_at.is_some_and(|at| (chrono::Utc::now() - at).num_seconds() < ONLINE_WINDOW_SECS);
-    LockerView { locker, online }
+impl LockerView {
+    fn new(ctx: &ApiContext, l: &Locker) -> Self {
+        Self {
+            id: l.id,
+            point_id: l.point_id,
+            door_no: l.door_no,
+            size: l.size,
+            status: l.status,
+            inner_width_mm: l.inner_width_mm,
+            inner_height_mm: l.inner_height_mm,
+            inner_depth_mm: l.inner_depth_mm,
+            point_name: l.point_name.clone(),
+            address: l.address.clone(),
+            city_id: l.city_id,
+            city_name: l.city_name.clone(),
+            state_id: l.state_id,
+            state_name: l.state_name.clone(),
+            last_heartbeat_at: l.last_heartbeat_at,
+            created_at: l.created_at,
+            online: l.point_online(Utc::now(), ctx.config.door_driver == DoorDriver::Simulated),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -61,7 +115,7 @@ async fn run_search(ctx: &ApiContext, q: SearchQuery, text: Option<&str>) -> Res
         terms: text.and_then(SearchTerms::parse),
     };
     let (rows, total) = lockers::search(&mut *ctx.db.acquire().await?, &filter, page.limit(), page.offset()).await?;
-    Ok(AppJson(List::new(rows.into_iter().map(|r| view(ctx, r)).collect(), page, total)))
+    Ok(AppJson(List::new(rows.iter().map(|r| LockerView::new(ctx, r)).collect(), page, total)))
 }
 
 /// Lockers matching place text `q` (point name, address, city, state) and filters.
@@ -83,7 +137,7 @@ async fn by_place(State(ctx): State<ApiContext>, query: QueryOf<SearchQuery>) ->
 async fn get_locker(State(ctx): State<ApiContext>, id: PathId) -> Result<AppJson<LockerView>> {
     let Path(id) = id?;
     let locker = lockers::by_id(&mut *ctx.db.acquire().await?, id).await?.ok_or(ApiError::NotFound("locker"))?;
-    Ok(AppJson(view(&ctx, locker)))
+    Ok(AppJson(LockerView::new(&ctx, &locker)))
 }
 
 #[derive(Deserialize)]
@@ -102,24 +156,10 @@ struct UpdateBody {
     status: Option<Status>,
 }
 
-fn write_error(e: WriteError) -> ApiError {
-    match e {
-        WriteError::DoorTaken => ApiError::conflict("door_taken", "the door number is already used at this point"),
-        WriteError::PointMissing => ApiError::unprocessable("point_not_found", "the locker point does not exist"),
-        WriteError::HasHistory => ApiError::conflict(
-            "locker_has_history",
-            "the locker has exchanges on record; put it in maintenance instead",
-        ),
-        WriteError::Database(e) => e.into(),
-    }
-}
-
-fn door_no(n: i32) -> Result<i32> {
-    if (1..=9999).contains(&n) {
-        Ok(n)
-    } else {
-        Err(ApiError::unprocessable("invalid_door_no", "door_no must be between 1 and 9999"))
-    }
+fn door_no(n: i32) -> Result<DoorNo> {
+    DoorNo::parse(n).ok_or_else(|| {
+        ApiError::unprocessable("invalid_door_no", format!("door_no must be between 1 and {}", DoorNo::MAX))
+    })
 }
 
 async fn create(
@@ -127,13 +167,9 @@ async fn create(
     AdminActor(actor): AdminActor,
     AppJson(body): AppJson<CreateBody>,
 ) -> Result<(StatusCode, AppJson<LockerView>)> {
-    let door = door_no(body.door_no)?;
-    let mut tx = ctx.db.begin().await?;
-    let id = lockers::create(&mut tx, body.point_id, door, body.size).await.map_err(write_error)?;
-    let locker = lockers::by_id(&mut tx, id).await?.ok_or(ApiError::NotFound("locker"))?;
-    audit_log::record(&mut tx, &actor, "locker.create", "locker", id, None::<&()>, Some(&locker)).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(view(&ctx, locker))))
+    let new = NewLocker { point_id: body.point_id, door_no: door_no(body.door_no)?, size: body.size };
+    let locker = lockers::create(&mut *ctx.db.acquire().await?, &actor, new).await?;
+    Ok((StatusCode::CREATED, AppJson(LockerView::new(&ctx, &locker))))
 }
 
 /// Door number, size, and maintenance on or off; never while an exchange holds the locker.
@@ -144,43 +180,15 @@ async fn update(
     AppJson(body): AppJson<UpdateBody>,
 ) -> Result<AppJson<LockerView>> {
     let Path(id) = id?;
-    let door = body.door_no.map(door_no).transpose()?;
-    let mut tx = ctx.db.begin().await?;
-    let current = lockers::lock(&mut tx, id).await?.ok_or(ApiError::NotFound("locker"))?;
-    let in_use = matches!(current, Status::Reserved | Status::Occupied);
-    if in_use && (door.is_some() || body.size.is_some()) {
-        return Err(ApiError::conflict("locker_in_use", "the locker holds a reservation or an item"));
-    }
-    if let Some(target) = body.status {
-        lockers::admin_status_change(current, target).map_err(|e| match e {
-            LockerError::StatusNotSettable => ApiError::unprocessable("status_not_settable", e.to_string()),
-            LockerError::InUse => ApiError::conflict("locker_in_use", e.to_string()),
-        })?;
-    }
-    let before = lockers::by_id(&mut tx, id).await?.ok_or(ApiError::NotFound("locker"))?;
-    lockers::update(&mut tx, id, door, body.size, body.status).await.map_err(write_error)?;
-    let after = lockers::by_id(&mut tx, id).await?.ok_or(ApiError::NotFound("locker"))?;
-    let action = match (before.status, after.status) {
-        (Status::Available, Status::Maintenance) => "locker.maintenance_on",
-        (Status::Maintenance, Status::Available) => "locker.maintenance_off",
-        _ => "locker.update",
-    };
-    audit_log::record(&mut tx, &actor, action, "locker", id, Some(&before), Some(&after)).await?;
-    tx.commit().await?;
-    Ok(AppJson(view(&ctx, after)))
+    let changes =
+        LockerChanges { door_no: body.door_no.map(door_no).transpose()?, size: body.size, status: body.status };
+    let locker = lockers::update(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
+    Ok(AppJson(LockerView::new(&ctx, &locker)))
 }
 
 /// Only an empty locker (no reservation, no item) can be deleted.
 async fn delete(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
-    let mut tx = ctx.db.begin().await?;
-    let status = lockers::lock(&mut tx, id).await?.ok_or(ApiError::NotFound("locker"))?;
-    if matches!(status, Status::Reserved | Status::Occupied) {
-        return Err(ApiError::conflict("locker_not_empty", "the locker holds a reservation or an item"));
-    }
-    let before = lockers::by_id(&mut tx, id).await?.ok_or(ApiError::NotFound("locker"))?;
-    lockers::delete(&mut tx, id).await.map_err(write_error)?;
-    audit_log::record(&mut tx, &actor, "locker.delete", "locker", id, Some(&before), None::<&()>).await?;
-    tx.commit().await?;
+    lockers::delete(&mut *ctx.db.acquire().await?, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

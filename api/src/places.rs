@@ -1,17 +1,20 @@
 //! `/states`, `/cities`, `/locker-points`: reads are public, writes admin-only
-//! and audited.
+//! and audited (the use cases of `lockers_core::places`).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
+use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
-use lockers_core::places::{self, LockerPoint, NewPoint, PlaceError, PointChanges, SearchTerms};
+use lockers_core::places::{
+    self, Address, City, CityChanges, ControllerUrl, LockerPoint, NewPoint, PlaceError, PlaceKind, PlaceName,
+    PointChanges, SearchTerms,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::audit_log;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
 use crate::pagination::{List, PageQuery};
@@ -27,22 +30,46 @@ pub fn router() -> Router<ApiContext> {
         .route("/locker-points/{id}/controller-token", post(rotate_token))
 }
 
-/// Maps a place error; `children` names what still hangs below.
-fn place_error(e: PlaceError, children: &'static str) -> ApiError {
-    match e {
-        PlaceError::NameTaken => ApiError::conflict("name_taken", "the name is already used within the same parent"),
-        PlaceError::ParentMissing => ApiError::unprocessable("parent_not_found", "the parent place does not exist"),
-        PlaceError::HasChildren => ApiError::conflict(children, "delete what it contains first"),
-        PlaceError::Database(e) => e.into(),
+impl From<PlaceError> for ApiError {
+    fn from(e: PlaceError) -> Self {
+        match e {
+            PlaceError::NotFound(kind) => ApiError::NotFound(kind.noun()),
+            PlaceError::NameTaken => {
+                ApiError::conflict("name_taken", "the name is already used within the same parent")
+            }
+            PlaceError::ParentMissing => ApiError::unprocessable("parent_not_found", "the parent place does not exist"),
+            PlaceError::HasChildren(kind) => {
+                let code = match kind {
+                    PlaceKind::State => "state_has_cities",
+                    PlaceKind::City => "city_has_points",
+                    PlaceKind::Point => "point_has_lockers",
+                };
+                ApiError::conflict(code, "delete what it contains first")
+            }
+            PlaceError::Db(e) => e.into(),
+        }
     }
 }
 
-fn name(raw: &str, max: usize) -> Result<String> {
-    places::parse_name(raw, max)
+fn name(raw: &str, max: usize) -> Result<PlaceName> {
+    PlaceName::parse(raw, max)
         .ok_or_else(|| ApiError::unprocessable("invalid_name", format!("name must be 1 to {max} characters")))
 }
 
 // States ----------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct StateView {
+    id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&places::State> for StateView {
+    fn from(s: &places::State) -> Self {
+        Self { id: s.id, name: s.name.clone(), created_at: s.created_at }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,23 +77,20 @@ struct NameBody {
     name: String,
 }
 
-async fn list_states(State(ctx): State<ApiContext>, query: QueryOf<PageQuery>) -> Result<AppJson<List<places::State>>> {
+async fn list_states(State(ctx): State<ApiContext>, query: QueryOf<PageQuery>) -> Result<AppJson<List<StateView>>> {
     let page = query?.0.parse()?;
     let (items, total) = places::list_states(&mut *ctx.db.acquire().await?, page.limit(), page.offset()).await?;
-    Ok(AppJson(List::new(items, page, total)))
+    Ok(AppJson(List::new(items.iter().map(StateView::from).collect(), page, total)))
 }
 
 async fn create_state(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
     AppJson(body): AppJson<NameBody>,
-) -> Result<(StatusCode, AppJson<places::State>)> {
-    let name = name(&body.name, 100)?;
-    let mut tx = ctx.db.begin().await?;
-    let state = places::create_state(&mut tx, &name).await.map_err(|e| place_error(e, "state_has_cities"))?;
-    audit_log::record(&mut tx, &actor, "state.create", "state", state.id, None::<&()>, Some(&state)).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(state)))
+) -> Result<(StatusCode, AppJson<StateView>)> {
+    let name = name(&body.name, PlaceName::MAX)?;
+    let state = places::create_state(&mut *ctx.db.acquire().await?, &actor, name).await?;
+    Ok((StatusCode::CREATED, AppJson(StateView::from(&state))))
 }
 
 async fn rename_state(
@@ -74,31 +98,34 @@ async fn rename_state(
     AdminActor(actor): AdminActor,
     id: PathId,
     AppJson(body): AppJson<NameBody>,
-) -> Result<AppJson<places::State>> {
+) -> Result<AppJson<StateView>> {
     let Path(id) = id?;
-    let name = name(&body.name, 100)?;
-    let mut tx = ctx.db.begin().await?;
-    let before = places::state(&mut tx, id).await?.ok_or(ApiError::NotFound("state"))?;
-    let after = places::rename_state(&mut tx, id, &name)
-        .await
-        .map_err(|e| place_error(e, "state_has_cities"))?
-        .ok_or(ApiError::NotFound("state"))?;
-    audit_log::record(&mut tx, &actor, "state.update", "state", id, Some(&before), Some(&after)).await?;
-    tx.commit().await?;
-    Ok(AppJson(after))
+    let name = name(&body.name, PlaceName::MAX)?;
+    let state = places::rename_state(&mut *ctx.db.acquire().await?, &actor, id, name).await?;
+    Ok(AppJson(StateView::from(&state)))
 }
 
 async fn delete_state(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
-    let mut tx = ctx.db.begin().await?;
-    let before = places::state(&mut tx, id).await?.ok_or(ApiError::NotFound("state"))?;
-    places::delete_state(&mut tx, id).await.map_err(|e| place_error(e, "state_has_cities"))?;
-    audit_log::record(&mut tx, &actor, "state.delete", "state", id, Some(&before), None::<&()>).await?;
-    tx.commit().await?;
+    places::delete_state(&mut *ctx.db.acquire().await?, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // Cities ----------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct CityView {
+    id: Uuid,
+    state_id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&City> for CityView {
+    fn from(c: &City) -> Self {
+        Self { id: c.id, state_id: c.state_id, name: c.name.clone(), created_at: c.created_at }
+    }
+}
 
 #[derive(Deserialize)]
 struct CityQuery {
@@ -116,84 +143,85 @@ struct CityBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CityChanges {
+struct CityChangesBody {
     state_id: Option<Uuid>,
     name: Option<String>,
 }
 
-async fn list_cities(State(ctx): State<ApiContext>, query: QueryOf<CityQuery>) -> Result<AppJson<List<places::City>>> {
+async fn list_cities(State(ctx): State<ApiContext>, query: QueryOf<CityQuery>) -> Result<AppJson<List<CityView>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
     let (items, total) =
         places::list_cities(&mut *ctx.db.acquire().await?, q.state_id, page.limit(), page.offset()).await?;
-    Ok(AppJson(List::new(items, page, total)))
+    Ok(AppJson(List::new(items.iter().map(CityView::from).collect(), page, total)))
 }
 
 async fn create_city(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
     AppJson(body): AppJson<CityBody>,
-) -> Result<(StatusCode, AppJson<places::City>)> {
-    let name = name(&body.name, 100)?;
-    let mut tx = ctx.db.begin().await?;
-    let city =
-        places::create_city(&mut tx, body.state_id, &name).await.map_err(|e| place_error(e, "city_has_points"))?;
-    audit_log::record(&mut tx, &actor, "city.create", "city", city.id, None::<&()>, Some(&city)).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(city)))
+) -> Result<(StatusCode, AppJson<CityView>)> {
+    let name = name(&body.name, PlaceName::MAX)?;
+    let city = places::create_city(&mut *ctx.db.acquire().await?, &actor, body.state_id, name).await?;
+    Ok((StatusCode::CREATED, AppJson(CityView::from(&city))))
 }
 
 async fn update_city(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
     id: PathId,
-    AppJson(body): AppJson<CityChanges>,
-) -> Result<AppJson<places::City>> {
+    AppJson(body): AppJson<CityChangesBody>,
+) -> Result<AppJson<CityView>> {
     let Path(id) = id?;
-    let name = body.name.as_deref().map(|n| name(n, 100)).transpose()?;
-    let mut tx = ctx.db.begin().await?;
-    let before = places::city(&mut tx, id).await?.ok_or(ApiError::NotFound("city"))?;
-    let after = places::update_city(&mut tx, id, body.state_id, name.as_deref())
-        .await
-        .map_err(|e| place_error(e, "city_has_points"))?
-        .ok_or(ApiError::NotFound("city"))?;
-    audit_log::record(&mut tx, &actor, "city.update", "city", id, Some(&before), Some(&after)).await?;
-    tx.commit().await?;
-    Ok(AppJson(after))
+    let changes = CityChanges {
+        state_id: body.state_id,
+        name: body.name.as_deref().map(|n| name(n, PlaceName::MAX)).transpose()?,
+    };
+    let city = places::update_city(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
+    Ok(AppJson(CityView::from(&city)))
 }
 
 async fn delete_city(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
-    let mut tx = ctx.db.begin().await?;
-    let before = places::city(&mut tx, id).await?.ok_or(ApiError::NotFound("city"))?;
-    places::delete_city(&mut tx, id).await.map_err(|e| place_error(e, "city_has_points"))?;
-    audit_log::record(&mut tx, &actor, "city.delete", "city", id, Some(&before), None::<&()>).await?;
-    tx.commit().await?;
+    places::delete_city(&mut *ctx.db.acquire().await?, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // Locker points ---------------------------------------------------------------
 
+/// A point as the API shows it: the controller URL only in answers to admins' writes.
 #[derive(Serialize)]
 struct PointView {
-    #[serde(flatten)]
-    point: LockerPoint,
+    id: Uuid,
+    city_id: Uuid,
+    name: String,
+    address: String,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
     online: bool,
-    /// Only in answers to admins' writes: controller addresses are internal.
     #[serde(skip_serializing_if = "Option::is_none")]
     controller_url: Option<String>,
 }
 
-/// Under the simulated driver every point counts as online.
-fn view(ctx: &ApiContext, point: LockerPoint) -> PointView {
-    let online = ctx.config.door_driver == DoorDriver::Simulated || point.heartbeat_is_recent(chrono::Utc::now());
-    PointView { point, online, controller_url: None }
-}
+impl PointView {
+    /// The public view.
+    fn new(ctx: &ApiContext, point: &LockerPoint) -> Self {
+        Self {
+            id: point.id,
+            city_id: point.city_id,
+            name: point.name.clone(),
+            address: point.address.clone(),
+            last_heartbeat_at: point.last_heartbeat_at,
+            created_at: point.created_at,
+            online: point.is_online(Utc::now(), ctx.config.door_driver == DoorDriver::Simulated),
+            controller_url: None,
+        }
+    }
 
-/// The view an admin gets back from a write, with the controller URL.
-fn admin_view(ctx: &ApiContext, point: LockerPoint) -> PointView {
-    let controller_url = point.controller_url.clone();
-    PointView { controller_url, ..view(ctx, point) }
+    /// The view an admin gets back from a write, with the controller URL.
+    fn for_admin(ctx: &ApiContext, point: &LockerPoint) -> Self {
+        Self { controller_url: point.controller_url.clone(), ..Self::new(ctx, point) }
+    }
 }
 
 #[derive(Serialize)]
@@ -237,22 +265,15 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
     Option::<String>::deserialize(d).map(Some)
 }
 
-fn controller_url(raw: &str) -> Result<String> {
-    let url = raw.trim();
-    let ok = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.len() <= 500
-        && !url.contains(char::is_control)
-        && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
-    if ok {
-        Ok(url.trim_end_matches('/').to_owned())
-    } else {
-        Err(ApiError::unprocessable("invalid_controller_url", "controller_url must be an http(s) URL"))
-    }
+fn controller_url(raw: &str) -> Result<ControllerUrl> {
+    ControllerUrl::parse(raw)
+        .ok_or_else(|| ApiError::unprocessable("invalid_controller_url", "controller_url must be an http(s) URL"))
 }
 
-fn address(raw: &str) -> Result<String> {
-    places::parse_name(raw, 500)
-        .ok_or_else(|| ApiError::unprocessable("invalid_address", "address must be 1 to 500 characters"))
+fn address(raw: &str) -> Result<Address> {
+    Address::parse(raw).ok_or_else(|| {
+        ApiError::unprocessable("invalid_address", format!("address must be 1 to {} characters", Address::MAX))
+    })
 }
 
 async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) -> Result<AppJson<List<PointView>>> {
@@ -262,13 +283,13 @@ async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) 
     let (points, total) =
         places::list_points(&mut *ctx.db.acquire().await?, q.city_id, terms.as_ref(), page.limit(), page.offset())
             .await?;
-    Ok(AppJson(List::new(points.into_iter().map(|p| view(&ctx, p)).collect(), page, total)))
+    Ok(AppJson(List::new(points.iter().map(|p| PointView::new(&ctx, p)).collect(), page, total)))
 }
 
 async fn get_point(State(ctx): State<ApiContext>, id: PathId) -> Result<AppJson<PointView>> {
     let Path(id) = id?;
     let point = places::point(&mut *ctx.db.acquire().await?, id).await?.ok_or(ApiError::NotFound("locker point"))?;
-    Ok(AppJson(view(&ctx, point)))
+    Ok(AppJson(PointView::new(&ctx, &point)))
 }
 
 async fn create_point(
@@ -276,16 +297,15 @@ async fn create_point(
     AdminActor(actor): AdminActor,
     AppJson(body): AppJson<PointBody>,
 ) -> Result<(StatusCode, AppJson<CreatedPoint>)> {
-    let name = name(&body.name, 200)?;
-    let address = address(&body.address)?;
-    let url = body.controller_url.as_deref().map(controller_url).transpose()?;
-    let mut tx = ctx.db.begin().await?;
-    let new = NewPoint { city_id: body.city_id, name: &name, address: &address, controller_url: url.as_deref() };
-    let (point, token) = places::create_point(&mut tx, new).await.map_err(|e| place_error(e, "point_has_lockers"))?;
-    audit_log::record(&mut tx, &actor, "locker_point.create", "locker_point", point.id, None::<&()>, Some(&point))
-        .await?;
-    tx.commit().await?;
-    let created = CreatedPoint { point: admin_view(&ctx, point), controller_token: token.expose().to_owned() };
+    let new = NewPoint {
+        city_id: body.city_id,
+        name: name(&body.name, PlaceName::POINT_MAX)?,
+        address: address(&body.address)?,
+        controller_url: body.controller_url.as_deref().map(controller_url).transpose()?,
+    };
+    let (point, token) = places::create_point(&mut *ctx.db.acquire().await?, &actor, new).await?;
+    let created =
+        CreatedPoint { point: PointView::for_admin(&ctx, &point), controller_token: token.expose().to_owned() };
     Ok((StatusCode::CREATED, AppJson(created)))
 }
 
@@ -296,37 +316,23 @@ async fn update_point(
     AppJson(body): AppJson<PointChangesBody>,
 ) -> Result<AppJson<PointView>> {
     let Path(id) = id?;
-    let name = body.name.as_deref().map(|n| name(n, 200)).transpose()?;
-    let address = body.address.as_deref().map(address).transpose()?;
-    let url = match &body.controller_url {
-        Some(Some(raw)) => Some(Some(controller_url(raw)?)),
-        Some(None) => Some(None),
-        None => None,
-    };
-    let mut tx = ctx.db.begin().await?;
-    let before = places::point(&mut tx, id).await?.ok_or(ApiError::NotFound("locker point"))?;
     let changes = PointChanges {
         city_id: body.city_id,
-        name: name.as_deref(),
-        address: address.as_deref(),
-        controller_url: url.as_ref().map(|u| u.as_deref()),
+        name: body.name.as_deref().map(|n| name(n, PlaceName::POINT_MAX)).transpose()?,
+        address: body.address.as_deref().map(address).transpose()?,
+        controller_url: body
+            .controller_url
+            .as_ref()
+            .map(|url| url.as_deref().map(controller_url).transpose())
+            .transpose()?,
     };
-    let after = places::update_point(&mut tx, id, changes)
-        .await
-        .map_err(|e| place_error(e, "point_has_lockers"))?
-        .ok_or(ApiError::NotFound("locker point"))?;
-    audit_log::record(&mut tx, &actor, "locker_point.update", "locker_point", id, Some(&before), Some(&after)).await?;
-    tx.commit().await?;
-    Ok(AppJson(admin_view(&ctx, after)))
+    let point = places::update_point(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
+    Ok(AppJson(PointView::for_admin(&ctx, &point)))
 }
 
 async fn delete_point(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
-    let mut tx = ctx.db.begin().await?;
-    let before = places::point(&mut tx, id).await?.ok_or(ApiError::NotFound("locker point"))?;
-    places::delete_point(&mut tx, id).await.map_err(|e| place_error(e, "point_has_lockers"))?;
-    audit_log::record(&mut tx, &actor, "locker_point.delete", "locker_point", id, Some(&before), None::<&()>).await?;
-    tx.commit().await?;
+    places::delete_point(&mut *ctx.db.acquire().await?, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -342,10 +348,6 @@ async fn rotate_token(
     id: PathId,
 ) -> Result<AppJson<RotatedToken>> {
     let Path(id) = id?;
-    let mut tx = ctx.db.begin().await?;
-    let token = places::rotate_controller_token(&mut tx, id).await?.ok_or(ApiError::NotFound("locker point"))?;
-    audit_log::record(&mut tx, &actor, "locker_point.rotate_token", "locker_point", id, None::<&()>, None::<&()>)
-        .await?;
-    tx.commit().await?;
+    let token = places::rotate_controller_token(&mut *ctx.db.acquire().await?, &actor, id).await?;
     Ok(AppJson(RotatedToken { controller_token: token.expose().to_owned() }))
 }

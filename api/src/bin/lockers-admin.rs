@@ -8,6 +8,8 @@ use lockers_core::accounts::contact::Email;
 use lockers_core::accounts::password::{self, Password};
 use lockers_core::accounts::users::{self, Name, Promotion};
 use lockers_core::config::Config;
+use lockers_core::places::lockers::Size::{self, L, M, S, Xl};
+use lockers_core::places::{self, DemoPoint, SeedError};
 use lockers_core::{audit, db, jobs, telemetry};
 use uuid::Uuid;
 
@@ -198,7 +200,7 @@ async fn audit(
 }
 
 /// (state, city, point name, address) of the demo network.
-const DEMO_POINTS: [(&str, &str, &str, &str); 10] = [
+const DEMO_POINTS: [DemoPoint<'static>; 10] = [
     ("Karnataka", "Bengaluru", "Koramangala 5th Block Hub", "80 Feet Road, Koramangala 5th Block"),
     ("Karnataka", "Bengaluru", "Indiranagar Metro Lockers", "100 Feet Road, near Indiranagar Metro Station"),
     ("Karnataka", "Bengaluru", "Whitefield ITPL Gate", "ITPL Main Road, Whitefield"),
@@ -212,66 +214,24 @@ const DEMO_POINTS: [(&str, &str, &str, &str); 10] = [
 ];
 
 /// Door layout of every demo point: 4 S, 4 M, 2 L, 2 XL.
-const DEMO_DOORS: [&str; 12] = ["S", "S", "S", "S", "M", "M", "M", "M", "L", "L", "XL", "XL"];
+const DEMO_DOORS: [Size; 12] = [S, S, S, S, M, M, M, M, L, L, Xl, Xl];
 
 async fn seed_demo(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    use lockers_core::places::{self, NewPoint};
-    let mut tx = pool.begin().await?;
-    // One seeding at a time, and never over an existing network.
-    sqlx::query("LOCK TABLE states IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM states").fetch_one(&mut *tx).await?;
-    if existing > 0 {
-        println!("places already exist ({existing} states); nothing seeded");
-        return Ok(());
-    }
-    let mut states: Vec<(String, Uuid)> = Vec::new();
-    let mut cities: Vec<(String, Uuid)> = Vec::new();
-    let mut lockers = 0;
-    for (state, city, name, address) in DEMO_POINTS {
-        let state_id = match states.iter().find(|(n, _)| n == state) {
-            Some((_, id)) => *id,
-            None => {
-                let id = places::create_state(&mut tx, state).await?.id;
-                states.push((state.to_owned(), id));
-                id
+    let seeded =
+        match places::seed_network(&mut *pool.acquire().await?, &audit::Actor::operator(), &DEMO_POINTS, &DEMO_DOORS)
+            .await
+        {
+            Ok(seeded) => seeded,
+            Err(refused @ SeedError::PlacesExist(_)) => {
+                println!("{refused}");
+                return Ok(());
             }
+            Err(e) => return Err(e.into()),
         };
-        let city_id = match cities.iter().find(|(n, _)| n == city) {
-            Some((_, id)) => *id,
-            None => {
-                let id = places::create_city(&mut tx, state_id, city).await?.id;
-                cities.push((city.to_owned(), id));
-                id
-            }
-        };
-        let (point, _token) =
-            places::create_point(&mut tx, NewPoint { city_id, name, address, controller_url: None }).await?;
-        for (door, size) in (1..).zip(DEMO_DOORS) {
-            sqlx::query("INSERT INTO lockers (id, point_id, door_no, size) VALUES ($1, $2, $3, $4)")
-                .bind(Uuid::now_v7())
-                .bind(point.id)
-                .bind(door)
-                .bind(size)
-                .execute(&mut *tx)
-                .await?;
-            lockers += 1;
-        }
-    }
-    let entry = audit::Entry {
-        action: "demo.seed",
-        target_type: "network",
-        target_id: None,
-        before: None,
-        after: Some(serde_json::json!({ "points": DEMO_POINTS.len(), "lockers": lockers, "via": "lockers-admin" })),
-    };
-    audit::record(&mut tx, &audit::Actor::operator(), entry).await?;
-    tx.commit().await?;
     println!(
-        "seeded {} states, {} cities, {} locker points, {lockers} lockers (controller tokens: rotate per point \
+        "seeded {} states, {} cities, {} locker points, {} lockers (controller tokens: rotate per point \
          with POST /api/v1/locker-points/{{id}}/controller-token)",
-        states.len(),
-        cities.len(),
-        DEMO_POINTS.len()
+        seeded.states, seeded.cities, seeded.points, seeded.lockers
     );
     Ok(())
 }

@@ -28,31 +28,27 @@ async fn network(
     point: &str,
     address: &str,
 ) -> (String, String, String) {
-    let states: Value = app.get("/api/v1/states").await.json().await.unwrap();
+    let states: Value = app.states("").await.json().await.unwrap();
     let state_id = match states["items"].as_array().unwrap().iter().find(|s| s["name"] == state) {
         Some(s) => s["id"].as_str().unwrap().to_owned(),
-        None => created(app.post_as("/api/v1/states", admin, &json!({ "name": state })).await).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+        None => created(app.create_state(admin, state).await).await["id"].as_str().unwrap().to_owned(),
     };
-    let cities: Value = app.get(&format!("/api/v1/cities?state_id={state_id}")).await.json().await.unwrap();
+    let cities: Value = app.cities(&format!("state_id={state_id}")).await.json().await.unwrap();
     let city_id = match cities["items"].as_array().unwrap().iter().find(|c| c["name"] == city) {
         Some(c) => c["id"].as_str().unwrap().to_owned(),
-        None => created(app.post_as("/api/v1/cities", admin, &json!({ "state_id": state_id, "name": city })).await)
-            .await["id"]
+        None => created(app.create_city(admin, &json!({ "state_id": state_id, "name": city })).await).await["id"]
             .as_str()
             .unwrap()
             .to_owned(),
     };
     let body = json!({ "city_id": city_id, "name": point, "address": address });
-    let point = created(app.post_as("/api/v1/locker-points", admin, &body).await).await;
+    let point = created(app.create_point(admin, &body).await).await;
     (state_id, city_id, point["id"].as_str().unwrap().to_owned())
 }
 
 async fn add_locker(app: &TestApp, admin: &str, point_id: &str, door: i32, size: &str) -> String {
     let body = json!({ "point_id": point_id, "door_no": door, "size": size });
-    created(app.post_as("/api/v1/admin/lockers", admin, &body).await).await["id"].as_str().unwrap().to_owned()
+    created(app.create_locker(admin, &body).await).await["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -63,7 +59,7 @@ async fn writes_need_an_admin_and_reads_are_public() {
     let body = json!({ "name": "Karnataka" });
     let anonymous = app.http.post(app.url("/api/v1/states")).json(&body).send().await.unwrap();
     assert_eq!(code_of(anonymous).await, (401, "unauthorized".into()));
-    assert_eq!(code_of(app.post_as("/api/v1/states", &user, &body).await).await, (403, "forbidden".into()));
+    assert_eq!(code_of(app.create_state_with(&user, &body).await).await, (403, "forbidden".into()));
     let (state, city, point) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
     let locker = add_locker(&app, &admin, &point, 1, "M").await;
 
@@ -87,9 +83,9 @@ async fn writes_need_an_admin_and_reads_are_public() {
     for path in ["/api/v1/states", "/api/v1/cities", "/api/v1/locker-points", "/api/v1/lockers"] {
         assert_eq!(app.get(path).await.status(), 200, "{path}");
     }
-    assert_eq!(app.get(&format!("/api/v1/lockers/{locker}")).await.status(), 200);
-    assert_eq!(app.get(&format!("/api/v1/lockers/{}", Uuid::new_v4())).await.status(), 404);
-    assert_eq!(code_of(app.get_as("/api/v1/admin/audit", &user).await).await, (403, "forbidden".into()));
+    assert_eq!(app.locker(&locker).await.status(), 200);
+    assert_eq!(app.locker(&Uuid::new_v4().to_string()).await.status(), 404);
+    assert_eq!(code_of(app.audit_log(&user, "").await).await, (403, "forbidden".into()));
 }
 
 #[tokio::test]
@@ -97,33 +93,27 @@ async fn names_are_unique_within_their_parent_whatever_the_case() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.user_with_role("admin").await;
     let (state, city, _) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
-    let dup = app.post_as("/api/v1/states", &admin, &json!({ "name": " KARNATAKA " })).await;
+    let dup = app.create_state(&admin, " KARNATAKA ").await;
     assert_eq!(code_of(dup).await, (409, "name_taken".into()));
-    let dup = app.post_as("/api/v1/cities", &admin, &json!({ "state_id": state, "name": "bengaluru" })).await;
+    let dup = app.create_city(&admin, &json!({ "state_id": state, "name": "bengaluru" })).await;
     assert_eq!(code_of(dup).await, (409, "name_taken".into()));
     let body = json!({ "city_id": city, "name": "koramangala hub", "address": "elsewhere" });
-    assert_eq!(code_of(app.post_as("/api/v1/locker-points", &admin, &body).await).await, (409, "name_taken".into()));
+    assert_eq!(code_of(app.create_point(&admin, &body).await).await, (409, "name_taken".into()));
     // The same city name in another state is fine.
-    let other = created(app.post_as("/api/v1/states", &admin, &json!({ "name": "Goa" })).await).await;
-    created(app.post_as("/api/v1/cities", &admin, &json!({ "state_id": other["id"], "name": "Bengaluru" })).await)
-        .await;
+    let other = created(app.create_state(&admin, "Goa").await).await;
+    created(app.create_city(&admin, &json!({ "state_id": other["id"], "name": "Bengaluru" })).await).await;
 
     let missing = json!({ "state_id": Uuid::new_v4(), "name": "Nowhere" });
-    assert_eq!(code_of(app.post_as("/api/v1/cities", &admin, &missing).await).await, (422, "parent_not_found".into()));
+    assert_eq!(code_of(app.create_city(&admin, &missing).await).await, (422, "parent_not_found".into()));
     let missing = json!({ "city_id": Uuid::new_v4(), "name": "P", "address": "A" });
-    let got = code_of(app.post_as("/api/v1/locker-points", &admin, &missing).await).await;
+    let got = code_of(app.create_point(&admin, &missing).await).await;
     assert_eq!(got, (422, "parent_not_found".into()));
+    assert_eq!(code_of(app.create_state(&admin, "").await).await, (422, "invalid_name".into()));
     assert_eq!(
-        code_of(app.post_as("/api/v1/states", &admin, &json!({ "name": "" })).await).await,
-        (422, "invalid_name".into())
-    );
-    assert_eq!(
-        code_of(app.post_as("/api/v1/states", &admin, &json!({ "nam": "x" })).await).await,
+        code_of(app.create_state_with(&admin, &json!({ "nam": "x" })).await).await,
         (400, "invalid_body".into())
     );
-    let renamed = app
-        .patch_as(&format!("/api/v1/states/{}", other["id"].as_str().unwrap()), &admin, &json!({ "name": "karnataka" }))
-        .await;
+    let renamed = app.rename_state(&admin, other["id"].as_str().unwrap(), "karnataka").await;
     assert_eq!(code_of(renamed).await, (409, "name_taken".into()));
 }
 
@@ -134,19 +124,18 @@ async fn places_and_lockers_in_use_cannot_be_deleted() {
     let (state, city, point) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
     let locker = add_locker(&app, &admin, &point, 1, "M").await;
     let (app, admin) = (&app, admin.as_str());
-    let d = |path: String| async move { code_of(app.delete_as(&path, admin).await).await };
-    assert_eq!(d(format!("/api/v1/states/{state}")).await, (409, "state_has_cities".into()));
-    assert_eq!(d(format!("/api/v1/cities/{city}")).await, (409, "city_has_points".into()));
-    assert_eq!(d(format!("/api/v1/locker-points/{point}")).await, (409, "point_has_lockers".into()));
+    assert_eq!(code_of(app.delete_state(admin, &state).await).await, (409, "state_has_cities".into()));
+    assert_eq!(code_of(app.delete_city(admin, &city).await).await, (409, "city_has_points".into()));
+    assert_eq!(code_of(app.delete_point(admin, &point).await).await, (409, "point_has_lockers".into()));
 
     sqlx::query("UPDATE lockers SET status = 'reserved' WHERE id = $1::uuid")
         .bind(&locker)
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(d(format!("/api/v1/admin/lockers/{locker}")).await, (409, "locker_not_empty".into()));
+    assert_eq!(code_of(app.delete_locker(admin, &locker).await).await, (409, "locker_not_empty".into()));
     for change in [json!({ "status": "maintenance" }), json!({ "door_no": 9 }), json!({ "size": "S" })] {
-        let response = app.patch_as(&format!("/api/v1/admin/lockers/{locker}"), admin, &change).await;
+        let response = app.update_locker(admin, &locker, &change).await;
         assert_eq!(code_of(response).await, (409, "locker_in_use".into()), "{change}");
     }
 
@@ -166,11 +155,11 @@ async fn places_and_lockers_in_use_cannot_be_deleted() {
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(d(format!("/api/v1/admin/lockers/{locker}")).await, (409, "locker_has_history".into()));
+    assert_eq!(code_of(app.delete_locker(admin, &locker).await).await, (409, "locker_has_history".into()));
 
     let empty = add_locker(app, admin, &point, 2, "S").await;
-    assert_eq!(app.delete_as(&format!("/api/v1/admin/lockers/{empty}"), admin).await.status(), 204);
-    assert_eq!(app.delete_as(&format!("/api/v1/admin/lockers/{empty}"), admin).await.status(), 404);
+    assert_eq!(app.delete_locker(admin, &empty).await.status(), 204);
+    assert_eq!(app.delete_locker(admin, &empty).await.status(), 404);
 }
 
 #[tokio::test]
@@ -178,35 +167,32 @@ async fn lockers_have_unique_doors_sizes_and_a_maintenance_switch() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.user_with_role("admin").await;
     let (_, city, point) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
-    let other = created(
-        app.post_as("/api/v1/locker-points", &admin, &json!({ "city_id": city, "name": "P2", "address": "A" })).await,
-    )
-    .await;
+    let other =
+        created(app.create_point(&admin, &json!({ "city_id": city, "name": "P2", "address": "A" })).await).await;
     let locker = add_locker(&app, &admin, &point, 7, "XL").await;
     add_locker(&app, &admin, other["id"].as_str().unwrap(), 7, "S").await;
     let body = json!({ "point_id": point, "door_no": 7, "size": "S" });
-    assert_eq!(code_of(app.post_as("/api/v1/admin/lockers", &admin, &body).await).await, (409, "door_taken".into()));
+    assert_eq!(code_of(app.create_locker(&admin, &body).await).await, (409, "door_taken".into()));
     for (body, expected) in [
         (json!({ "point_id": point, "door_no": 8, "size": "XXL" }), (400, "invalid_body")),
         (json!({ "point_id": point, "door_no": 0, "size": "S" }), (422, "invalid_door_no")),
         (json!({ "point_id": Uuid::new_v4(), "door_no": 8, "size": "S" }), (422, "point_not_found")),
     ] {
-        let got = code_of(app.post_as("/api/v1/admin/lockers", &admin, &body).await).await;
+        let got = code_of(app.create_locker(&admin, &body).await).await;
         assert_eq!(got, (expected.0, expected.1.to_owned()), "{body}");
     }
-    let shown: Value = app.get(&format!("/api/v1/lockers/{locker}")).await.json().await.unwrap();
+    let shown: Value = app.locker(&locker).await.json().await.unwrap();
     assert_eq!((shown["size"].as_str(), shown["status"].as_str()), (Some("XL"), Some("available")));
     assert_eq!(shown["inner_height_mm"], 600);
     assert_eq!(shown["online"], true, "simulated doors count as online");
 
-    let path = format!("/api/v1/admin/lockers/{locker}");
-    let on: Value = app.patch_as(&path, &admin, &json!({ "status": "maintenance" })).await.json().await.unwrap();
+    let on: Value = app.update_locker(&admin, &locker, &json!({ "status": "maintenance" })).await.json().await.unwrap();
     assert_eq!(on["status"], "maintenance");
     let off: Value =
-        app.patch_as(&path, &admin, &json!({ "status": "available", "size": "L" })).await.json().await.unwrap();
+        app.update_locker(&admin, &locker, &json!({ "status": "available", "size": "L" })).await.json().await.unwrap();
     assert_eq!((off["status"].as_str(), off["size"].as_str()), (Some("available"), Some("L")));
     assert_eq!(
-        code_of(app.patch_as(&path, &admin, &json!({ "status": "occupied" })).await).await,
+        code_of(app.update_locker(&admin, &locker, &json!({ "status": "occupied" })).await).await,
         (422, "status_not_settable".into())
     );
 }
@@ -215,12 +201,10 @@ async fn lockers_have_unique_doors_sizes_and_a_maintenance_switch() {
 async fn a_point_shows_its_controller_token_once_and_stores_only_a_hash() {
     let app = TestApp::spawn_with(&["--door-driver=http"]).await;
     let (_, admin) = app.user_with_role("admin").await;
-    let state = created(app.post_as("/api/v1/states", &admin, &json!({ "name": "Goa" })).await).await;
-    let city =
-        created(app.post_as("/api/v1/cities", &admin, &json!({ "state_id": state["id"], "name": "Panaji" })).await)
-            .await;
+    let state = created(app.create_state(&admin, "Goa").await).await;
+    let city = created(app.create_city(&admin, &json!({ "state_id": state["id"], "name": "Panaji" })).await).await;
     let body = json!({ "city_id": city["id"], "name": "Café Mercado", "address": "Rua de Ourém", "controller_url": "http://10.0.0.5:8080/" });
-    let point = created(app.post_as("/api/v1/locker-points", &admin, &body).await).await;
+    let point = created(app.create_point(&admin, &body).await).await;
     let token = point["controller_token"].as_str().unwrap().to_owned();
     assert_eq!(token.len(), 43);
     assert_eq!(point["controller_url"], "http://10.0.0.5:8080");
@@ -232,7 +216,7 @@ async fn a_point_shows_its_controller_token_once_and_stores_only_a_hash() {
         .await
         .unwrap();
     assert_eq!(stored, lockers_core::places::ControllerToken::digest(&token));
-    let read = app.get(&format!("/api/v1/locker-points/{id}")).await.text().await.unwrap();
+    let read = app.locker_point(&id).await.text().await.unwrap();
     assert!(!read.contains(&token) && !read.contains("controller_token"));
     assert!(!read.contains("10.0.0.5"), "controller addresses are not public: {read}");
     let read: Value = serde_json::from_str(&read).unwrap();
@@ -243,20 +227,15 @@ async fn a_point_shows_its_controller_token_once_and_stores_only_a_hash() {
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(app.get(&format!("/api/v1/locker-points/{id}")).await.json::<Value>().await.unwrap()["online"], true);
+    assert_eq!(app.locker_point(&id).await.json::<Value>().await.unwrap()["online"], true);
     sqlx::query("UPDATE locker_points SET last_heartbeat_at = now() - interval '2 minutes' WHERE id = $1::uuid")
         .bind(&id)
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(app.get(&format!("/api/v1/locker-points/{id}")).await.json::<Value>().await.unwrap()["online"], false);
+    assert_eq!(app.locker_point(&id).await.json::<Value>().await.unwrap()["online"], false);
 
-    let rotated: Value = app
-        .post_as(&format!("/api/v1/locker-points/{id}/controller-token"), &admin, &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let rotated: Value = app.rotate_controller_token(&admin, &id).await.json().await.unwrap();
     let new_token = rotated["controller_token"].as_str().unwrap();
     assert_ne!(new_token, token);
     let stored: Vec<u8> = sqlx::query_scalar("SELECT controller_token_hash FROM locker_points WHERE id = $1::uuid")
@@ -267,21 +246,13 @@ async fn a_point_shows_its_controller_token_once_and_stores_only_a_hash() {
     assert_eq!(stored, lockers_core::places::ControllerToken::digest(new_token));
 
     let bad_url = json!({ "controller_url": "ftp://x" });
-    assert_eq!(
-        code_of(app.patch_as(&format!("/api/v1/locker-points/{id}"), &admin, &bad_url).await).await,
-        (422, "invalid_controller_url".into())
-    );
-    let cleared: Value = app
-        .patch_as(&format!("/api/v1/locker-points/{id}"), &admin, &json!({ "controller_url": null }))
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(code_of(app.update_point(&admin, &id, &bad_url).await).await, (422, "invalid_controller_url".into()));
+    let cleared: Value = app.update_point(&admin, &id, &json!({ "controller_url": null })).await.json().await.unwrap();
     assert_eq!(cleared["controller_url"], Value::Null);
 }
 
 async fn search(app: &TestApp, query: &str) -> Value {
-    let response = app.get(&format!("/api/v1/lockers{query}")).await;
+    let response = app.lockers(query).await;
     assert_eq!(response.status(), 200, "{query}");
     response.json().await.unwrap()
 }
@@ -307,54 +278,54 @@ async fn search_finds_lockers_by_partial_accent_free_text_across_point_address_c
         }
     }
 
-    assert_eq!(point_names(&search(&app, "?q=koram").await), ["Koramangala Hub"], "partial point name");
-    assert_eq!(point_names(&search(&app, "?q=sayyaji").await), ["Devaraja Market"], "address");
-    assert_eq!(point_names(&search(&app, "?q=MYSU").await), ["Devaraja Market"], "city, any case");
-    assert_eq!(point_names(&search(&app, "?q=cafe").await), ["Café Mercado Lockers"], "accent-free finds accented");
-    assert_eq!(point_names(&search(&app, "?q=Our%C3%A9m").await), ["Café Mercado Lockers"], "accented finds accented");
+    assert_eq!(point_names(&search(&app, "q=koram").await), ["Koramangala Hub"], "partial point name");
+    assert_eq!(point_names(&search(&app, "q=sayyaji").await), ["Devaraja Market"], "address");
+    assert_eq!(point_names(&search(&app, "q=MYSU").await), ["Devaraja Market"], "city, any case");
+    assert_eq!(point_names(&search(&app, "q=cafe").await), ["Café Mercado Lockers"], "accent-free finds accented");
+    assert_eq!(point_names(&search(&app, "q=Our%C3%A9m").await), ["Café Mercado Lockers"], "accented finds accented");
     assert_eq!(
-        point_names(&search(&app, "?q=ourem%20panaji").await),
+        point_names(&search(&app, "q=ourem%20panaji").await),
         ["Café Mercado Lockers"],
         "every word, across fields"
     );
-    let state = search(&app, "?q=karnat").await;
+    let state = search(&app, "q=karnat").await;
     assert_eq!(state["total"], 5, "state name matches all its lockers");
-    assert_eq!(search(&app, "?q=zzzz").await["total"], 0);
-    assert_eq!(search(&app, "?q=%25").await["total"], 0, "`%` is literal, not a wildcard");
-    assert_eq!(search(&app, "?q=_").await["total"], 0, "`_` is literal, not a wildcard");
-    assert_eq!(search(&app, "?q=%00").await["total"], 7, "a NUL byte is no error: blank text, no filter");
+    assert_eq!(search(&app, "q=zzzz").await["total"], 0);
+    assert_eq!(search(&app, "q=%25").await["total"], 0, "`%` is literal, not a wildcard");
+    assert_eq!(search(&app, "q=_").await["total"], 0, "`_` is literal, not a wildcard");
+    assert_eq!(search(&app, "q=%00").await["total"], 7, "a NUL byte is no error: blank text, no filter");
 
     // Filters and pagination.
-    assert_eq!(search(&app, "?q=karnataka&size=S").await["total"], 2);
-    assert_eq!(search(&app, &format!("?city_id={mysuru}")).await["total"], 2);
-    assert_eq!(search(&app, &format!("?point_id={kora}&size=L")).await["total"], 2);
-    let page: Value = search(&app, "?per_page=3&page=3").await;
+    assert_eq!(search(&app, "q=karnataka&size=S").await["total"], 2);
+    assert_eq!(search(&app, &format!("city_id={mysuru}")).await["total"], 2);
+    assert_eq!(search(&app, &format!("point_id={kora}&size=L")).await["total"], 2);
+    let page: Value = search(&app, "per_page=3&page=3").await;
     assert_eq!((page["total"].as_i64(), page["items"].as_array().unwrap().len()), (Some(7), 1));
     sqlx::query("UPDATE lockers SET status = 'maintenance' WHERE point_id = $1::uuid")
         .bind(&cafe)
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(search(&app, "?status=available").await["total"], 5);
+    assert_eq!(search(&app, "status=available").await["total"], 5);
 
-    let by_place: Value = app.get("/api/v1/lockers/by-place?location=koramangala").await.json().await.unwrap();
+    let by_place: Value = app.lockers_by_place("location=koramangala").await.json().await.unwrap();
     assert_eq!(point_names(&by_place), ["Koramangala Hub"]);
-    assert_eq!(code_of(app.get("/api/v1/lockers/by-place").await).await, (400, "invalid_query".into()));
-    assert_eq!(code_of(app.get("/api/v1/lockers?size=XXL").await).await, (400, "invalid_query".into()));
-    assert_eq!(code_of(app.get("/api/v1/lockers?city_id=nope").await).await, (400, "invalid_query".into()));
+    assert_eq!(code_of(app.lockers_by_place("").await).await, (400, "invalid_query".into()));
+    assert_eq!(code_of(app.lockers("size=XXL").await).await, (400, "invalid_query".into()));
+    assert_eq!(code_of(app.lockers("city_id=nope").await).await, (400, "invalid_query".into()));
 
     // Points search too, and renaming a city re-indexes its points.
-    let points: Value = app.get("/api/v1/locker-points?q=fontainhas").await.json().await.unwrap();
+    let points: Value = app.locker_points("q=fontainhas").await.json().await.unwrap();
     assert_eq!(points["total"], 1);
-    app.patch_as(&format!("/api/v1/cities/{mysuru}"), &admin, &json!({ "name": "Mysore" })).await;
-    assert_eq!(point_names(&search(&app, "?q=mysore").await), ["Devaraja Market"]);
-    assert_eq!(search(&app, "?q=mysuru").await["total"], 0);
+    app.update_city(&admin, &mysuru, &json!({ "name": "Mysore" })).await;
+    assert_eq!(point_names(&search(&app, "q=mysore").await), ["Devaraja Market"]);
+    assert_eq!(search(&app, "q=mysuru").await["total"], 0);
     // Moving a city to another state re-indexes its points too.
-    let goa: Value = app.get("/api/v1/states").await.json().await.unwrap();
+    let goa: Value = app.states("").await.json().await.unwrap();
     let goa = goa["items"].as_array().unwrap().iter().find(|s| s["name"] == "Goa").unwrap()["id"].clone();
-    app.patch_as(&format!("/api/v1/cities/{mysuru}"), &admin, &json!({ "state_id": goa })).await;
-    assert_eq!(point_names(&search(&app, "?q=mysore%20goa").await), ["Devaraja Market"]);
-    assert_eq!(search(&app, "?q=karnataka").await["total"], 3);
+    app.update_city(&admin, &mysuru, &json!({ "state_id": goa })).await;
+    assert_eq!(point_names(&search(&app, "q=mysore%20goa").await), ["Devaraja Market"]);
+    assert_eq!(search(&app, "q=karnataka").await["total"], 3);
 }
 
 #[tokio::test]
@@ -381,14 +352,14 @@ async fn every_admin_action_is_audited_and_the_log_filters_newest_first() {
     let (admin_id, admin) = app.user_with_role("admin").await;
     let (state, city, point) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
     let locker = add_locker(&app, &admin, &point, 1, "M").await;
-    app.patch_as(&format!("/api/v1/states/{state}"), &admin, &json!({ "name": "Karnātaka" })).await;
-    app.patch_as(&format!("/api/v1/admin/lockers/{locker}"), &admin, &json!({ "status": "maintenance" })).await;
-    app.patch_as(&format!("/api/v1/admin/lockers/{locker}"), &admin, &json!({ "status": "available" })).await;
-    app.post_as(&format!("/api/v1/locker-points/{point}/controller-token"), &admin, &json!({})).await;
-    app.delete_as(&format!("/api/v1/admin/lockers/{locker}"), &admin).await;
-    app.patch_as(&format!("/api/v1/cities/{city}"), &admin, &json!({ "name": "Bangalore" })).await;
+    app.rename_state(&admin, &state, "Karnātaka").await;
+    app.update_locker(&admin, &locker, &json!({ "status": "maintenance" })).await;
+    app.update_locker(&admin, &locker, &json!({ "status": "available" })).await;
+    app.rotate_controller_token(&admin, &point).await;
+    app.delete_locker(&admin, &locker).await;
+    app.update_city(&admin, &city, &json!({ "name": "Bangalore" })).await;
 
-    let log: Value = app.get_as("/api/v1/admin/audit?per_page=100", &admin).await.json().await.unwrap();
+    let log: Value = app.audit_log(&admin, "per_page=100").await.json().await.unwrap();
     let actions: Vec<&str> = log["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
@@ -416,7 +387,7 @@ async fn every_admin_action_is_audited_and_the_log_filters_newest_first() {
 
     let (app, admin) = (&app, admin.as_str());
     let only = |q: String| async move {
-        let page: Value = app.get_as(&format!("/api/v1/admin/audit?{q}"), admin).await.json().await.unwrap();
+        let page: Value = app.audit_log(admin, &q).await.json().await.unwrap();
         page["total"].as_i64().unwrap()
     };
     assert_eq!(only(format!("actor_id={admin_id}")).await, 10);
@@ -429,12 +400,9 @@ async fn every_admin_action_is_audited_and_the_log_filters_newest_first() {
     };
     assert_eq!(only(range(now - chrono::Duration::minutes(5), now + chrono::Duration::minutes(1))).await, 10);
     assert_eq!(only(range(now + chrono::Duration::minutes(1), now + chrono::Duration::minutes(2))).await, 0);
-    let paged: Value = app.get_as("/api/v1/admin/audit?per_page=4&page=3", admin).await.json().await.unwrap();
+    let paged: Value = app.audit_log(admin, "per_page=4&page=3").await.json().await.unwrap();
     assert_eq!(paged["items"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        code_of(app.get_as("/api/v1/admin/audit?from=yesterday", admin).await).await,
-        (400, "invalid_query".into())
-    );
+    assert_eq!(code_of(app.audit_log(admin, "from=yesterday").await).await, (400, "invalid_query".into()));
 }
 
 fn urlencode(s: &str) -> String {
@@ -449,7 +417,7 @@ async fn locker_points_are_paged_in_order_with_the_total_of_every_match() {
     for i in 1..7 {
         let road = if i % 2 == 0 { "Market Road" } else { "Beach Road" };
         let body = json!({ "city_id": city, "name": format!("Point {i}"), "address": road });
-        created(app.post_as("/api/v1/locker-points", &admin, &body).await).await;
+        created(app.create_point(&admin, &body).await).await;
     }
     let (_, _, elsewhere) = network(&app, &admin, "Goa", "Margao", "Station Point", "Market Road").await;
 
@@ -458,8 +426,7 @@ async fn locker_points_are_paged_in_order_with_the_total_of_every_match() {
     };
     let mut seen = Vec::new();
     for n in 1..=3 {
-        let page: Value =
-            app.get(&format!("/api/v1/locker-points?city_id={city}&per_page=3&page={n}")).await.json().await.unwrap();
+        let page: Value = app.locker_points(&format!("city_id={city}&per_page=3&page={n}")).await.json().await.unwrap();
         assert_eq!(
             (page["total"].as_i64(), page["page"].as_u64(), page["per_page"].as_u64()),
             (Some(7), Some(n), Some(3))
@@ -469,16 +436,15 @@ async fn locker_points_are_paged_in_order_with_the_total_of_every_match() {
     let expected: Vec<String> = (0..7).map(|i| format!("Point {i}")).collect();
     assert_eq!(seen, expected, "three pages hold every point once, by name");
     let past_the_end: Value =
-        app.get(&format!("/api/v1/locker-points?city_id={city}&per_page=3&page=4")).await.json().await.unwrap();
+        app.locker_points(&format!("city_id={city}&per_page=3&page=4")).await.json().await.unwrap();
     assert_eq!((past_the_end["total"].as_i64(), names(&past_the_end).len()), (Some(7), 0));
 
     // The total counts matches of the search, across cities, not the page.
-    let market: Value = app.get("/api/v1/locker-points?q=market&per_page=2").await.json().await.unwrap();
+    let market: Value = app.locker_points("q=market&per_page=2").await.json().await.unwrap();
     assert_eq!((market["total"].as_i64(), names(&market).len()), (Some(5), 2), "{market}");
-    let market_page_3: Value = app.get("/api/v1/locker-points?q=market&per_page=2&page=3").await.json().await.unwrap();
+    let market_page_3: Value = app.locker_points("q=market&per_page=2&page=3").await.json().await.unwrap();
     assert_eq!(names(&market_page_3).len(), 1);
-    let in_city: Value =
-        app.get(&format!("/api/v1/locker-points?q=market%20road&city_id={city}")).await.json().await.unwrap();
+    let in_city: Value = app.locker_points(&format!("q=market%20road&city_id={city}")).await.json().await.unwrap();
     assert_eq!(in_city["total"], 4, "{in_city}");
     assert!(!names(&in_city).contains(&"Station Point".to_owned()), "{elsewhere} is in another city");
 }
@@ -498,6 +464,6 @@ async fn a_page_deeper_than_ten_thousand_rows_answers_422_page_too_deep_on_every
         let answer = code_of(app.get_as(&format!("{path}?page=101&per_page=100"), &admin).await).await;
         assert_eq!(answer, (422, "page_too_deep".into()), "{path}");
     }
-    let answer = code_of(app.get("/api/v1/states?page=0").await).await;
+    let answer = code_of(app.states("page=0").await).await;
     assert_eq!(answer, (400, "invalid_query".into()), "page 0 is malformed, not deep");
 }

@@ -1,6 +1,11 @@
 //! The audit log: who did what to what, when. Rows are only ever inserted,
 //! in the same transaction as the change they describe; [`audited`] is the
-//! one way a use case writes and records a change together.
+//! one way a use case writes and records a change together; [`list`] reads
+//! them back.
+
+mod store;
+
+pub use store::{Filter, Record, list};
 
 use serde::Serialize;
 use serde_json::Value;

@@ -1,13 +1,18 @@
-//! Lockers: the compartments of a locker point, their sizes and statuses, the
-//! rules admins change them by, and the search that finds them by place.
+//! Lockers: the compartments of a locker point, their sizes and statuses, and
+//! the rules admins change them by. Their SQL is in `store`, their audited
+//! writes in `use_cases` (re-exported here).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::db::DbError;
 use crate::places::SearchTerms;
 
+pub use super::store::{locker as by_id, search_lockers as search};
+pub use super::use_cases::{create_locker as create, delete_locker as delete, update_locker as update};
+
+/// A size by its code; stored as that text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "text")]
 pub enum Size {
@@ -29,12 +34,85 @@ pub enum Status {
     Maintenance,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+impl Status {
+    /// The one "in use" rule: an exchange holds the locker (a reservation or an item).
+    pub fn in_use(self) -> bool {
+        matches!(self, Self::Reserved | Self::Occupied)
+    }
+}
+
+/// A door number at its point: 1 to 9999.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoorNo(i32);
+
+impl DoorNo {
+    pub const MAX: i32 = 9999;
+
+    pub fn parse(n: i32) -> Option<Self> {
+        (1..=Self::MAX).contains(&n).then_some(Self(n))
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// The ways a locker write is refused.
+#[derive(Debug, thiserror::Error)]
 pub enum LockerError {
+    #[error("locker not found")]
+    NotFound,
     #[error("admins can only set a locker `available` or `maintenance`")]
     StatusNotSettable,
+    /// A change refused while an exchange holds the locker.
     #[error("the locker holds a reservation or an item")]
     InUse,
+    /// A delete refused while an exchange holds the locker.
+    #[error("the locker holds a reservation or an item")]
+    NotEmpty,
+    #[error("the door number is already used at this point")]
+    DoorTaken,
+    #[error("the locker point does not exist")]
+    PointMissing,
+    #[error("the locker has exchanges on record")]
+    HasHistory,
+    #[error(transparent)]
+    Db(DbError),
+}
+
+impl LockerError {
+    /// The one mapping of lockers' constraints, by name; unknown ones stay
+    /// database errors (a 500), so a future table referring to lockers does
+    /// not answer `locker_has_history` by accident.
+    pub(crate) fn from_constraint(e: DbError) -> Self {
+        match e.constraint() {
+            Some("lockers_door_key") => Self::DoorTaken,
+            Some("lockers_point_id_fkey") => Self::PointMissing,
+            Some("items_locker_id_fkey" | "door_commands_locker_id_fkey") => Self::HasHistory,
+            _ => Self::Db(e),
+        }
+    }
+}
+
+impl From<DbError> for LockerError {
+    fn from(e: DbError) -> Self {
+        Self::from_constraint(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct NewLocker {
+    pub point_id: Uuid,
+    pub door_no: DoorNo,
+    pub size: Size,
+}
+
+/// An admin's change; `None` leaves a field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LockerChanges {
+    pub door_no: Option<DoorNo>,
+    pub size: Option<Size>,
+    pub status: Option<Status>,
 }
 
 /// The admin's status change: only between `available` and `maintenance`, and
@@ -43,15 +121,38 @@ pub fn admin_status_change(current: Status, target: Status) -> Result<(), Locker
     if !matches!(target, Status::Available | Status::Maintenance) {
         return Err(LockerError::StatusNotSettable);
     }
-    if matches!(current, Status::Reserved | Status::Occupied) && current != target {
+    if current.in_use() && current != target {
         return Err(LockerError::InUse);
     }
     Ok(())
 }
 
-/// A locker with the place it stands in.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct LockerRow {
+/// An admin's change to a locker whose status is `current`: the door and
+/// size stay while an exchange holds it; the status follows [`admin_status_change`].
+pub fn admin_change(current: Status, changes: &LockerChanges) -> Result<(), LockerError> {
+    if current.in_use() && (changes.door_no.is_some() || changes.size.is_some()) {
+        return Err(LockerError::InUse);
+    }
+    changes.status.map_or(Ok(()), |target| admin_status_change(current, target))
+}
+
+/// Only an empty locker (no reservation, no item) can be deleted.
+pub fn can_delete(current: Status) -> Result<(), LockerError> {
+    if current.in_use() { Err(LockerError::NotEmpty) } else { Ok(()) }
+}
+
+/// The audit action of an update: maintenance switches are named as such.
+pub fn update_action(before: Status, after: Status) -> &'static str {
+    match (before, after) {
+        (Status::Available, Status::Maintenance) => "locker.maintenance_on",
+        (Status::Maintenance, Status::Available) => "locker.maintenance_off",
+        _ => "locker.update",
+    }
+}
+
+/// A locker with the place it stands in. `Serialize` is the audit record's form.
+#[derive(Debug, Clone, Serialize)]
+pub struct Locker {
     pub id: Uuid,
     pub point_id: Uuid,
     pub door_no: i32,
@@ -70,16 +171,14 @@ pub struct LockerRow {
     pub created_at: DateTime<Utc>,
 }
 
-const SELECT: &str = "SELECT l.id, l.point_id, l.door_no, l.size, l.status,
-        z.inner_width_mm, z.inner_height_mm, z.inner_depth_mm,
-        p.name AS point_name, p.address, c.id AS city_id, c.name AS city_name, s.id AS state_id,
-        s.name AS state_name, p.last_heartbeat_at, l.created_at
-    FROM lockers l
-    JOIN locker_sizes z ON z.code = l.size
-    JOIN locker_points p ON p.id = l.point_id
-    JOIN cities c ON c.id = p.city_id
-    JOIN states s ON s.id = c.state_id";
+impl Locker {
+    /// Whether its point is online (see [`crate::places::is_online`]).
+    pub fn point_online(&self, now: DateTime<Utc>, doors_simulated: bool) -> bool {
+        crate::places::is_online(self.last_heartbeat_at, now, doors_simulated)
+    }
+}
 
+/// What a locker search narrows by.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub status: Option<Status>,
@@ -89,121 +188,6 @@ pub struct Filter {
     pub terms: Option<SearchTerms>,
 }
 
-/// Lockers matching `filter`, best place match first, one page and the total.
-pub async fn search(
-    conn: &mut PgConnection,
-    filter: &Filter,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<LockerRow>, i64), sqlx::Error> {
-    // $1-$4: filters; then one parameter per search word; then query text, limit, offset.
-    let words = filter.terms.as_ref().map(|t| t.words.clone()).unwrap_or_default();
-    let conditions = filter.terms.as_ref().map(|t| t.conditions("p.search_document", 5)).unwrap_or_default();
-    let predicate = format!(
-        "WHERE ($1::text IS NULL OR l.status = $1) AND ($2::text IS NULL OR l.size = $2)
-           AND ($3::uuid IS NULL OR l.point_id = $3) AND ($4::uuid IS NULL OR p.city_id = $4) {conditions}"
-    );
-    let next = 5 + words.len();
-    let rows_sql = format!(
-        "{SELECT} {predicate}
-         ORDER BY word_similarity(lockers_fold(coalesce(${next}, '')), p.search_document) DESC, p.name, l.door_no, l.id
-         LIMIT ${} OFFSET ${}",
-        next + 1,
-        next + 2
-    );
-    let count_sql = format!("SELECT count(*) FROM lockers l JOIN locker_points p ON p.id = l.point_id {predicate}");
-
-    let mut rows = sqlx::query_as(sqlx::AssertSqlSafe(rows_sql))
-        .bind(filter.status)
-        .bind(filter.size)
-        .bind(filter.point_id)
-        .bind(filter.city_id);
-    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
-        .bind(filter.status)
-        .bind(filter.size)
-        .bind(filter.point_id)
-        .bind(filter.city_id);
-    for word in &words {
-        rows = rows.bind(word.clone());
-        count = count.bind(word.clone());
-    }
-    let query = filter.terms.as_ref().map(|t| t.query.clone());
-    let items = rows.bind(query).bind(limit).bind(offset).fetch_all(&mut *conn).await?;
-    let total = count.fetch_one(conn).await?;
-    Ok((items, total))
-}
-
-pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockerRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE l.id = $1"))).bind(id).fetch_optional(conn).await
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("the door number is already used at this point")]
-    DoorTaken,
-    #[error("the locker point does not exist")]
-    PointMissing,
-    #[error("the locker has exchanges on record")]
-    HasHistory,
-    #[error(transparent)]
-    Database(sqlx::Error),
-}
-
-impl From<sqlx::Error> for WriteError {
-    fn from(e: sqlx::Error) -> Self {
-        let Some(db) = e.as_database_error() else { return Self::Database(e) };
-        match (db.code().as_deref(), db.constraint()) {
-            (Some("23505"), Some("lockers_door_key")) => Self::DoorTaken,
-            (Some("23503"), Some("lockers_point_id_fkey")) => Self::PointMissing,
-            (Some("23503"), _) => Self::HasHistory,
-            _ => Self::Database(e),
-        }
-    }
-}
-
-pub async fn create(conn: &mut PgConnection, point_id: Uuid, door_no: i32, size: Size) -> Result<Uuid, WriteError> {
-    let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO lockers (id, point_id, door_no, size) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(point_id)
-        .bind(door_no)
-        .bind(size)
-        .execute(conn)
-        .await?;
-    Ok(id)
-}
-
-/// Locks the locker row for a change and returns its status.
-pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<Status>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM lockers WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await
-}
-
-pub async fn update(
-    conn: &mut PgConnection,
-    id: Uuid,
-    door_no: Option<i32>,
-    size: Option<Size>,
-    status: Option<Status>,
-) -> Result<(), WriteError> {
-    sqlx::query(
-        "UPDATE lockers SET door_no = coalesce($2, door_no), size = coalesce($3, size),
-             status = coalesce($4, status), updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(door_no)
-    .bind(size)
-    .bind(status)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), WriteError> {
-    sqlx::query("DELETE FROM lockers WHERE id = $1").bind(id).execute(conn).await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,13 +195,52 @@ mod tests {
     #[test]
     fn admins_move_lockers_only_between_available_and_maintenance_when_free() {
         use Status::*;
-        assert_eq!(admin_status_change(Available, Maintenance), Ok(()));
-        assert_eq!(admin_status_change(Maintenance, Available), Ok(()));
-        assert_eq!(admin_status_change(Available, Available), Ok(()));
-        assert_eq!(admin_status_change(Available, Reserved), Err(LockerError::StatusNotSettable));
-        assert_eq!(admin_status_change(Available, Occupied), Err(LockerError::StatusNotSettable));
-        assert_eq!(admin_status_change(Reserved, Maintenance), Err(LockerError::InUse));
-        assert_eq!(admin_status_change(Occupied, Available), Err(LockerError::InUse));
+        assert!(admin_status_change(Available, Maintenance).is_ok());
+        assert!(admin_status_change(Maintenance, Available).is_ok());
+        assert!(admin_status_change(Available, Available).is_ok());
+        assert!(matches!(admin_status_change(Available, Reserved), Err(LockerError::StatusNotSettable)));
+        assert!(matches!(admin_status_change(Available, Occupied), Err(LockerError::StatusNotSettable)));
+        assert!(matches!(admin_status_change(Reserved, Maintenance), Err(LockerError::InUse)));
+        assert!(matches!(admin_status_change(Occupied, Available), Err(LockerError::InUse)));
+    }
+
+    #[test]
+    fn a_locker_in_use_keeps_its_door_and_size_and_cannot_be_deleted() {
+        use Status::*;
+        let door = LockerChanges { door_no: DoorNo::parse(9), ..LockerChanges::default() };
+        let size = LockerChanges { size: Some(Size::S), ..LockerChanges::default() };
+        for current in [Reserved, Occupied] {
+            assert!(current.in_use());
+            assert!(matches!(admin_change(current, &door), Err(LockerError::InUse)));
+            assert!(matches!(admin_change(current, &size), Err(LockerError::InUse)));
+            assert!(matches!(can_delete(current), Err(LockerError::NotEmpty)));
+            assert!(admin_change(current, &LockerChanges::default()).is_ok());
+        }
+        for current in [Available, Maintenance] {
+            assert!(!current.in_use());
+            assert!(admin_change(current, &door).is_ok() && admin_change(current, &size).is_ok());
+            assert!(can_delete(current).is_ok());
+        }
+        let to_maintenance = LockerChanges { status: Some(Maintenance), ..LockerChanges::default() };
+        assert!(matches!(admin_change(Reserved, &to_maintenance), Err(LockerError::InUse)));
+    }
+
+    #[test]
+    fn door_numbers_run_from_1_to_9999() {
+        assert_eq!(DoorNo::parse(1).map(DoorNo::get), Some(1));
+        assert_eq!(DoorNo::parse(9999).map(DoorNo::get), Some(9999));
+        for bad in [0, -1, 10_000, i32::MIN, i32::MAX] {
+            assert!(DoorNo::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn maintenance_switches_are_audited_by_name() {
+        use Status::*;
+        assert_eq!(update_action(Available, Maintenance), "locker.maintenance_on");
+        assert_eq!(update_action(Maintenance, Available), "locker.maintenance_off");
+        assert_eq!(update_action(Available, Available), "locker.update");
+        assert_eq!(update_action(Maintenance, Maintenance), "locker.update");
     }
 
     #[test]
