@@ -2,6 +2,7 @@
 //! fake external servers that speak the real protocols.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod client;
 mod fakes;
 mod harness;
 

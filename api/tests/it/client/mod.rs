@@ -1,0 +1,3 @@
+//! Client methods on `TestApp`, one file per area.
+
+pub mod accounts;
