@@ -39,7 +39,7 @@ async fn verified(stack: &Stack, email: &str, phone: Option<&str>) -> Value {
     if let Some(phone) = phone {
         let code = stack.sms_code(phone, 1).await;
         let access = access_token(stack, email, PASSWORD).await;
-        let response = stack.verify_as(&access, &phone, &code).await;
+        let response = stack.verify_as(&access, phone, &code).await;
         assert_eq!(response.status(), 200);
     }
     user
@@ -210,7 +210,7 @@ async fn at_most_five_codes_per_contact_and_address_per_ten_minutes_known_or_not
     for (identifier, allowed) in [(EMAIL, 4), ("nobody@example.com", 5)] {
         let mut statuses = Vec::new();
         for _ in 0..=allowed {
-            let response = stack.request_login_code(&identifier).await;
+            let response = stack.request_login_code(identifier).await;
             let retry_after =
                 response.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
             statuses.push((response.status().as_u16(), retry_after.is_some_and(|s| (1..=600).contains(&s))));

@@ -116,3 +116,47 @@ impl Accounts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::accounts::users::Role;
+
+    fn user(email_proven: bool, phone_proven: bool) -> User {
+        let at = |proven: bool| proven.then(Utc::now);
+        User {
+            id: Uuid::now_v7(),
+            name: "Asha".into(),
+            email: "asha@example.com".into(),
+            phone: Some("+919876543210".into()),
+            role: Role::User,
+            password_hash: None,
+            email_verified_at: at(email_proven),
+            phone_verified_at: at(phone_proven),
+            disabled_at: None,
+            session_epoch: 0,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_phone_is_verified_only_after_the_email_and_only_once() {
+        let (email, phone) = (Contact::parse("asha@example.com").unwrap(), Contact::parse("+919876543210").unwrap());
+        assert!(may_request_verification(&user(false, false), &email));
+        assert!(!may_request_verification(&user(true, false), &email), "already proven");
+        assert!(!may_request_verification(&user(false, false), &phone), "no owner to give it to yet");
+        assert!(may_request_verification(&user(true, false), &phone));
+        assert!(!may_request_verification(&user(true, true), &phone));
+    }
+
+    #[test]
+    fn an_unproven_phone_neither_logs_in_nor_gets_login_codes() {
+        let (email, phone) = (Contact::parse("asha@example.com").unwrap(), Contact::parse("+919876543210").unwrap());
+        for (u, phone_works) in [(user(true, false), false), (user(true, true), true)] {
+            assert!(may_request_login(&u, &email) && identifies_for_login(&u, &email));
+            assert_eq!((may_request_login(&u, &phone), identifies_for_login(&u, &phone)), (phone_works, phone_works));
+        }
+    }
+}
