@@ -4,10 +4,9 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use lockers_core::audit::{self, Actor, Entry, Filter, Record};
+use lockers_core::audit::{self, Filter, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ApiContext;
@@ -17,21 +16,6 @@ use crate::pagination::{List, PageQuery};
 
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/admin/audit", get(list))
-}
-
-/// Records a change to user `id`. Only the auth handlers still write entries
-/// themselves; once their writes are use cases (`audit::audited`), this goes.
-pub async fn record<B: Serialize, A: Serialize>(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    action: &str,
-    target_type: &str,
-    id: Uuid,
-    before: Option<&B>,
-    after: Option<&A>,
-) -> Result<()> {
-    audit::record(conn, actor, Entry::change(action, target_type, id, before, after)).await?;
-    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderName;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use lockers_core::accounts::users::{self, Role, User};
+use lockers_core::accounts::tokens::SignedIn;
+use lockers_core::accounts::users::{Role, User};
 use lockers_core::audit::{Actor, Party};
 use lockers_core::net;
 
@@ -69,15 +70,10 @@ impl FromRequestParts<ApiContext> for Caller {
 }
 
 /// A caller with a valid access token whose account is enabled and whose
-/// session is live. Role, disabled state, session epoch and the session's
-/// revocation are read from the database on every request (one query), so
-/// changes and logouts apply at once.
+/// session is live (`Accounts::signed_in`: read from the database on every
+/// request, so changes and logouts apply at once).
 #[derive(Debug, Clone)]
-pub struct AuthSession {
-    pub user: User,
-    /// The session (refresh-token family) the access token names.
-    pub session_id: uuid::Uuid,
-}
+pub struct AuthSession(pub SignedIn);
 
 impl FromRequestParts<ApiContext> for AuthSession {
     type Rejection = ApiError;
@@ -86,13 +82,7 @@ impl FromRequestParts<ApiContext> for AuthSession {
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
         let token =
             header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or(ApiError::Unauthorized)?;
-        let claims = ctx.tokens.verify(token.trim()).map_err(|_| ApiError::InvalidToken)?;
-        let mut conn = ctx.db.acquire().await?;
-        let user = users::by_session(&mut conn, claims.sub, claims.sid).await?.ok_or(ApiError::InvalidToken)?;
-        if user.is_disabled() || user.session_epoch != claims.ep {
-            return Err(ApiError::InvalidToken);
-        }
-        Ok(Self { user, session_id: claims.sid })
+        Ok(Self(ctx.accounts.signed_in(&ctx.db, token.trim()).await?))
     }
 }
 
@@ -104,7 +94,7 @@ impl FromRequestParts<ApiContext> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
-        AuthSession::from_request_parts(parts, ctx).await.map(|s| Self(s.user))
+        AuthSession::from_request_parts(parts, ctx).await.map(|AuthSession(s)| Self(s.user))
     }
 }
 

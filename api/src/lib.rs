@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use lockers_core::accounts::access_token::TokenKeys;
-use lockers_core::config::{Config, Secret};
+use lockers_core::accounts::Accounts;
+use lockers_core::config::Config;
+use lockers_core::messaging::codes::Codes;
+use lockers_core::rate_limit::RateLimiter;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -29,34 +31,19 @@ pub struct ApiContext {
     pub config: Arc<Config>,
     pub db: PgPool,
     pub redis: Option<redis::aio::ConnectionManager>,
-    pub tokens: Arc<TokenKeys>,
-    pub limiter: Arc<lockers_core::rate_limit::RateLimiter>,
-    /// Argon2 runs at most one hash per core at a time: each takes 19 MiB, and
-    /// a burst of logins must queue, not exhaust memory.
-    pub hashing: Arc<tokio::sync::Semaphore>,
-    pepper: Secret,
+    pub limiter: Arc<RateLimiter>,
+    /// Code sending and its limits, shared by every use case that sends codes.
+    pub codes: Arc<Codes>,
+    /// The account use cases with what they share (keys, hashing pool).
+    pub accounts: Arc<Accounts>,
 }
 
 impl ApiContext {
     pub fn new(config: Arc<Config>, db: PgPool, redis: Option<redis::aio::ConnectionManager>) -> Self {
-        let limiter = lockers_core::rate_limit::RateLimiter::new(redis.clone(), config.redis_key_prefix.clone());
-        Self {
-            tokens: Arc::new(TokenKeys::from_config(&config)),
-            limiter: Arc::new(limiter),
-            hashing: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            )),
-            // `validated()` always fills the pepper; a random one only serves a Config built by hand.
-            pepper: config.otp_pepper.clone().unwrap_or_else(Secret::random),
-            config,
-            db,
-            redis,
-        }
-    }
-
-    /// The server secret keying one-time-code hashes.
-    pub fn pepper(&self) -> &Secret {
-        &self.pepper
+        let limiter = Arc::new(RateLimiter::new(redis.clone(), config.redis_key_prefix.clone()));
+        let codes = Arc::new(Codes::new(config.clone(), limiter.clone(), db.clone()));
+        let accounts = Arc::new(Accounts::new(config.clone(), limiter.clone(), codes.clone()));
+        Self { config, db, redis, limiter, codes, accounts }
     }
 }
 

@@ -1,26 +1,31 @@
 //! `/auth`: signup, verification, password and OTP login, token rotation,
-//! logout and password reset.
+//! logout and password reset. Each handler parses its input, calls one use
+//! case of `lockers_core::accounts`, and maps its error here, once.
 
 mod codes;
 mod login;
-mod ownership;
 mod signup;
 mod tokens;
-
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use lockers_core::accounts::Internal;
+use lockers_core::accounts::admin::UpdateUserError;
+use lockers_core::accounts::codes::CodeFlowError;
 use lockers_core::accounts::contact::Contact;
+use lockers_core::accounts::login::LoginError;
+use lockers_core::accounts::ownership::ProofError;
+use lockers_core::accounts::password::PasswordError;
+use lockers_core::accounts::signup::SignupError;
+use lockers_core::accounts::tokens::{AccessError, RefreshError, TokenPair};
 use lockers_core::accounts::users::{Role, User};
+use lockers_core::messaging::codes::{CodeError, RateLimited};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::ApiContext;
 use crate::error::ApiError;
-use crate::extract::ClientIp;
-use lockers_core::rate_limit::{Decision, Limit};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -68,21 +73,23 @@ impl From<User> for UserView {
     }
 }
 
-/// Unauthenticated `/auth` calls per client IP.
-fn ip_limit(ctx: &ApiContext) -> Limit {
-    Limit::per(ctx.config.auth_ip_limit_per_min, Duration::from_secs(60))
+/// A token pair as the API hands it out (OAuth2's shape).
+#[derive(Debug, Serialize)]
+pub struct TokensView {
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    /// Seconds the access token is valid.
+    expires_in: u64,
 }
 
-/// Counts one unauthenticated `/auth` call against the caller's IP.
-async fn limit_ip(ctx: &ApiContext, ip: ClientIp) -> Result<(), ApiError> {
-    limited(ctx.limiter.hit(&format!("auth_ip:{}", ip.key()), ip_limit(ctx)).await)
-}
-
-fn limited(decision: Decision) -> Result<(), ApiError> {
-    match decision {
-        Decision::Allowed { .. } => Ok(()),
-        Decision::Limited { retry_after } => {
-            Err(ApiError::TooManyRequests { retry_after_secs: retry_after.as_secs_f64().ceil() as u64 })
+impl From<TokenPair> for TokensView {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            refresh_token: pair.refresh_token.expose().to_owned(),
+            access_token: pair.access_token,
+            token_type: "bearer",
+            expires_in: pair.expires_in.as_secs(),
         }
     }
 }
@@ -91,20 +98,157 @@ fn parse_identifier(raw: &str) -> Result<Contact, ApiError> {
     Contact::parse(raw).map_err(|e| ApiError::unprocessable("invalid_identifier", e.to_string()))
 }
 
-/// Runs Argon2 off the async runtime, one hash per core at a time.
-async fn blocking<T: Send + 'static>(ctx: &ApiContext, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    let _permit =
-        ctx.hashing.acquire().await.map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing closed: {e}")))?;
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing task failed: {e}")))
+fn password_rejected(e: PasswordError) -> ApiError {
+    let code = match e {
+        PasswordError::TooShort => "password_too_short",
+        PasswordError::TooLong => "password_too_long",
+        PasswordError::TooCommon => "password_too_common",
+    };
+    ApiError::unprocessable(code, e.to_string())
 }
 
-/// Records a security event about `user_id` (the shared audit writer, user-targeted).
-async fn audit_event(
-    conn: &mut sqlx::PgConnection,
-    actor: &lockers_core::audit::Actor,
-    action: &str,
-    user_id: Uuid,
-    after: Option<serde_json::Value>,
-) -> Result<(), ApiError> {
-    crate::audit_log::record(conn, actor, action, "user", user_id, None::<&()>, after.as_ref()).await
+fn invalid_code() -> ApiError {
+    ApiError::AuthFailed { code: "invalid_code", message: "the code is wrong, expired or already used" }
+}
+
+fn email_not_verified() -> ApiError {
+    ApiError::Refused {
+        code: "email_not_verified",
+        message: "this account's email is not proven yet: enter the code sent to it, or log in with an emailed code",
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(e: RateLimited) -> Self {
+        Self::TooManyRequests { retry_after_secs: e.retry_after.as_secs_f64().ceil() as u64 }
+    }
+}
+
+impl From<Internal> for ApiError {
+    fn from(e: Internal) -> Self {
+        Self::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl From<CodeError> for ApiError {
+    fn from(e: CodeError) -> Self {
+        match e {
+            CodeError::RateLimited(e) => e.into(),
+            CodeError::CountryNotAllowed => {
+                Self::unprocessable("phone_country_not_allowed", "text messages cannot be sent to this country")
+            }
+            CodeError::SmsBudgetExhausted => Self::Unavailable {
+                code: "sms_budget_exhausted",
+                message: "text messages are paused for now: try again later, or use your email address",
+            },
+            CodeError::InvalidCode => invalid_code(),
+            CodeError::Db(e) => e.into(),
+            CodeError::Enqueue(e) => e.into(),
+        }
+    }
+}
+
+impl From<ProofError> for ApiError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::NoAccount => invalid_code(),
+            ProofError::WrongPassword => Self::AuthFailed {
+                code: "invalid_credentials",
+                message: "the password given does not match the account's",
+            },
+            ProofError::EmailNotVerified => email_not_verified(),
+            ProofError::PhoneTaken => Self::conflict("phone_taken", "another account has already proven this phone"),
+            ProofError::Internal(e) => e.into(),
+            ProofError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<CodeFlowError> for ApiError {
+    fn from(e: CodeFlowError) -> Self {
+        match e {
+            // Handlers that take a session answer with its own rejection instead.
+            CodeFlowError::SignInRequired => Self::Unauthorized,
+            CodeFlowError::PhoneNotOnAccount => {
+                Self::unprocessable("phone_not_on_account", "this phone is not the one on your account")
+            }
+            CodeFlowError::Code(e) => e.into(),
+            CodeFlowError::Proof(e) => e.into(),
+            CodeFlowError::Internal(e) => e.into(),
+            CodeFlowError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<SignupError> for ApiError {
+    fn from(e: SignupError) -> Self {
+        match e {
+            SignupError::EmailTaken => Self::conflict("email_taken", "an account with this email already exists"),
+            SignupError::PhoneTaken => Self::conflict("phone_taken", "an account with this phone already exists"),
+            SignupError::Code(e) => e.into(),
+            SignupError::Internal(e) => e.into(),
+            SignupError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::RateLimited(e) => e.into(),
+            LoginError::Suspended { retry_after } => Self::Suspended {
+                code: "password_login_suspended",
+                message: "too many wrong passwords for this account: sign in with a one-time code \
+                          (/auth/otp/request) or reset the password",
+                retry_after_secs: retry_after.as_secs_f64().ceil() as u64,
+            },
+            LoginError::InvalidCredentials => {
+                Self::AuthFailed { code: "invalid_credentials", message: "the identifier or password is wrong" }
+            }
+            LoginError::EmailNotVerified => email_not_verified(),
+            LoginError::Internal(e) => e.into(),
+            LoginError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Invalid => Self::AuthFailed {
+                code: "invalid_refresh_token",
+                message: "the refresh token is invalid, expired or used",
+            },
+            RefreshError::InProgress => Self::conflict(
+                "refresh_in_progress",
+                "this refresh token was just exchanged by another request; use the tokens it returned",
+            ),
+            RefreshError::Internal(e) => e.into(),
+            RefreshError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::InvalidToken => Self::InvalidToken,
+            AccessError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<UpdateUserError> for ApiError {
+    fn from(e: UpdateUserError) -> Self {
+        match e {
+            UpdateUserError::NothingToChange => {
+                Self::unprocessable("nothing_to_change", "give `role` and/or `disabled`")
+            }
+            UpdateUserError::CannotModifySelf => {
+                Self::conflict("cannot_modify_self", "admins cannot change their own role or state")
+            }
+            UpdateUserError::NotFound => Self::NotFound("user"),
+            UpdateUserError::Db(e) => e.into(),
+        }
+    }
 }

@@ -4,14 +4,14 @@ use std::io::BufRead;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use lockers_core::accounts::admin;
 use lockers_core::accounts::contact::Email;
-use lockers_core::accounts::password::{self, Password};
-use lockers_core::accounts::users::{self, Name, Promotion};
+use lockers_core::accounts::password::Password;
+use lockers_core::accounts::users::{Name, Promotion};
 use lockers_core::config::Config;
 use lockers_core::places::lockers::Size::{self, L, M, S, Xl};
 use lockers_core::places::{self, DemoPoint, SeedError};
 use lockers_core::{audit, db, jobs, telemetry};
-use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(name = "lockers-admin", about = "Lockers operator CLI; settings come from the environment (see README)")]
@@ -142,10 +142,9 @@ async fn sweep_run(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()> {
 }
 
 /// Creates the admin, or promotes the account already registered under the
-/// email. Either way the password is the one read from standard input: an
-/// existing account may have been registered by a stranger, so promotion
-/// replaces its password, ends its sessions and marks the email proven (the
-/// operator vouches for it); see `users::make_admin`.
+/// email, with the password read from standard input (`admin::create_admin`,
+/// acting as the operator: it replaces a promoted account's password, ends
+/// its sessions and marks the email proven).
 async fn create_admin(pool: &sqlx::PgPool, email: &str, name: &str) -> anyhow::Result<()> {
     let email = Email::parse(email).context("--email is not a valid email address")?;
     let name = Name::parse(name).context("--name must be 1 to 100 characters")?;
@@ -153,49 +152,15 @@ async fn create_admin(pool: &sqlx::PgPool, email: &str, name: &str) -> anyhow::R
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("Failed to read the password")?;
     let password = Password::parse(line.trim_end_matches(['\r', '\n']).to_owned())?;
-    let hash = tokio::task::spawn_blocking(move || password::hash(&password))
-        .await?
-        .map_err(|e| anyhow::anyhow!("Failed to hash the password: {e}"))?;
-    let mut tx = pool.begin().await?;
-    match users::make_admin(&mut tx, &name, &email, &hash).await? {
-        Promotion::Created(user) => {
-            audit(&mut tx, user.id, "user.create_admin", None).await?;
-            tx.commit().await?;
-            println!("admin {email} created (id {})", user.id);
-        }
-        Promotion::Promoted(user) => {
-            let reset = serde_json::json!(["password", "sessions", "unproven_phone"]);
-            audit(&mut tx, user.id, "user.promote_admin", Some(reset)).await?;
-            tx.commit().await?;
-            println!(
-                "{email} already had an account (id {}); it is now an admin with the password just given: \
-                 its previous password and every session have ended",
-                user.id
-            );
-        }
+    let mut conn = pool.acquire().await?;
+    match admin::create_admin(&mut conn, &audit::Actor::operator(), &name, &email, password).await? {
+        Promotion::Created(user) => println!("admin {email} created (id {})", user.id),
+        Promotion::Promoted(user) => println!(
+            "{email} already had an account (id {}); it is now an admin with the password just given: \
+             its previous password and every session have ended",
+            user.id
+        ),
     }
-    Ok(())
-}
-
-/// CLI actions are audited with no actor: the operator acts as the system.
-async fn audit(
-    conn: &mut sqlx::PgConnection,
-    user_id: Uuid,
-    action: &str,
-    reset: Option<serde_json::Value>,
-) -> anyhow::Result<()> {
-    let mut after = serde_json::json!({ "role": "admin", "via": "lockers-admin" });
-    if let Some(reset) = reset {
-        after["reset"] = reset;
-    }
-    let entry = audit::Entry {
-        action,
-        target_type: "user",
-        target_id: Some(user_id.to_string()),
-        before: None,
-        after: Some(after),
-    };
-    audit::record(conn, &audit::Actor::operator(), entry).await?;
     Ok(())
 }
 

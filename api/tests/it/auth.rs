@@ -14,24 +14,19 @@ const EMAIL: &str = "asha@example.com";
 const PHONE: &str = "+919876543210";
 
 async fn signup(stack: &Stack, email: &str, phone: Option<&str>) -> Value {
-    let mut body = json!({ "name": "Asha Rao", "email": email, "password": PASSWORD });
-    if let Some(phone) = phone {
-        body["phone"] = json!(phone);
-    }
-    let response = stack.post("/api/v1/auth/signup", &body).await;
+    let response = stack.signup("Asha Rao", email, phone, PASSWORD).await;
     assert_eq!(response.status(), 201);
     response.json().await.unwrap()
 }
 
 async fn login(stack: &Stack, identifier: &str, password: &str) -> reqwest::Response {
-    stack.post("/api/v1/auth/login", &json!({ "identifier": identifier, "password": password })).await
+    stack.login(identifier, password).await
 }
 
 /// Proves `email` with the code of its `n`th message, giving the password so it is kept.
 async fn prove_email(stack: &Stack, email: &str, n: usize) -> Value {
     let code = stack.email_code(email, n).await;
-    let body = json!({ "identifier": email, "code": code, "password": PASSWORD });
-    let response = stack.post("/api/v1/auth/verify", &body).await;
+    let response = stack.verify_keeping_password(email, &code, PASSWORD).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -44,8 +39,7 @@ async fn verified(stack: &Stack, email: &str, phone: Option<&str>) -> Value {
     if let Some(phone) = phone {
         let code = stack.sms_code(phone, 1).await;
         let access = access_token(stack, email, PASSWORD).await;
-        let response =
-            stack.post_as("/api/v1/auth/verify", &access, &json!({ "identifier": phone, "code": code })).await;
+        let response = stack.verify_as(&access, phone, &code).await;
         assert_eq!(response.status(), 200);
     }
     user
@@ -106,23 +100,16 @@ async fn signup_sends_codes_by_email_and_sms_and_each_verifies_its_contact() {
     assert_eq!(mail.from, "no-reply@lockers.test");
 
     // The client that signed up gives the password along, so it (and the phone) stay.
-    let verified = stack
-        .post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": email_code, "password": PASSWORD }))
-        .await;
+    let verified = stack.verify_keeping_password(EMAIL, &email_code, PASSWORD).await;
     assert_eq!(verified.status(), 200);
     assert_eq!(verified.json::<Value>().await.unwrap()["email_verified"], true);
     // The phone's code is the account's: redeemed with its session.
     let access = access_token(&stack, EMAIL, PASSWORD).await;
-    let verified: Value = stack
-        .post_as("/api/v1/auth/verify", &access, &json!({ "identifier": PHONE, "code": sms_code }))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let verified: Value = stack.verify_as(&access, PHONE, &sms_code).await.json().await.unwrap();
     assert_eq!((verified["email_verified"].as_bool(), verified["phone_verified"].as_bool()), (Some(true), Some(true)));
 
     // A code works once.
-    let again = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": email_code })).await;
+    let again = stack.verify(EMAIL, &email_code).await;
     assert_eq!(error_code(again).await, (401, "invalid_code".into()));
     // No code or secret is left readable in the outbox.
     let bodies: Vec<String> =
@@ -145,7 +132,7 @@ async fn signup_refuses_bad_input_with_stable_codes_and_writes_nothing() {
         (json!({ "name": 5, "email": EMAIL, "password": PASSWORD }), 400, "invalid_body"),
     ];
     for (body, status, code) in cases {
-        let response = stack.post("/api/v1/auth/signup", &body).await;
+        let response = stack.signup_with(&body).await;
         assert_eq!(error_code(response).await, (status, code.to_owned()), "{body}");
     }
     let malformed = stack
@@ -167,9 +154,9 @@ async fn a_duplicate_email_or_verified_phone_is_a_409_with_its_own_code() {
     // A phone is taken once proven (an unverified one blocks nobody: see the squatting test).
     verified(&stack, EMAIL, Some(PHONE)).await;
     let same_email = json!({ "name": "B", "email": "ASHA@example.com", "password": PASSWORD });
-    assert_eq!(error_code(stack.post("/api/v1/auth/signup", &same_email).await).await, (409, "email_taken".into()));
+    assert_eq!(error_code(stack.signup_with(&same_email).await).await, (409, "email_taken".into()));
     let same_phone = json!({ "name": "B", "email": "b@example.com", "phone": PHONE, "password": PASSWORD });
-    assert_eq!(error_code(stack.post("/api/v1/auth/signup", &same_phone).await).await, (409, "phone_taken".into()));
+    assert_eq!(error_code(stack.signup_with(&same_phone).await).await, (409, "phone_taken".into()));
 }
 
 #[tokio::test]
@@ -179,10 +166,10 @@ async fn five_wrong_tries_kill_a_code() {
     let code = stack.email_code(EMAIL, 1).await;
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
     for _ in 0..5 {
-        let response = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": wrong })).await;
+        let response = stack.verify(EMAIL, &wrong).await;
         assert_eq!(error_code(response).await, (401, "invalid_code".into()));
     }
-    let right = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": code })).await;
+    let right = stack.verify(EMAIL, &code).await;
     assert_eq!(error_code(right).await, (401, "invalid_code".into()), "dead after 5 wrong tries");
 }
 
@@ -204,7 +191,7 @@ async fn code_requests_answer_the_same_for_known_and_unknown_contacts() {
         assert_eq!(answers[0].0, 202);
     }
     for phone in [PHONE, "+919000000001"] {
-        let response = stack.post("/api/v1/auth/verify/request", &json!({ "identifier": phone })).await;
+        let response = stack.request_verification(phone).await;
         assert_eq!(error_code(response).await, (401, "unauthorized".into()), "{phone}");
     }
     // Known contacts got their codes (email: signup + 3), unknown ones nothing. A phone not
@@ -213,10 +200,7 @@ async fn code_requests_answer_the_same_for_known_and_unknown_contacts() {
         eventually(Duration::from_secs(10), || async { stack.sent_to(EMAIL) == 4 && stack.sent_to(PHONE) == 1 }).await
     );
     assert_eq!(stack.sent_to("nobody@example.com") + stack.sent_to("+919000000001"), 0);
-    assert_eq!(
-        error_code(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": "bob" })).await).await,
-        (422, "invalid_identifier".into())
-    );
+    assert_eq!(error_code(stack.request_login_code("bob").await).await, (422, "invalid_identifier".into()));
 }
 
 #[tokio::test]
@@ -226,7 +210,7 @@ async fn at_most_five_codes_per_contact_and_address_per_ten_minutes_known_or_not
     for (identifier, allowed) in [(EMAIL, 4), ("nobody@example.com", 5)] {
         let mut statuses = Vec::new();
         for _ in 0..=allowed {
-            let response = stack.post("/api/v1/auth/otp/request", &json!({ "identifier": identifier })).await;
+            let response = stack.request_login_code(identifier).await;
             let retry_after =
                 response.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
             statuses.push((response.status().as_u16(), retry_after.is_some_and(|s| (1..=600).contains(&s))));
@@ -248,11 +232,11 @@ async fn login_returns_a_token_pair_that_opens_me() {
         let tokens: Value = response.json().await.unwrap();
         assert_eq!(tokens["token_type"], "bearer");
         assert_eq!(tokens["expires_in"], 900);
-        let me = stack.get_as("/api/v1/auth/me", tokens["access_token"].as_str().unwrap()).await;
+        let me = stack.me(Some(tokens["access_token"].as_str().unwrap())).await;
         assert_eq!(me.status(), 200);
         assert_eq!(me.json::<Value>().await.unwrap()["email"], EMAIL);
     }
-    let no_token = stack.get("/api/v1/auth/me").await;
+    let no_token = stack.me(None).await;
     assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
     assert_eq!(error_code(no_token).await, (401, "unauthorized".into()));
 }
@@ -294,7 +278,7 @@ async fn the_per_ip_limit_answers_429_with_retry_after() {
 }
 
 async fn refresh(stack: &Stack, token: &str) -> reqwest::Response {
-    stack.post("/api/v1/auth/refresh", &json!({ "refresh_token": token })).await
+    stack.refresh(token).await
 }
 
 #[tokio::test]
@@ -304,7 +288,7 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_whole_family() {
     let rotated: Value = refresh(&stack, &first).await.json().await.unwrap();
     let second = rotated["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
-    assert_eq!(stack.get_as("/api/v1/auth/me", rotated["access_token"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(stack.me(Some(rotated["access_token"].as_str().unwrap())).await.status(), 200);
 
     // The first token again, past the race grace: refused, and the family (with `second`) is revoked.
     tokio::time::sleep(lockers_core::accounts::sessions::REUSE_GRACE + Duration::from_millis(200)).await;
@@ -340,10 +324,10 @@ async fn of_concurrent_refreshes_of_one_token_exactly_one_succeeds() {
 async fn logout_ends_the_session() {
     let stack = Stack::spawn(&[]).await;
     let (_, access, refresh_token) = logged_in(&stack, EMAIL).await;
-    let response = stack.post_as("/api/v1/auth/logout", &access, &json!({ "refresh_token": refresh_token })).await;
+    let response = stack.logout(Some(&access), &refresh_token).await;
     assert_eq!(response.status(), 204);
     assert_eq!(refresh(&stack, &refresh_token).await.status(), 401);
-    let anonymous = stack.post("/api/v1/auth/logout", &json!({ "refresh_token": refresh_token })).await;
+    let anonymous = stack.logout(None, &refresh_token).await;
     assert_eq!(anonymous.status(), 401);
 }
 
@@ -362,7 +346,7 @@ async fn expired_tampered_foreign_and_unsigned_access_tokens_are_refused() {
         header.kid = Some(kid.clone());
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(key)).unwrap()
     };
-    assert_eq!(stack.get_as("/api/v1/auth/me", &sign(&claims, &secret)).await.status(), 200, "a well-made token works");
+    assert_eq!(stack.me(Some(&sign(&claims, &secret))).await.status(), 200, "a well-made token works");
 
     let with = |field: &str, value: Value| {
         let mut c = claims.clone();
@@ -395,7 +379,7 @@ async fn expired_tampered_foreign_and_unsigned_access_tokens_are_refused() {
         ("garbage", "abc.def.ghi".to_owned()),
     ];
     for (what, token) in bad {
-        let response = stack.get_as("/api/v1/auth/me", &token).await;
+        let response = stack.me(Some(&token)).await;
         assert_eq!(error_code(response).await, (401, "invalid_token".into()), "{what}");
     }
 }
@@ -405,16 +389,16 @@ async fn a_disabled_user_is_refused_at_once() {
     let stack = Stack::spawn(&[]).await;
     let admin = make_admin(&stack, "admin@example.com").await;
     let (id, access, refresh_token) = logged_in(&stack, EMAIL).await;
-    let response = stack.patch_as(&format!("/api/v1/users/{id}"), &admin, &json!({ "disabled": true })).await;
+    let response = stack.patch_user(&admin, &id, &json!({ "disabled": true })).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["disabled"], true);
 
-    assert_eq!(error_code(stack.get_as("/api/v1/auth/me", &access).await).await, (401, "invalid_token".into()));
+    assert_eq!(error_code(stack.me(Some(&access)).await).await, (401, "invalid_token".into()));
     assert_eq!(refresh(&stack, &refresh_token).await.status(), 401);
     assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 401);
     assert_eq!(audit_count(&stack, "user.disable").await, 1);
 
-    stack.patch_as(&format!("/api/v1/users/{id}"), &admin, &json!({ "disabled": false })).await;
+    stack.patch_user(&admin, &id, &json!({ "disabled": false })).await;
     assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 200);
 }
 
@@ -422,25 +406,23 @@ async fn a_disabled_user_is_refused_at_once() {
 async fn a_password_reset_by_code_ends_every_session_and_does_not_log_in() {
     let stack = Stack::spawn(&[]).await;
     let (_, access, refresh_token) = logged_in(&stack, EMAIL).await;
-    assert_eq!(stack.post("/api/v1/auth/password/forgot", &json!({ "identifier": EMAIL })).await.status(), 202);
+    assert_eq!(stack.forgot_password(EMAIL).await.status(), 202);
     let code = stack.email_code(EMAIL, 2).await;
 
-    let weak = json!({ "identifier": EMAIL, "code": code, "new_password": "qwerty123" });
     assert_eq!(
-        error_code(stack.post("/api/v1/auth/password/reset", &weak).await).await,
+        error_code(stack.reset_password(EMAIL, &code, "qwerty123").await).await,
         (422, "password_too_common".into())
     );
-    let reset = json!({ "identifier": EMAIL, "code": code, "new_password": "a brand new passphrase" });
-    let response = stack.post("/api/v1/auth/password/reset", &reset).await;
+    let response = stack.reset_password(EMAIL, &code, "a brand new passphrase").await;
     assert_eq!(response.status(), 204);
     assert!(response.text().await.unwrap().is_empty(), "no tokens");
 
-    assert_eq!(stack.get_as("/api/v1/auth/me", &access).await.status(), 401, "old access token ended");
+    assert_eq!(stack.me(Some(&access)).await.status(), 401, "old access token ended");
     assert_eq!(refresh(&stack, &refresh_token).await.status(), 401, "old session ended");
     assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 401);
     assert_eq!(login(&stack, EMAIL, "a brand new passphrase").await.status(), 200);
     assert_eq!(audit_count(&stack, "auth.password_reset").await, 1);
-    let again = stack.post("/api/v1/auth/password/reset", &reset).await;
+    let again = stack.reset_password(EMAIL, &code, "a brand new passphrase").await;
     assert_eq!(error_code(again).await, (401, "invalid_code".into()));
 }
 
@@ -450,25 +432,23 @@ async fn otp_login_by_sms_works_once_the_phone_is_proven() {
     signup(&stack, EMAIL, Some(PHONE)).await;
     stack.sms_code(PHONE, 1).await;
     // Unproven, the phone names no account: no code is sent (the answer is the same).
-    assert_eq!(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": PHONE })).await.status(), 202);
+    assert_eq!(stack.request_login_code(PHONE).await.status(), 202);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stack.sent_to(PHONE), 1);
     prove_email(&stack, EMAIL, 1).await;
     let phone_code = stack.sms_code(PHONE, 1).await;
     let access = access_token(&stack, EMAIL, PASSWORD).await;
-    let body = json!({ "identifier": PHONE, "code": phone_code });
-    let proven = stack.post_as("/api/v1/auth/verify", &access, &body).await;
+    let proven = stack.verify_as(&access, PHONE, &phone_code).await;
     assert_eq!(proven.json::<Value>().await.unwrap()["phone_verified"], true);
 
-    assert_eq!(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": PHONE })).await.status(), 202);
+    assert_eq!(stack.request_login_code(PHONE).await.status(), 202);
     let code = stack.sms_code(PHONE, 2).await;
-    let wrong = stack.post("/api/v1/auth/otp/verify", &json!({ "identifier": PHONE, "code": "12345" })).await;
+    let wrong = stack.login_with_code(PHONE, "12345").await;
     assert_eq!(error_code(wrong).await, (401, "invalid_code".into()));
-    let response = stack.post("/api/v1/auth/otp/verify", &json!({ "identifier": PHONE, "code": code })).await;
+    let response = stack.login_with_code(PHONE, &code).await;
     assert_eq!(response.status(), 200);
     let tokens: Value = response.json().await.unwrap();
-    let me: Value =
-        stack.get_as("/api/v1/auth/me", tokens["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    let me: Value = stack.me(Some(tokens["access_token"].as_str().unwrap())).await.json().await.unwrap();
     assert_eq!(me["phone_verified"], true);
 }
 
@@ -476,17 +456,14 @@ async fn otp_login_by_sms_works_once_the_phone_is_proven() {
 async fn the_oauth2_password_form_logs_in_for_swagger_ui() {
     let stack = Stack::spawn(&[]).await;
     verified(&stack, EMAIL, None).await;
-    let form = |grant: &str| {
-        stack
-            .http
-            .post(stack.url("/api/v1/auth/token"))
-            .form(&[("grant_type", grant), ("username", EMAIL), ("password", PASSWORD)])
-            .send()
+    let stack = &stack;
+    let form = |grant: &'static str| async move {
+        stack.token_form(&[("grant_type", grant), ("username", EMAIL), ("password", PASSWORD)]).await
     };
-    let response = form("password").await.unwrap();
+    let response = form("password").await;
     assert_eq!(response.status(), 200);
     assert!(response.json::<Value>().await.unwrap()["access_token"].is_string());
-    assert_eq!(error_code(form("client_credentials").await.unwrap()).await, (400, "unsupported_grant_type".into()));
+    assert_eq!(error_code(form("client_credentials").await).await, (400, "unsupported_grant_type".into()));
 }
 
 #[tokio::test]
@@ -497,21 +474,17 @@ async fn users_are_listed_and_changed_by_admins_only() {
     for n in 0..3 {
         signup(&stack, &format!("u{n}@example.com"), None).await;
     }
-    assert_eq!(stack.get("/api/v1/users").await.status(), 401);
-    assert_eq!(error_code(stack.get_as("/api/v1/users", &user_token).await).await, (403, "forbidden".into()));
-    let page: Value = stack.get_as("/api/v1/users?page=2&per_page=2", &admin).await.json().await.unwrap();
+    assert_eq!(stack.list_users(None, "").await.status(), 401);
+    assert_eq!(error_code(stack.list_users(Some(&user_token), "").await).await, (403, "forbidden".into()));
+    let page: Value = stack.list_users(Some(&admin), "?page=2&per_page=2").await.json().await.unwrap();
     assert_eq!((page["page"].as_u64(), page["per_page"].as_u64(), page["total"].as_i64()), (Some(2), Some(2), Some(5)));
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        error_code(stack.get_as("/api/v1/users?per_page=1000", &admin).await).await,
-        (400, "invalid_query".into())
-    );
+    assert_eq!(error_code(stack.list_users(Some(&admin), "?per_page=1000").await).await, (400, "invalid_query".into()));
 
-    let path = format!("/api/v1/users/{id}");
-    assert_eq!(stack.patch_as(&path, &user_token, &json!({ "role": "admin" })).await.status(), 403);
-    let promoted = stack.patch_as(&path, &admin, &json!({ "role": "admin" })).await;
+    assert_eq!(stack.patch_user(&user_token, &id, &json!({ "role": "admin" })).await.status(), 403);
+    let promoted = stack.patch_user(&admin, &id, &json!({ "role": "admin" })).await;
     assert_eq!(promoted.json::<Value>().await.unwrap()["role"], "admin");
-    assert_eq!(stack.get_as("/api/v1/users", &user_token).await.status(), 200, "the new role applies at once");
+    assert_eq!(stack.list_users(Some(&user_token), "").await.status(), 200, "the new role applies at once");
     let (before, after): (Value, Value) =
         sqlx::query_as("SELECT before, after FROM audit_log WHERE action = 'user.role_change'")
             .fetch_one(&stack.pool)
@@ -519,24 +492,24 @@ async fn users_are_listed_and_changed_by_admins_only() {
             .unwrap();
     assert_eq!((before["role"].as_str(), after["role"].as_str()), (Some("user"), Some("admin")));
 
-    let admin_id: Value = stack.get_as("/api/v1/auth/me", &admin).await.json().await.unwrap();
-    let own = format!("/api/v1/users/{}", admin_id["id"].as_str().unwrap());
+    let admin_id: Value = stack.me(Some(&admin)).await.json().await.unwrap();
+    let own = admin_id["id"].as_str().unwrap();
     assert_eq!(
-        error_code(stack.patch_as(&own, &admin, &json!({ "role": "user" })).await).await,
+        error_code(stack.patch_user(&admin, own, &json!({ "role": "user" })).await).await,
         (409, "cannot_modify_self".into())
     );
-    let missing = format!("/api/v1/users/{}", Uuid::new_v4());
+    let missing = Uuid::new_v4().to_string();
     assert_eq!(
-        error_code(stack.patch_as(&missing, &admin, &json!({ "role": "user" })).await).await,
+        error_code(stack.patch_user(&admin, &missing, &json!({ "role": "user" })).await).await,
         (404, "not_found".into())
     );
     assert_eq!(
-        error_code(stack.patch_as(&path, &admin, &json!({ "role": "root" })).await).await,
+        error_code(stack.patch_user(&admin, &id, &json!({ "role": "root" })).await).await,
         (400, "invalid_body".into())
     );
-    assert_eq!(error_code(stack.patch_as(&path, &admin, &json!({})).await).await, (422, "nothing_to_change".into()));
+    assert_eq!(error_code(stack.patch_user(&admin, &id, &json!({})).await).await, (422, "nothing_to_change".into()));
     assert_eq!(
-        error_code(stack.patch_as("/api/v1/users/42", &admin, &json!({ "role": "user" })).await).await,
+        error_code(stack.patch_user(&admin, "42", &json!({ "role": "user" })).await).await,
         (400, "invalid_path".into())
     );
 }
@@ -546,8 +519,7 @@ async fn of_concurrent_redemptions_of_one_code_exactly_one_wins() {
     let stack = Stack::spawn(&[]).await;
     signup(&stack, EMAIL, None).await;
     let code = stack.email_code(EMAIL, 1).await;
-    let body = json!({ "identifier": EMAIL, "code": code });
-    let attempts = (0..6).map(|_| stack.post("/api/v1/auth/verify", &body));
+    let attempts = (0..6).map(|_| stack.verify(EMAIL, &code));
     let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
@@ -558,7 +530,7 @@ async fn security_events_are_audited() {
     let stack = Stack::spawn(&[]).await;
     let (_, access, refresh_token) = logged_in(&stack, EMAIL).await;
     assert_eq!(login(&stack, EMAIL, "wrong password").await.status(), 401);
-    stack.post_as("/api/v1/auth/logout", &access, &json!({ "refresh_token": refresh_token })).await;
+    stack.logout(Some(&access), &refresh_token).await;
     for action in ["auth.signup", "auth.login", "auth.login_failed", "auth.logout"] {
         assert_eq!(audit_count(&stack, action).await, 1, "{action}");
     }
@@ -597,27 +569,24 @@ async fn password_login_needs_a_proven_email_and_says_so_only_to_the_right_passw
 async fn a_stranger_who_registered_the_owners_email_loses_password_phone_and_sessions_when_the_owner_proves_it() {
     let stack = Stack::spawn(&[]).await;
     let body = json!({ "name": "Stranger", "email": EMAIL, "phone": "+919855550123", "password": STRANGER_PASSWORD });
-    let stranger = stack.post("/api/v1/auth/signup", &body).await.json::<Value>().await.unwrap();
+    let stranger = stack.signup_with(&body).await.json::<Value>().await.unwrap();
     let stranger_id = stranger["id"].as_str().unwrap().to_owned();
     assert_eq!(error_code(login(&stack, EMAIL, STRANGER_PASSWORD).await).await, (403, "email_not_verified".into()));
     let (stranger_access, stranger_refresh) = session_issued_earlier(&stack, &stranger_id).await;
-    assert_eq!(stack.get_as("/api/v1/auth/me", &stranger_access).await.status(), 200, "the session works until then");
+    assert_eq!(stack.me(Some(&stranger_access)).await.status(), 200, "the session works until then");
 
     // The owner logs in with a code sent to the email (the signup's code went there too, unread).
-    assert_eq!(stack.post("/api/v1/auth/otp/request", &json!({ "identifier": EMAIL })).await.status(), 202);
+    assert_eq!(stack.request_login_code(EMAIL).await.status(), 202);
     let code = stack.email_code(EMAIL, 2).await;
-    let response = stack.post("/api/v1/auth/otp/verify", &json!({ "identifier": EMAIL, "code": code })).await;
+    let response = stack.login_with_code(EMAIL, &code).await;
     assert_eq!(response.status(), 200);
     let owner: Value = response.json().await.unwrap();
     let owner_access = owner["access_token"].as_str().unwrap();
 
     assert_eq!(error_code(login(&stack, EMAIL, STRANGER_PASSWORD).await).await, (401, "invalid_credentials".into()));
     assert_eq!(error_code(refresh(&stack, &stranger_refresh).await).await, (401, "invalid_refresh_token".into()));
-    assert_eq!(
-        error_code(stack.get_as("/api/v1/auth/me", &stranger_access).await).await,
-        (401, "invalid_token".into())
-    );
-    let me: Value = stack.get_as("/api/v1/auth/me", owner_access).await.json().await.unwrap();
+    assert_eq!(error_code(stack.me(Some(&stranger_access)).await).await, (401, "invalid_token".into()));
+    let me: Value = stack.me(Some(owner_access)).await.json().await.unwrap();
     assert_eq!((me["id"].as_str(), me["email_verified"].as_bool()), (Some(stranger_id.as_str()), Some(true)));
     assert!(me["phone"].is_null(), "the stranger's unproven phone is dropped: {me}");
     assert_eq!(audit_count(&stack, "auth.email_proven").await, 1);
@@ -632,7 +601,7 @@ async fn verifying_an_email_keeps_the_password_only_when_the_prover_gives_it() {
     // whoever set that password loses it.
     signup(&stack, EMAIL, None).await;
     let code = stack.email_code(EMAIL, 1).await;
-    let response = stack.post("/api/v1/auth/verify", &json!({ "identifier": EMAIL, "code": code })).await;
+    let response = stack.verify(EMAIL, &code).await;
     assert_eq!(response.status(), 200);
     assert_eq!(error_code(login(&stack, EMAIL, PASSWORD).await).await, (401, "invalid_credentials".into()));
 
@@ -640,11 +609,10 @@ async fn verifying_an_email_keeps_the_password_only_when_the_prover_gives_it() {
     let other = "bob@example.com";
     signup(&stack, other, None).await;
     let code = stack.email_code(other, 1).await;
-    let wrong = json!({ "identifier": other, "code": code, "password": "not the password" });
-    assert_eq!(error_code(stack.post("/api/v1/auth/verify", &wrong).await).await, (401, "invalid_credentials".into()));
+    let wrong = stack.verify_keeping_password(other, &code, "not the password").await;
+    assert_eq!(error_code(wrong).await, (401, "invalid_credentials".into()));
     assert_eq!(error_code(login(&stack, other, PASSWORD).await).await, (403, "email_not_verified".into()));
-    let right = json!({ "identifier": other, "code": code, "password": PASSWORD });
-    assert_eq!(stack.post("/api/v1/auth/verify", &right).await.status(), 200);
+    assert_eq!(stack.verify_keeping_password(other, &code, PASSWORD).await.status(), 200);
     assert_eq!(login(&stack, other, PASSWORD).await.status(), 200);
 }
 
@@ -652,16 +620,15 @@ async fn verifying_an_email_keeps_the_password_only_when_the_prover_gives_it() {
 async fn a_password_reset_by_email_code_claims_an_unproven_account_too() {
     let stack = Stack::spawn(&[]).await;
     let body = json!({ "name": "Stranger", "email": EMAIL, "password": STRANGER_PASSWORD });
-    let stranger = stack.post("/api/v1/auth/signup", &body).await.json::<Value>().await.unwrap();
+    let stranger = stack.signup_with(&body).await.json::<Value>().await.unwrap();
     let (stranger_access, stranger_refresh) = session_issued_earlier(&stack, stranger["id"].as_str().unwrap()).await;
-    assert_eq!(stack.post("/api/v1/auth/password/forgot", &json!({ "identifier": EMAIL })).await.status(), 202);
+    assert_eq!(stack.forgot_password(EMAIL).await.status(), 202);
     let code = stack.email_code(EMAIL, 2).await;
-    let reset = json!({ "identifier": EMAIL, "code": code, "new_password": PASSWORD });
-    assert_eq!(stack.post("/api/v1/auth/password/reset", &reset).await.status(), 204);
+    assert_eq!(stack.reset_password(EMAIL, &code, PASSWORD).await.status(), 204);
 
     assert_eq!(login(&stack, EMAIL, STRANGER_PASSWORD).await.status(), 401);
     assert_eq!(refresh(&stack, &stranger_refresh).await.status(), 401);
-    assert_eq!(stack.get_as("/api/v1/auth/me", &stranger_access).await.status(), 401);
+    assert_eq!(stack.me(Some(&stranger_access)).await.status(), 401);
     assert_eq!(login(&stack, EMAIL, PASSWORD).await.status(), 200, "the reset proved the email");
 }
 
@@ -670,7 +637,7 @@ async fn a_phone_typed_by_a_stranger_does_not_block_its_owner_and_proving_it_tak
     let stack = Stack::spawn(&[]).await;
     let stranger = "stranger@example.com";
     let body = json!({ "name": "Stranger", "email": stranger, "phone": PHONE, "password": STRANGER_PASSWORD });
-    assert_eq!(stack.post("/api/v1/auth/signup", &body).await.status(), 201);
+    assert_eq!(stack.signup_with(&body).await.status(), 201);
     stack.sms_code(PHONE, 1).await;
 
     // The owner signs up with the same phone: no 409.
@@ -678,13 +645,12 @@ async fn a_phone_typed_by_a_stranger_does_not_block_its_owner_and_proving_it_tak
     let phone_code = stack.sms_code(PHONE, 2).await;
     // A phone is given to an owner, so the email comes first (a phone is proven with the
     // account's session, which needs a proven email); the refused code stays good.
-    let early = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": phone_code })).await;
+    let early = stack.verify(PHONE, &phone_code).await;
     assert_eq!(error_code(early).await, (401, "unauthorized".into()));
     assert_eq!(error_code(login(&stack, EMAIL, PASSWORD).await).await, (403, "email_not_verified".into()));
     prove_email(&stack, EMAIL, 1).await;
     let access = access_token(&stack, EMAIL, PASSWORD).await;
-    let body = json!({ "identifier": PHONE, "code": phone_code });
-    let proven = stack.post_as("/api/v1/auth/verify", &access, &body).await;
+    let proven = stack.verify_as(&access, PHONE, &phone_code).await;
     assert_eq!(proven.status(), 200);
     assert_eq!(proven.json::<Value>().await.unwrap()["phone_verified"], true);
 
@@ -698,7 +664,7 @@ async fn a_phone_typed_by_a_stranger_does_not_block_its_owner_and_proving_it_tak
     assert_eq!(login(&stack, PHONE, PASSWORD).await.status(), 200, "the phone now names the owner's account");
     // Now proven, the phone is taken for anyone else.
     let third = json!({ "name": "C", "email": "c@example.com", "phone": PHONE, "password": PASSWORD });
-    assert_eq!(error_code(stack.post("/api/v1/auth/signup", &third).await).await, (409, "phone_taken".into()));
+    assert_eq!(error_code(stack.signup_with(&third).await).await, (409, "phone_taken".into()));
 }
 
 #[tokio::test]
@@ -706,17 +672,17 @@ async fn an_access_token_is_refused_right_after_logout_while_other_sessions_live
     let stack = Stack::spawn(&[]).await;
     let (_, access, refresh_token) = logged_in(&stack, EMAIL).await;
     let other: Value = login(&stack, EMAIL, PASSWORD).await.json().await.unwrap();
-    assert_eq!(stack.get_as("/api/v1/auth/me", &access).await.status(), 200);
-    let response = stack.post_as("/api/v1/auth/logout", &access, &json!({ "refresh_token": refresh_token })).await;
+    assert_eq!(stack.me(Some(&access)).await.status(), 200);
+    let response = stack.logout(Some(&access), &refresh_token).await;
     assert_eq!(response.status(), 204);
-    assert_eq!(error_code(stack.get_as("/api/v1/auth/me", &access).await).await, (401, "invalid_token".into()));
-    assert_eq!(stack.get_as("/api/v1/auth/me", other["access_token"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(error_code(stack.me(Some(&access)).await).await, (401, "invalid_token".into()));
+    assert_eq!(stack.me(Some(other["access_token"].as_str().unwrap())).await.status(), 200);
 
     // Logout ends the session its access token names, even without its refresh token.
     let other_access = other["access_token"].as_str().unwrap();
-    let response = stack.post_as("/api/v1/auth/logout", other_access, &json!({ "refresh_token": "" })).await;
+    let response = stack.logout(Some(other_access), "").await;
     assert_eq!(response.status(), 204);
-    assert_eq!(stack.get_as("/api/v1/auth/me", other_access).await.status(), 401);
+    assert_eq!(stack.me(Some(other_access)).await.status(), 401);
     assert_eq!(refresh(&stack, other["refresh_token"].as_str().unwrap()).await.status(), 401);
 }
 
@@ -727,12 +693,12 @@ async fn access_tokens_of_a_session_revoked_for_reuse_are_refused_at_once() {
     let rotated: Value = refresh(&stack, &first).await.json().await.unwrap();
     let second_access = rotated["access_token"].as_str().unwrap();
     assert_eq!(claims_of(second_access)["sid"], claims_of(&first_access)["sid"], "rotation keeps the session");
-    assert_eq!(stack.get_as("/api/v1/auth/me", second_access).await.status(), 200);
+    assert_eq!(stack.me(Some(second_access)).await.status(), 200);
 
     tokio::time::sleep(lockers_core::accounts::sessions::REUSE_GRACE + Duration::from_millis(200)).await;
     assert_eq!(refresh(&stack, &first).await.status(), 401, "reuse: the family is revoked");
     for access in [first_access.as_str(), second_access] {
-        assert_eq!(error_code(stack.get_as("/api/v1/auth/me", access).await).await, (401, "invalid_token".into()));
+        assert_eq!(error_code(stack.me(Some(access)).await).await, (401, "invalid_token".into()));
     }
 }
 
@@ -782,20 +748,18 @@ async fn a_stranger_who_gives_the_owners_phone_cannot_have_the_owners_code_prove
     // The stranger signs up with their own email, proves it, and gives the owner's phone.
     let stranger = "stranger@example.com";
     let body = json!({ "name": "Stranger", "email": stranger, "phone": PHONE, "password": STRANGER_PASSWORD });
-    assert_eq!(stack.post("/api/v1/auth/signup", &body).await.status(), 201);
+    assert_eq!(stack.signup_with(&body).await.status(), 201);
     stack.sms_code(PHONE, 2).await;
     let code = stack.email_code(stranger, 1).await;
-    let body = json!({ "identifier": stranger, "code": code, "password": STRANGER_PASSWORD });
-    assert_eq!(stack.post("/api/v1/auth/verify", &body).await.status(), 200);
+    assert_eq!(stack.verify_keeping_password(stranger, &code, STRANGER_PASSWORD).await.status(), 200);
 
     // The owner proves their email, logs in and asks for a code for their phone.
     prove_email(&stack, EMAIL, 1).await;
     let owner_access = access_token(&stack, EMAIL, PASSWORD).await;
-    let request = stack.post_as("/api/v1/auth/verify/request", &owner_access, &json!({ "identifier": PHONE })).await;
+    let request = stack.request_verification_as(&owner_access, PHONE).await;
     assert_eq!(request.status(), 202);
     let code = stack.sms_code(PHONE, 3).await;
-    let proven =
-        stack.post_as("/api/v1/auth/verify", &owner_access, &json!({ "identifier": PHONE, "code": code })).await;
+    let proven = stack.verify_as(&owner_access, PHONE, &code).await;
     assert_eq!(proven.status(), 200);
     let proven: Value = proven.json().await.unwrap();
     assert_eq!((&proven["id"], &proven["phone_verified"]), (&owner["id"], &json!(true)), "proven on the owner's");
@@ -808,10 +772,9 @@ async fn a_stranger_who_gives_the_owners_phone_cannot_have_the_owners_code_prove
     assert_eq!(holders, [(EMAIL.into(), Some(PHONE.into()), true), (stranger.into(), None, false)]);
     // The stranger, signed in, can neither ask for the phone's codes nor use the owner's.
     let stranger_access = access_token(&stack, stranger, STRANGER_PASSWORD).await;
-    let ask = stack.post_as("/api/v1/auth/verify/request", &stranger_access, &json!({ "identifier": PHONE })).await;
+    let ask = stack.request_verification_as(&stranger_access, PHONE).await;
     assert_eq!(error_code(ask).await, (422, "phone_not_on_account".into()));
-    let body = json!({ "identifier": PHONE, "code": code });
-    let redeem = stack.post_as("/api/v1/auth/verify", &stranger_access, &body).await;
+    let redeem = stack.verify_as(&stranger_access, PHONE, &code).await;
     assert_eq!(error_code(redeem).await, (422, "phone_not_on_account".into()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(stack.sent_to(PHONE), 3, "no code was sent for the stranger");
@@ -824,33 +787,30 @@ async fn a_phone_is_proven_only_with_the_session_of_the_account_whose_code_it_is
     let signup_code = stack.sms_code(PHONE, 1).await;
     // Anonymously, a phone can be neither asked for nor proven (known or not: the same answer).
     for phone in [PHONE, "+919000000001"] {
-        let ask = stack.post("/api/v1/auth/verify/request", &json!({ "identifier": phone })).await;
+        let ask = stack.request_verification(phone).await;
         assert_eq!(error_code(ask).await, (401, "unauthorized".into()), "{phone}");
     }
-    let anonymous = stack.post("/api/v1/auth/verify", &json!({ "identifier": PHONE, "code": signup_code })).await;
+    let anonymous = stack.verify(PHONE, &signup_code).await;
     assert_eq!(error_code(anonymous).await, (401, "unauthorized".into()));
 
     // Another account whose code went to the same phone cannot redeem it for itself.
     let other = "other@example.com";
     let body = json!({ "name": "Other", "email": other, "phone": PHONE, "password": STRANGER_PASSWORD });
-    assert_eq!(stack.post("/api/v1/auth/signup", &body).await.status(), 201);
+    assert_eq!(stack.signup_with(&body).await.status(), 201);
     let others_code = stack.sms_code(PHONE, 2).await;
     let code = stack.email_code(other, 1).await;
-    let body = json!({ "identifier": other, "code": code, "password": STRANGER_PASSWORD });
-    assert_eq!(stack.post("/api/v1/auth/verify", &body).await.status(), 200);
+    assert_eq!(stack.verify_keeping_password(other, &code, STRANGER_PASSWORD).await.status(), 200);
 
     // The signup's SMS code, still live after the other signup, works once the owner is signed in.
     prove_email(&stack, EMAIL, 1).await;
     let access = access_token(&stack, EMAIL, PASSWORD).await;
     if others_code != signup_code {
-        let body = json!({ "identifier": PHONE, "code": others_code });
-        let wrong = stack.post_as("/api/v1/auth/verify", &access, &body).await;
+        let wrong = stack.verify_as(&access, PHONE, &others_code).await;
         assert_eq!(error_code(wrong).await, (401, "invalid_code".into()), "the other account's code");
     }
-    let body = json!({ "identifier": PHONE, "code": signup_code });
-    let proven = stack.post_as("/api/v1/auth/verify", &access, &body).await;
+    let proven = stack.verify_as(&access, PHONE, &signup_code).await;
     assert_eq!(proven.status(), 200);
     assert_eq!(proven.json::<Value>().await.unwrap()["phone_verified"], true);
     // Email verification stays anonymous: whoever proves the email owns the account.
-    assert_eq!(stack.post("/api/v1/auth/verify/request", &json!({ "identifier": other })).await.status(), 202);
+    assert_eq!(stack.request_verification(other).await.status(), 202);
 }

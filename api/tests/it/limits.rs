@@ -17,20 +17,8 @@ const TRUSTED: &str = "--trusted-proxies=127.0.0.1/32";
 const OWNER_IP: &str = "198.51.100.7";
 const STRANGER_IP: &str = "203.0.113.66";
 
-async fn post_from(app: &TestApp, ip: &str, path: &str, body: &Value) -> reqwest::Response {
-    app.http.post(app.url(path)).header("x-forwarded-for", ip).json(body).send().await.unwrap()
-}
-
-async fn login_from(app: &TestApp, ip: &str, identifier: &str, password: &str) -> reqwest::Response {
-    post_from(app, ip, "/api/v1/auth/login", &json!({ "identifier": identifier, "password": password })).await
-}
-
 async fn signup_with(app: &TestApp, email: &str, phone: Option<&str>) -> reqwest::Response {
-    let mut body = json!({ "name": "Asha Rao", "email": email, "password": "signup passphrase 7" });
-    if let Some(phone) = phone {
-        body["phone"] = json!(phone);
-    }
-    app.post("/api/v1/auth/signup", &body).await
+    app.signup("Asha Rao", email, phone, "signup passphrase 7").await
 }
 
 /// An account whose email is proven and whose password (`PASSWORD`) was set
@@ -39,12 +27,11 @@ async fn signup_with(app: &TestApp, email: &str, phone: Option<&str>) -> reqwest
 async fn account(stack: &Stack, email: &str) {
     assert_eq!(signup_with(stack, email, None).await.status(), 201);
     let code = stack.email_code(email, 1).await;
-    let verified = stack.post("/api/v1/auth/verify", &json!({ "identifier": email, "code": code })).await;
+    let verified = stack.verify(email, &code).await;
     assert_eq!(verified.status(), 200);
-    assert_eq!(stack.post("/api/v1/auth/password/forgot", &json!({ "identifier": email })).await.status(), 202);
+    assert_eq!(stack.forgot_password(email).await.status(), 202);
     let code = stack.email_code(email, 2).await;
-    let reset = json!({ "identifier": email, "code": code, "new_password": PASSWORD });
-    assert_eq!(stack.post("/api/v1/auth/password/reset", &reset).await.status(), 204);
+    assert_eq!(stack.reset_password(email, &code, PASSWORD).await.status(), 204);
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, String) {
@@ -99,15 +86,14 @@ async fn strangers_wrong_codes_do_not_block_the_owner_whose_fresh_code_works() {
     let stack = Stack::spawn(&[TRUSTED]).await;
     assert_eq!(signup_with(&stack, EMAIL, None).await.status(), 201);
     stack.email_code(EMAIL, 1).await;
-    let request = json!({ "identifier": EMAIL });
-    assert_eq!(post_from(&stack, OWNER_IP, "/api/v1/auth/otp/request", &request).await.status(), 202);
+    assert_eq!(stack.request_login_code_from(OWNER_IP, EMAIL).await.status(), 202);
     let first = stack.email_code(EMAIL, 2).await;
 
     // A stranger guesses at the owner's login code, and goes on guessing.
     let mut statuses = Vec::new();
     for i in 1..=25 {
-        let guess = json!({ "identifier": EMAIL, "code": other_code(&first, i) });
-        statuses.push(post_from(&stack, STRANGER_IP, "/api/v1/auth/otp/verify", &guess).await.status().as_u16());
+        let guess = stack.login_with_code_from(STRANGER_IP, EMAIL, &other_code(&first, i)).await;
+        statuses.push(guess.status().as_u16());
     }
     assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
     assert!(statuses[20..].iter().all(|s| *s == 429), "the guesser's address is limited: {statuses:?}");
@@ -121,11 +107,11 @@ async fn strangers_wrong_codes_do_not_block_the_owner_whose_fresh_code_works() {
     );
 
     // The code the stranger guessed at died after 5 wrong tries; a fresh one works for the owner.
-    let dead = json!({ "identifier": EMAIL, "code": first });
-    assert_eq!(error_of(post_from(&stack, OWNER_IP, "/api/v1/auth/otp/verify", &dead).await).await.1, "invalid_code");
-    assert_eq!(post_from(&stack, OWNER_IP, "/api/v1/auth/otp/request", &request).await.status(), 202);
-    let fresh = json!({ "identifier": EMAIL, "code": stack.email_code(EMAIL, 3).await });
-    let response = post_from(&stack, OWNER_IP, "/api/v1/auth/otp/verify", &fresh).await;
+    let dead = stack.login_with_code_from(OWNER_IP, EMAIL, &first).await;
+    assert_eq!(error_of(dead).await.1, "invalid_code");
+    assert_eq!(stack.request_login_code_from(OWNER_IP, EMAIL).await.status(), 202);
+    let fresh = stack.email_code(EMAIL, 3).await;
+    let response = stack.login_with_code_from(OWNER_IP, EMAIL, &fresh).await;
     assert_eq!(response.status(), 200);
     assert!(response.json::<Value>().await.unwrap()["access_token"].is_string());
 }
@@ -139,10 +125,9 @@ async fn a_stranger_spending_code_requests_from_one_address_does_not_stop_the_ow
     let stack = Stack::spawn(&[TRUSTED]).await;
     assert_eq!(signup_with(&stack, EMAIL, None).await.status(), 201);
     stack.email_code(EMAIL, 1).await;
-    let request = json!({ "identifier": EMAIL });
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        statuses.push(post_from(&stack, STRANGER_IP, "/api/v1/auth/otp/request", &request).await.status().as_u16());
+        statuses.push(stack.request_login_code_from(STRANGER_IP, EMAIL).await.status().as_u16());
     }
     assert_eq!(statuses, [202, 202, 202, 202, 202, 429], "the stranger's address is spent");
     // The ceiling counted signup's code and the stranger's five, not the refused sixth.
@@ -150,21 +135,21 @@ async fn a_stranger_spending_code_requests_from_one_address_does_not_stop_the_ow
     assert_eq!(redis_count(&stack, &format!("codes:{EMAIL}:{OWNER_IP}")).await, None);
 
     // The owner's address has its own allowance (signup too obeys it), and the fresh code works.
-    assert_eq!(post_from(&stack, OWNER_IP, "/api/v1/auth/otp/request", &request).await.status(), 202);
-    let fresh = json!({ "identifier": EMAIL, "code": stack.email_code(EMAIL, 7).await });
-    let response = post_from(&stack, OWNER_IP, "/api/v1/auth/otp/verify", &fresh).await;
+    assert_eq!(stack.request_login_code_from(OWNER_IP, EMAIL).await.status(), 202);
+    let fresh = stack.email_code(EMAIL, 7).await;
+    let response = stack.login_with_code_from(OWNER_IP, EMAIL, &fresh).await;
     assert_eq!(response.status(), 200);
     assert!(response.json::<Value>().await.unwrap()["access_token"].is_string());
 
     // Many addresses together reach the ceiling (40 an hour, known contact or not), and then everyone waits.
-    let nobody = json!({ "identifier": "nobody@example.com" });
+    let nobody = "nobody@example.com";
     for batch in 0..8 {
         let ip = format!("203.0.113.{}", 100 + batch);
         for _ in 0..5 {
-            assert_eq!(post_from(&stack, &ip, "/api/v1/auth/otp/request", &nobody).await.status(), 202, "{ip}");
+            assert_eq!(stack.request_login_code_from(&ip, nobody).await.status(), 202, "{ip}");
         }
     }
-    let over = post_from(&stack, OWNER_IP, "/api/v1/auth/otp/request", &nobody).await;
+    let over = stack.request_login_code_from(OWNER_IP, nobody).await;
     assert_eq!(over.status(), 429);
     assert!((601..=3600).contains(&retry_after(&over)), "the hourly ceiling: {}", retry_after(&over));
     assert_eq!(error_of(over).await.1, "rate_limited");
@@ -178,17 +163,17 @@ async fn wrong_passwords_from_a_strangers_address_do_not_stop_the_owners_passwor
     account(&stack, EMAIL).await;
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        statuses.push(login_from(&stack, STRANGER_IP, EMAIL, "wrong password").await.status().as_u16());
+        statuses.push(stack.login_from(STRANGER_IP, EMAIL, "wrong password").await.status().as_u16());
     }
     assert!(statuses[..5].iter().all(|s| *s == 401), "five free tries: {statuses:?}");
     assert!(statuses.contains(&429), "then the stranger waits: {statuses:?}");
     // Even the right password waits on the stranger's address...
-    let waiting = login_from(&stack, STRANGER_IP, EMAIL, PASSWORD).await;
+    let waiting = stack.login_from(STRANGER_IP, EMAIL, PASSWORD).await;
     assert_eq!(waiting.status(), 429);
     assert!(retry_after(&waiting) >= 1);
     assert_eq!(error_of(waiting).await.1, "rate_limited");
     // ...but never on the owner's.
-    assert_eq!(login_from(&stack, OWNER_IP, EMAIL, PASSWORD).await.status(), 200);
+    assert_eq!(stack.login_from(OWNER_IP, EMAIL, PASSWORD).await.status(), 200);
 }
 
 #[tokio::test]
@@ -199,25 +184,25 @@ async fn password_tries_from_one_address_wait_longer_after_each_failure_up_to_th
     // of this test does not depend on how long Argon2 takes on a busy machine.
     let long_wrong = "w".repeat(2000);
     for _ in 0..5 {
-        assert_eq!(login_from(&stack, STRANGER_IP, EMAIL, &long_wrong).await.status(), 401);
+        assert_eq!(stack.login_from(STRANGER_IP, EMAIL, &long_wrong).await.status(), 401);
     }
     // After each further failure the next try waits 1 s, 2 s, 4 s, then 4 s (the cap).
     let mut waits = Vec::new();
     for _ in 0..4 {
-        let refused = login_from(&stack, STRANGER_IP, EMAIL, &long_wrong).await;
+        let refused = stack.login_from(STRANGER_IP, EMAIL, &long_wrong).await;
         assert_eq!(refused.status(), 429);
         let wait = retry_after(&refused);
         waits.push(wait);
         tokio::time::sleep(Duration::from_millis(wait * 1000 + 100)).await;
-        assert_eq!(login_from(&stack, STRANGER_IP, EMAIL, &long_wrong).await.status(), 401);
+        assert_eq!(stack.login_from(STRANGER_IP, EMAIL, &long_wrong).await.status(), 401);
     }
     // Retry-After is the time left, rounded up, once the hash of the try before is done.
     assert_eq!(waits[0], 1, "{waits:?}");
     assert!(waits[1] == 2 && (3..=4).contains(&waits[2]) && (3..=4).contains(&waits[3]), "{waits:?}");
     // A success from the address forgets its failures.
     tokio::time::sleep(Duration::from_millis(4100)).await;
-    assert_eq!(login_from(&stack, STRANGER_IP, EMAIL, PASSWORD).await.status(), 200);
-    assert_eq!(login_from(&stack, STRANGER_IP, EMAIL, &long_wrong).await.status(), 401);
+    assert_eq!(stack.login_from(STRANGER_IP, EMAIL, PASSWORD).await.status(), 200);
+    assert_eq!(stack.login_from(STRANGER_IP, EMAIL, &long_wrong).await.status(), 401);
 }
 
 /// Rewritten from auth.rs `parallel_wrong_logins_cannot_slip_past_the_lockout`:
@@ -226,7 +211,7 @@ async fn password_tries_from_one_address_wait_longer_after_each_failure_up_to_th
 async fn parallel_wrong_passwords_from_one_address_cannot_slip_past_the_wait() {
     let stack = Stack::spawn(&[]).await;
     account(&stack, EMAIL).await;
-    let attempts = (0..12).map(|_| login_from(&stack, STRANGER_IP, EMAIL, "wrong password"));
+    let attempts = (0..12).map(|_| stack.login_from(STRANGER_IP, EMAIL, "wrong password"));
     let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "only 5 passwords are ever checked: {statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
@@ -242,24 +227,23 @@ async fn after_100_wrong_passwords_the_account_needs_a_code_login_which_lifts_th
     // 100 failures from 20 addresses (5 free tries each), a few at a time.
     for batch in 0..20 {
         let ip = format!("203.0.113.{}", 100 + batch);
-        let tries = (0..5).map(|_| login_from(&stack, &ip, EMAIL, "wrong password"));
+        let tries = (0..5).map(|_| stack.login_from(&ip, EMAIL, "wrong password"));
         let statuses: Vec<u16> = futures::future::join_all(tries).await.iter().map(|r| r.status().as_u16()).collect();
         assert!(statuses.iter().all(|s| *s == 401), "{ip}: {statuses:?}");
     }
     assert_eq!(audit_count(&stack, "auth.password_login_suspended").await, 1);
     // Now the right password, from the owner's own address, is refused with advice.
-    let suspended = login_from(&stack, OWNER_IP, EMAIL, PASSWORD).await;
+    let suspended = stack.login_from(OWNER_IP, EMAIL, PASSWORD).await;
     assert_eq!(suspended.status(), 429);
     assert!(retry_after(&suspended) > 3600, "until the day's count lapses");
     let body: Value = suspended.json().await.unwrap();
     assert_eq!(body["error"]["code"], "password_login_suspended");
     assert!(body["error"]["message"].as_str().unwrap().contains("code"));
     // Code login still works, and lifts the suspension.
-    let request = json!({ "identifier": EMAIL });
-    assert_eq!(post_from(&stack, OWNER_IP, "/api/v1/auth/otp/request", &request).await.status(), 202);
-    let code = json!({ "identifier": EMAIL, "code": stack.email_code(EMAIL, 3).await });
-    assert_eq!(post_from(&stack, OWNER_IP, "/api/v1/auth/otp/verify", &code).await.status(), 200);
-    assert_eq!(login_from(&stack, OWNER_IP, EMAIL, PASSWORD).await.status(), 200);
+    assert_eq!(stack.request_login_code_from(OWNER_IP, EMAIL).await.status(), 202);
+    let code = stack.email_code(EMAIL, 3).await;
+    assert_eq!(stack.login_with_code_from(OWNER_IP, EMAIL, &code).await.status(), 200);
+    assert_eq!(stack.login_from(OWNER_IP, EMAIL, PASSWORD).await.status(), 200);
 }
 
 // --- SMS pumping ---
@@ -269,7 +253,7 @@ async fn signup_obeys_the_per_contact_code_limit_and_then_creates_nothing() {
     let stack = Stack::spawn(&[]).await;
     for identifier in ["new@example.com", "+919800000001"] {
         for _ in 0..5 {
-            let response = stack.post("/api/v1/auth/otp/request", &json!({ "identifier": identifier })).await;
+            let response = stack.request_login_code(identifier).await;
             assert_eq!(response.status(), 202);
         }
     }
@@ -314,14 +298,11 @@ async fn when_the_sms_budget_is_spent_codes_go_by_email_phone_verification_answe
         assert_eq!(signup_with(&stack, email, Some(phone)).await.status(), 201);
         let sms = stack.sms_code(phone, 1).await;
         let code = stack.email_code(email, 1).await;
-        let body = json!({ "identifier": email, "code": code, "password": "signup passphrase 7" });
-        assert_eq!(stack.post("/api/v1/auth/verify", &body).await.status(), 200);
-        let login = json!({ "identifier": email, "password": "signup passphrase 7" });
-        let tokens: Value = stack.post("/api/v1/auth/login", &login).await.json().await.unwrap();
+        assert_eq!(stack.verify_keeping_password(email, &code, "signup passphrase 7").await.status(), 200);
+        let tokens: Value = stack.login(email, "signup passphrase 7").await.json().await.unwrap();
         let access = tokens["access_token"].as_str().unwrap().to_owned();
         if email == asha.0 {
-            let body = json!({ "identifier": phone, "code": sms });
-            assert_eq!(stack.post_as("/api/v1/auth/verify", &access, &body).await.status(), 200);
+            assert_eq!(stack.verify_as(&access, phone, &sms).await.status(), 200);
         } else {
             ravi_access = access;
         }
@@ -329,26 +310,25 @@ async fn when_the_sms_budget_is_spent_codes_go_by_email_phone_verification_answe
     assert_eq!(audit_count(&stack, "sms.budget_exhausted").await, 0);
 
     // The budget (2) is spent: a login code asked for by phone goes to the account's email.
-    let by_phone = stack.post("/api/v1/auth/otp/request", &json!({ "identifier": asha.1 })).await;
+    let by_phone = stack.request_login_code(asha.1).await;
     assert_eq!(by_phone.status(), 202);
     let answer: Value = by_phone.json().await.unwrap();
     assert_eq!(answer["channel"], "email");
     let code = stack.email_code(asha.0, 2).await;
-    let login = stack.post("/api/v1/auth/otp/verify", &json!({ "identifier": asha.0, "code": code })).await;
+    let login = stack.login_with_code(asha.0, &code).await;
     assert_eq!(login.status(), 200, "the emailed code signs in with the email");
     let me: Value = stack
-        .get_as("/api/v1/auth/me", login.json::<Value>().await.unwrap()["access_token"].as_str().unwrap())
+        .me(Some(login.json::<Value>().await.unwrap()["access_token"].as_str().unwrap()))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(me["phone_verified"], true, "the phone proven earlier stays proven");
     // An unknown phone gets the very same answer.
-    let unknown = stack.post("/api/v1/auth/otp/request", &json!({ "identifier": "+919800000009" })).await;
+    let unknown = stack.request_login_code("+919800000009").await;
     assert_eq!(unknown.json::<Value>().await.unwrap(), answer);
     // A phone cannot be proven by email: its verification, asked for by its signed-in holder, answers 503.
-    let body = json!({ "identifier": ravi.1 });
-    let response = stack.post_as("/api/v1/auth/verify/request", &ravi_access, &body).await;
+    let response = stack.request_verification_as(&ravi_access, ravi.1).await;
     assert_eq!(error_of(response).await, (503, "sms_budget_exhausted".into()));
     // Signup goes on without the SMS: the email code is sent, the phone waits.
     assert_eq!(signup_with(&stack, "mira@example.com", Some("+919800000003")).await.status(), 201);
@@ -368,11 +348,10 @@ async fn when_the_sms_budget_is_spent_codes_go_by_email_phone_verification_answe
 
 #[tokio::test]
 async fn forwarded_for_is_believed_from_a_trusted_proxy_only() {
-    let body = |email: &str| json!({ "name": "A", "email": email, "password": "signup passphrase 7" });
     // Trusted peer: the right-most address that is not a trusted proxy, whatever the client prepended.
     let trusted = TestApp::spawn_with(&[TRUSTED]).await;
     let forwarded = format!("6.6.6.6, {OWNER_IP}, 127.0.0.1");
-    assert_eq!(post_from(&trusted, &forwarded, "/api/v1/auth/signup", &body("a@example.com")).await.status(), 201);
+    assert_eq!(trusted.signup_from(&forwarded, "A", "a@example.com", "signup passphrase 7").await.status(), 201);
     assert_eq!(audit_ips(&trusted, "auth.signup").await, [OWNER_IP]);
     assert_eq!(redis_count(&trusted, &format!("auth_ip:{OWNER_IP}")).await, Some(1));
     assert_eq!(redis_count(&trusted, "auth_ip:127.0.0.1").await, None);
@@ -380,7 +359,7 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy_only() {
 
     // Untrusted peer (the default: no proxies): the header is ignored.
     let untrusted = TestApp::spawn().await;
-    assert_eq!(post_from(&untrusted, OWNER_IP, "/api/v1/auth/signup", &body("a@example.com")).await.status(), 201);
+    assert_eq!(untrusted.signup_from(OWNER_IP, "A", "a@example.com", "signup passphrase 7").await.status(), 201);
     assert_eq!(audit_ips(&untrusted, "auth.signup").await, ["127.0.0.1"]);
     assert_eq!(redis_count(&untrusted, "auth_ip:127.0.0.1").await, Some(1));
     assert_eq!(redis_count(&untrusted, &format!("auth_ip:{OWNER_IP}")).await, None);
@@ -389,16 +368,15 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy_only() {
 #[tokio::test]
 async fn ipv6_clients_share_the_limit_of_their_64_while_the_audit_keeps_each_address() {
     let app = TestApp::spawn_with(&[TRUSTED, "--auth-ip-limit-per-min=2"]).await;
-    let body = |email: &str| json!({ "name": "A", "email": email, "password": "signup passphrase 7" });
     for (ip, email) in [("2001:db8:1:2::5", "a@example.com"), ("2001:db8:1:2:ffff::6", "b@example.com")] {
-        assert_eq!(post_from(&app, ip, "/api/v1/auth/signup", &body(email)).await.status(), 201);
+        assert_eq!(app.signup_from(ip, "A", email, "signup passphrase 7").await.status(), 201);
     }
     assert_eq!(redis_count(&app, "auth_ip:2001:db8:1:2::/64").await, Some(2));
     assert_eq!(audit_ips(&app, "auth.signup").await, ["2001:db8:1:2::5", "2001:db8:1:2:ffff::6"]);
     // A third address of the same /64 is over the limit; another /64 is not.
-    let third = post_from(&app, "2001:db8:1:2::7", "/api/v1/auth/signup", &body("c@example.com")).await;
+    let third = app.signup_from("2001:db8:1:2::7", "A", "c@example.com", "signup passphrase 7").await;
     assert_eq!(error_of(third).await, (429, "rate_limited".into()));
-    let other = post_from(&app, "2001:db8:1:3::7", "/api/v1/auth/signup", &body("c@example.com")).await;
+    let other = app.signup_from("2001:db8:1:3::7", "A", "c@example.com", "signup passphrase 7").await;
     assert_eq!(other.status(), 201);
 }
 
@@ -432,8 +410,7 @@ async fn when_redis_fails_mid_flight_limits_fall_back_to_the_process_and_ready_s
     let proxy = RedisProxy::start("127.0.0.1:6379").await;
     let redis_url = format!("--redis-url={}", proxy.url());
     let stack = Stack::spawn(&[&redis_url, "--auth-ip-limit-per-min=4"]).await;
-    let body = json!({ "identifier": "nobody@example.com", "password": "x" });
-    let login = || stack.post("/api/v1/auth/login", &body);
+    let login = || stack.login("nobody@example.com", "x");
     assert_eq!(login().await.status(), 401);
     // The hit was counted in the shared store.
     assert_eq!(redis_count(&stack, "auth_ip:127.0.0.1").await, Some(1));
@@ -458,8 +435,7 @@ async fn the_intake_starts_and_limits_in_process_when_redis_is_down_at_start() {
     let stack = Stack::spawn(&["--redis-url=redis://127.0.0.1:1", "--auth-ip-limit-per-min=2"]).await;
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let body = json!({ "identifier": "nobody@example.com", "password": "x" });
-        statuses.push(stack.post("/api/v1/auth/login", &body).await.status().as_u16());
+        statuses.push(stack.login("nobody@example.com", "x").await.status().as_u16());
     }
     assert_eq!(statuses, [401, 401, 429]);
     assert!(

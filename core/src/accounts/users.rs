@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::accounts::Taken;
 use crate::accounts::contact::{Contact, Email, Phone};
+use crate::db::{DbError, During};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
@@ -52,56 +54,41 @@ impl Name {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum UserError {
-    #[error("email already registered")]
-    EmailTaken,
-    #[error("phone already registered")]
-    PhoneTaken,
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
 const COLUMNS: &str = "id, name, email, phone, role, password_hash, email_verified_at, phone_verified_at, \
                        disabled_at, session_epoch, created_at";
 
 pub struct NewUser<'a> {
+    pub id: Uuid,
     pub name: &'a Name,
     pub email: &'a Email,
     pub phone: Option<&'a Phone>,
     pub password_hash: &'a str,
 }
 
-/// Inserts a user; duplicates are told apart by constraint name. A phone only
-/// counts as taken when another account proved it: an unverified phone typed
-/// by someone else must not block its owner.
-pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<User, UserError> {
-    if let Some(phone) = new.phone {
-        let taken: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE phone = $1 AND phone_verified_at IS NOT NULL)",
-        )
+/// Whether an account proved `phone`. Only that makes a phone taken: an
+/// unverified phone typed by someone else must not block its owner.
+pub async fn phone_proven(conn: &mut PgConnection, phone: &Phone) -> Result<bool, DbError> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE phone = $1 AND phone_verified_at IS NOT NULL)")
         .bind(phone.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-        if taken {
-            return Err(UserError::PhoneTaken);
-        }
-    }
+        .fetch_one(conn)
+        .await
+        .during("look up a proven phone")
+}
+
+/// Inserts a user; a duplicate email fails on `users_email_key` (see [`Taken::of`]).
+pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<User, DbError> {
     let sql = format!(
         "INSERT INTO users (id, name, email, phone, password_hash) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(Uuid::now_v7())
+        .bind(new.id)
         .bind(new.name.as_str())
         .bind(new.email.as_str())
         .bind(new.phone.map(Phone::as_str))
         .bind(new.password_hash)
         .fetch_one(conn)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.constraint() == Some("users_email_key") => UserError::EmailTaken,
-            _ => UserError::Database(e),
-        })
+        .during("insert a user")
 }
 
 pub async fn by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
@@ -218,15 +205,17 @@ const PHONE_PROOF_LOCK: i32 = 0x5048_4f4e;
 /// Proves `phone` for user `id`: the phone is verified on that account and
 /// taken, in the same transaction, from every other account holding it
 /// unverified. `None` when the account no longer holds this phone.
-pub async fn prove_phone(conn: &mut PgConnection, id: Uuid, phone: &Phone) -> Result<Option<PhoneProof>, sqlx::Error> {
+pub async fn prove_phone(conn: &mut PgConnection, id: Uuid, phone: &Phone) -> Result<Option<PhoneProof>, DbError> {
     // Two accounts proving one phone at once would each lock its own row and
     // then wait for the other's: take turns per phone instead of deadlocking.
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
         .bind(PHONE_PROOF_LOCK)
         .bind(phone.as_str())
         .execute(&mut *conn)
-        .await?;
-    let Some(user) = lock(conn, id).await?.filter(|u| u.phone.as_deref() == Some(phone.as_str())) else {
+        .await
+        .during("take the phone proof lock")?;
+    let Some(user) = lock(conn, id).await.during("lock a user")?.filter(|u| u.phone.as_deref() == Some(phone.as_str()))
+    else {
         return Ok(None);
     };
     if user.email_verified_at.is_none() {
@@ -241,7 +230,8 @@ pub async fn prove_phone(conn: &mut PgConnection, id: Uuid, phone: &Phone) -> Re
     .bind(phone.as_str())
     .bind(id)
     .fetch_one(&mut *conn)
-    .await?;
+    .await
+    .during("look up a proven phone")?;
     if taken {
         return Ok(Some(PhoneProof::Taken));
     }
@@ -252,17 +242,16 @@ pub async fn prove_phone(conn: &mut PgConnection, id: Uuid, phone: &Phone) -> Re
     .bind(phone.as_str())
     .bind(id)
     .execute(&mut *conn)
-    .await?
+    .await
+    .during("take a phone from its unverified holders")?
     .rows_affected();
     let sql =
         format!("UPDATE users SET phone_verified_at = now(), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}");
-    let proven = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(conn).await;
+    let proven = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_one(conn).await.during("prove a phone");
     match proven {
         Ok(user) => Ok(Some(PhoneProof::Proven { user, taken_from })),
         // Another account proved it concurrently: the unique index decided.
-        Err(sqlx::Error::Database(d)) if d.constraint() == Some("users_verified_phone_key") => {
-            Ok(Some(PhoneProof::Taken))
-        }
+        Err(e) if Taken::of(&e) == Some(Taken::Phone) => Ok(Some(PhoneProof::Taken)),
         Err(e) => Err(e),
     }
 }

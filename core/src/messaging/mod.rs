@@ -1,6 +1,8 @@
-//! Messaging: one-time codes, the notification outbox every message goes
-//! through, and what the sweep removes of both.
+//! Messaging: one-time codes, sending them under their limits, the
+//! notification outbox every message goes through, and what the sweep removes
+//! of codes and messages.
 
+pub mod codes;
 pub mod expiry;
 pub mod otp;
 pub mod outbox;

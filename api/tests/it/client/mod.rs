@@ -1,3 +1,4 @@
 //! Client methods on `TestApp`, one file per area.
 
+pub mod accounts;
 pub mod places;
