@@ -1,5 +1,5 @@
 //! `lockers-jobs-bench`: the job engine under the workloads of
-//! ../shared/bench/FINDINGS.md, through the same apalis `WorkerBuilder`,
+//! ops/bench/README.md, through the same apalis `WorkerBuilder`,
 //! `Monitor` and `JobBackend` the product runs (see ops/bench/README.md).
 //!
 //! lockers-jobs-bench drain N [--conc C]          bulk-enqueue N no-op jobs, then drain them (C in flight)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Job engine benchmark, side by side with graphile-worker in the same run.
-# Workloads (../shared/bench/FINDINGS.md): A = bulk-enqueue 50,000 no-op jobs, drain with 16 in flight;
+# Workloads (README.md): A = bulk-enqueue 50,000 no-op jobs, drain with 16 in flight;
 # B = one job per transaction at 200 jobs/s and at 2,000 jobs/s for 20 s, enqueue-to-start latency.
 # Every timed run holds flock /tmp/bench.lock, so nothing else measured runs at the same time.
 #
@@ -10,7 +10,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-peers=${PEERS:-$root/../shared/bench/peers}
+peers=${PEERS:-$here/peers}
 runs=${1:-3}
 bench=${BENCH_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/lockers-jobs-bench}
 out="$here/results/$(date -u +%Y%m%dT%H%M%SZ)"
