@@ -2,10 +2,16 @@
 //! SMS or email provider.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use lockers_core::db::DbError;
 use lockers_core::jobs::DeliverNotification;
 use lockers_core::messaging::outbox::{self, Channel};
+
+use sqlx::PgPool;
+use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::providers::SendError;
 use crate::{WorkerState, failure};
@@ -20,7 +26,7 @@ pub async fn deliver_notification(
     state: Data<Arc<WorkerState>>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let Some(message) = outbox::claim(&state.pool, job.notification_id).await.map_err(failure)? else {
+    let Some(message) = claim(&state.pool, job.notification_id).await.map_err(failure)? else {
         tracing::debug!(notification_id = %job.notification_id, "notification already sent, claimed or closed");
         return Ok(());
     };
@@ -43,7 +49,10 @@ pub async fn deliver_notification(
     match result {
         Ok(receipt) => {
             let receipt_id = receipt.provider_message_id.as_deref();
-            outbox::mark_sent(&state.pool, message.id, provider, receipt_id).await.map_err(failure)?;
+            let pool = &state.pool;
+            patiently("outcome", message.id, || outbox::mark_sent(pool, message.id, provider, receipt_id))
+                .await
+                .map_err(failure)?;
             tracing::info!(notification_id = %message.id, kind = %message.kind, provider, "notification sent");
             Ok(())
         }
@@ -66,4 +75,39 @@ pub async fn deliver_notification(
             Err(AbortError::new(error).into())
         }
     }
+}
+
+/// How long a run keeps at one statement while the database is unreachable
+/// (well inside the shortest queue timeout, 30 s for codes).
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Runs `statement` again while the database cannot be reached, up to
+/// [`PATIENCE`]: every statement of a delivery is safe to repeat, and giving up
+/// early costs more than waiting (a lost claim leaves the message unsent, a
+/// lost outcome leaves a sent message looking abandoned).
+async fn patiently<T, F, Fut>(what: &str, id: Uuid, statement: F) -> Result<T, DbError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, DbError>>,
+{
+    let started = Instant::now();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match statement().await {
+            Err(e) if e.is_unavailable() && started.elapsed() + wait < PATIENCE => {
+                tracing::warn!(notification_id = %id, error = %e, cause = %e.source, "{what} unanswered; asking again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Claims the message under a token of this run. The claim may commit with its
+/// answer lost: asking again with the same token returns it (a later run, with
+/// another token, would find the message claimed and leave it unsent).
+async fn claim(pool: &PgPool, id: Uuid) -> Result<Option<outbox::Pending>, DbError> {
+    let token = Uuid::new_v4();
+    patiently("claim", id, || outbox::claim(pool, id, token)).await
 }

@@ -128,5 +128,5 @@ async fn a_code_that_was_never_delivered_in_time_is_closed_and_blanked() {
     assert_eq!(status_and_body(&app, stale).await, ("failed".to_owned(), String::new()));
     assert_eq!(status_and_body(&app, fresh).await.0, "pending", "a code still valid waits for its delivery");
     // And a later run of its job sends nothing.
-    assert!(outbox::claim(&app.pool, stale).await.unwrap().is_none());
+    assert!(outbox::claim(&app.pool, stale, uuid::Uuid::new_v4()).await.unwrap().is_none());
 }

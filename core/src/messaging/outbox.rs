@@ -151,14 +151,17 @@ impl Pending {
 /// `sending`), in its own statement and so its own transaction, committed
 /// before the provider is called. `None` when the message is not pending: sent,
 /// failed, unknown, or being sent by another run of its job, which therefore
-/// never sends it again.
-pub async fn claim<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Pending>, DbError> {
+/// never sends it again. `token` names this run: asking again with it after a
+/// lost answer returns the run's own claim (nothing was sent in between, since
+/// the run itself was waiting for the answer).
+pub async fn claim<'e>(db: impl PgExecutor<'e>, id: Uuid, token: Uuid) -> Result<Option<Pending>, DbError> {
     sqlx::query_as(
-        "UPDATE notifications SET status = 'sending', claimed_at = now()
-         WHERE id = $1 AND status = 'pending'
+        "UPDATE notifications SET status = 'sending', claimed_at = now(), claim_token = $2
+         WHERE id = $1 AND (status = 'pending' OR (status = 'sending' AND claim_token = $2))
          RETURNING id, channel, recipient, kind, subject, body, sensitive",
     )
     .bind(id)
+    .bind(token)
     .fetch_optional(db)
     .await
     .during("claim a notification for delivery")
