@@ -107,7 +107,8 @@ pub struct JobBackend<Args> {
     queue: Queue,
     jobs: Option<mpsc::Receiver<Fetched>>,
     acks: mpsc::UnboundedSender<Ack>,
-    idle: Option<(mpsc::Sender<Fetched>, mpsc::UnboundedReceiver<Ack>)>,
+    starts: mpsc::UnboundedSender<StartRequest>,
+    idle: Option<(mpsc::Sender<Fetched>, mpsc::UnboundedReceiver<Ack>, mpsc::UnboundedReceiver<StartRequest>)>,
     fetcher: Option<JoinHandle<()>>,
     stop_fetcher: CancellationToken,
     // Stops the fetcher if the worker is dropped without closing (shutdown
@@ -121,13 +122,15 @@ impl<Args> JobBackend<Args> {
     pub(super) fn new(engine: Engine, queue: Queue) -> Self {
         let (job_tx, job_rx) = mpsc::channel(engine.settings().prefetch);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let (start_tx, start_rx) = mpsc::unbounded_channel();
         let stop_fetcher = CancellationToken::new();
         Self {
             engine,
             queue,
             jobs: Some(job_rx),
             acks: ack_tx,
-            idle: Some((job_tx, ack_rx)),
+            starts: start_tx,
+            idle: Some((job_tx, ack_rx, start_rx)),
             fetcher: None,
             _fetcher_guard: stop_fetcher.clone().drop_guard(),
             stop_fetcher,
@@ -137,11 +140,13 @@ impl<Args> JobBackend<Args> {
     }
 
     fn start(&mut self) {
-        if let Some((job_tx, ack_rx)) = self.idle.take() {
+        if let Some((job_tx, ack_rx, start_rx)) = self.idle.take() {
             let wake = self.engine.wakeups().subscribe(self.queue);
             let fetcher = fetch(self.engine.clone(), self.queue, job_tx, wake, self.stop_fetcher.clone());
             self.fetcher = Some(tokio::spawn(fetcher));
             tokio::spawn(acknowledge(self.engine.clone(), self.queue, ack_rx));
+            let lease = self.engine.settings().lease(self.queue);
+            tokio::spawn(start_runs(self.engine.clone(), lease, start_rx));
         }
     }
 
@@ -247,11 +252,10 @@ impl<Args> BackendConfig for JobBackend<Args> {
     fn middleware(&mut self, _: &mut WorkerContext) -> Self::Layer {
         let settings = self.engine.settings();
         AckLayer {
-            engine: self.engine.clone(),
             acks: self.acks.clone(),
+            starts: self.starts.clone(),
             backoff: settings.backoff,
             timeout: settings.timeouts.get(self.queue),
-            lease: settings.lease(self.queue),
         }
     }
 }
@@ -404,6 +408,46 @@ where
     }
 }
 
+/// A run asking to start: answered `Ok(true)` when the job is still this
+/// process's (its lease is then set), `Ok(false)` when it was rescued.
+struct StartRequest {
+    run: Held,
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+/// The start check of every run of one queue, batched: the requests that
+/// arrive while one statement is in flight go together in the next, so a busy
+/// queue pays one round trip per batch rather than per job, and an idle one
+/// waits for no batch to fill.
+async fn start_runs(engine: Engine, lease: Duration, mut requests: mpsc::UnboundedReceiver<StartRequest>) {
+    const MAX_BATCH: usize = 512;
+    let mut batch = Vec::new();
+    while let Some(first) = requests.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let runs: Vec<Held> = batch.iter().map(|r| r.run.clone()).collect();
+        match claims::start_many(engine.pool(), &runs, lease).await {
+            Ok(started) => {
+                let started: std::collections::HashSet<i64> = started.into_iter().collect();
+                for request in batch.drain(..) {
+                    let _ = request.reply.send(Ok(started.contains(&request.run.id)));
+                }
+            }
+            Err(error) => {
+                let text = crate::failure(error).to_string();
+                for request in batch.drain(..) {
+                    let _ = request.reply.send(Err(text.clone()));
+                }
+            }
+        }
+    }
+}
+
 /// Wraps every handler call: checks right before the run that the job is still
 /// this process's (and sets its lease), cancels the run at the queue's timeout
 /// or when the process is found rescued, turns a panic into a failed attempt,
@@ -411,11 +455,10 @@ where
 /// attempts, or the handler returned apalis's `AbortError`).
 #[derive(Clone)]
 pub struct AckLayer {
-    engine: Engine,
     acks: mpsc::UnboundedSender<Ack>,
+    starts: mpsc::UnboundedSender<StartRequest>,
     backoff: Backoff,
     timeout: Duration,
-    lease: Duration,
 }
 
 impl<S> Layer<S> for AckLayer {
@@ -460,7 +503,10 @@ where
             if run.identity.is_fenced() {
                 return Err(RunLost(run.held.id).into());
             }
-            match claims::start(layer.engine.pool(), &run.held, layer.lease).await {
+            let (reply, started) = oneshot::channel();
+            let _ = layer.starts.send(StartRequest { run: run.held.clone(), reply });
+            let checked = started.await.unwrap_or_else(|_| Err("the job starter stopped".into()));
+            match checked {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(job_id = run.held.id, "a prefetched job was rescued before it started; skipped");
@@ -469,7 +515,7 @@ where
                 Err(error) => {
                     // Not started: hand it back without counting an attempt.
                     let _ = layer.acks.send(Ack::Released { run: run.held.clone(), started: false });
-                    return Err(crate::failure(error));
+                    return Err(error.into());
                 }
             }
             let mut guard = RunGuard { run: Some(run.held.clone()), acks: layer.acks.clone() };

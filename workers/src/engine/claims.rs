@@ -98,25 +98,30 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
     Ok(Claim { jobs, next_due_in, registered })
 }
 
-/// Right before a claimed job runs: true, and its lease set to `lease` from
-/// now, only if `run` still holds it (the same worker identity, still
-/// registered, and the same attempt, still running). False means the job was
-/// rescued meanwhile and runs elsewhere: this run must not start.
-pub async fn start(pool: &PgPool, run: &Held, lease: Duration) -> Result<bool, DbError> {
-    let started = sqlx::query(
-        "UPDATE jobs SET lease_until = now() + make_interval(secs => $4)
-         WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = 'running'
-           AND EXISTS (SELECT 1 FROM job_workers WHERE id = $2)",
+/// Right before claimed jobs run, in one statement: each run's lease is set to
+/// `lease` from now, and its id answered, only if the run still holds its job
+/// (the same worker identity, still registered, and the same attempt, still
+/// running). A run left out was rescued meanwhile and runs elsewhere: it must
+/// not start. The runs of one batch may name different worker identities (a
+/// process re-registered between their claims).
+pub async fn start_many(pool: &PgPool, runs: &[Held], lease: Duration) -> Result<Vec<i64>, DbError> {
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let workers: Vec<&str> = runs.iter().map(|r| &*r.worker).collect();
+    let attempts: Vec<i32> = runs.iter().map(|r| r.attempts).collect();
+    sqlx::query_scalar(
+        "UPDATE jobs AS j SET lease_until = now() + make_interval(secs => $4)
+         FROM unnest($1::bigint[], $2::text[], $3::int[]) AS r(id, worker, attempts)
+         WHERE j.id = r.id AND j.locked_by = r.worker AND j.attempts = r.attempts AND j.state = 'running'
+           AND EXISTS (SELECT 1 FROM job_workers AS w WHERE w.id = r.worker)
+         RETURNING j.id",
     )
-    .bind(run.id)
-    .bind(&*run.worker)
-    .bind(run.attempts)
+    .bind(&ids)
+    .bind(&workers)
+    .bind(&attempts)
     .bind(lease.as_secs_f64())
-    .execute(pool)
+    .fetch_all(pool)
     .await
-    .during("start a job run")?
-    .rows_affected();
-    Ok(started == 1)
+    .during("start job runs")
 }
 
 /// Promises that a worker polls `queue` for at least `window` from now, so
