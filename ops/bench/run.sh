@@ -26,7 +26,7 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'b
 
 {
   echo "# $(date -u) on $(nproc) cores; load before start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# engine settings: JOB_PREFETCH=${JOB_PREFETCH:-100 (default)} JOB_RETENTION_SECS=${JOB_RETENTION_SECS:-3600 (default)}"
+  echo "# engine settings: JOB_PREFETCH=${JOB_PREFETCH:-100 (default)} JOB_RETENTION_SECS=${JOB_RETENTION_SECS:-0 (default)}"
 } | tee "$out/summary.txt"
 
 for i in $(seq "$runs"); do
