@@ -105,19 +105,16 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
 /// not start. The runs of one batch may name different worker identities (a
 /// process re-registered between their claims).
 pub async fn start_many(pool: &PgPool, runs: &[Held], lease: Duration) -> Result<Vec<i64>, DbError> {
-    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
-    let workers: Vec<&str> = runs.iter().map(|r| &*r.worker).collect();
-    let attempts: Vec<i32> = runs.iter().map(|r| r.attempts).collect();
+    let (ids, keys) = run_keys(runs);
     sqlx::query_scalar(
-        "UPDATE jobs AS j SET lease_until = now() + make_interval(secs => $4)
-         FROM unnest($1::bigint[], $2::text[], $3::int[]) AS r(id, worker, attempts)
-         WHERE j.id = r.id AND j.locked_by = r.worker AND j.attempts = r.attempts AND j.state = 'running'
-           AND EXISTS (SELECT 1 FROM job_workers AS w WHERE w.id = r.worker)
-         RETURNING j.id",
+        "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
+         WHERE id = ANY($1) AND state = 'running'
+           AND (id::text || ':' || attempts::text || ':' || locked_by) = ANY($2)
+           AND EXISTS (SELECT 1 FROM job_workers AS w WHERE w.id = jobs.locked_by)
+         RETURNING id",
     )
     .bind(&ids)
-    .bind(&workers)
-    .bind(&attempts)
+    .bind(&keys)
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
     .await
@@ -156,15 +153,27 @@ fn columns(runs: &[Held]) -> (Vec<i64>, Vec<&str>, Vec<i32>) {
 pub async fn complete(pool: &PgPool, runs: &[Held], keep: bool) -> Result<(), DbError> {
     let sql = if keep {
         "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, lease_until = NULL
-         FROM unnest($1::bigint[], $2::text[], $3::int[]) AS h(id, worker, attempts)
-         WHERE jobs.id = h.id AND jobs.locked_by = h.worker AND jobs.attempts = h.attempts AND jobs.state = 'running'"
+         WHERE id = ANY($1) AND state = 'running'
+           AND (id::text || ':' || attempts::text || ':' || locked_by) = ANY($2)"
     } else {
-        "DELETE FROM jobs USING unnest($1::bigint[], $2::text[], $3::int[]) AS h(id, worker, attempts)
-         WHERE jobs.id = h.id AND jobs.locked_by = h.worker AND jobs.attempts = h.attempts AND jobs.state = 'running'"
+        "DELETE FROM jobs
+         WHERE id = ANY($1) AND state = 'running'
+           AND (id::text || ':' || attempts::text || ':' || locked_by) = ANY($2)"
     };
-    let (ids, workers, attempts) = columns(runs);
-    sqlx::query(sql).bind(ids).bind(workers).bind(attempts).execute(pool).await.during("record completed jobs")?;
+    let (ids, keys) = run_keys(runs);
+    sqlx::query(sql).bind(ids).bind(keys).execute(pool).await.during("record completed jobs")?;
     Ok(())
+}
+
+/// The ids of `runs` and a key per run (`id:attempts:worker`), matched with
+/// `= ANY`, which PostgreSQL hashes: a batch costs one probe per row read
+/// whatever plan the table's statistics lead to (a join against an unnested
+/// batch, planned on the statistics of a table that was empty a moment ago,
+/// compared every running row with every run of the batch).
+fn run_keys(runs: &[Held]) -> (Vec<i64>, Vec<String>) {
+    let ids = runs.iter().map(|r| r.id).collect();
+    let keys = runs.iter().map(|r| format!("{}:{}:{}", r.id, r.attempts, r.worker)).collect();
+    (ids, keys)
 }
 
 /// Records failed runs: each is either ready again at a future `run_at` (it
