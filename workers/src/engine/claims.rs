@@ -223,6 +223,32 @@ macro_rules! backoff_sql {
     };
 }
 
+/// The SET columns of every hand-back (shutdown, deregistration, rescue): a
+/// run that started (`$started`, an SQL condition) counts as an attempt, dead
+/// when out of attempts, else ready after its backoff; a job only prefetched
+/// gets its attempt back and is ready at once. One rule, so no path lets a
+/// poison job cycle through processes without paying attempts.
+macro_rules! hand_back_sql {
+    ($started:literal, $base:literal, $cap:literal) => {
+        concat!(
+            "state = CASE WHEN ",
+            $started,
+            " AND attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
+                 finished_at = CASE WHEN ",
+            $started,
+            " AND attempts >= max_attempts THEN now() END,
+                 run_at = CASE WHEN ",
+            $started,
+            " THEN now() + ",
+            backoff_sql!($base, $cap),
+            " ELSE now() END,
+                 attempts = CASE WHEN ",
+            $started,
+            " THEN attempts ELSE attempts - 1 END,"
+        )
+    };
+}
+
 /// Hands runs back to ready and wakes the workers of their queues. Runs that
 /// `started` count as attempts: out of attempts they are dead, else they wait
 /// their backoff, so a job that keeps getting cut short cannot cycle forever.
@@ -232,12 +258,9 @@ pub async fn release(pool: &PgPool, runs: &[Held], started: bool, backoff: Backo
     sqlx::query(concat!(
         "WITH released AS (
              UPDATE jobs SET
-                 state = CASE WHEN $4 AND attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
-                 finished_at = CASE WHEN $4 AND attempts >= max_attempts THEN now() END,
-                 run_at = CASE WHEN $4 THEN now() + ",
-        backoff_sql!("$5", "$6"),
-        " ELSE now() END,
-                 attempts = CASE WHEN $4 THEN attempts ELSE attempts - 1 END,
+                 ",
+        hand_back_sql!("$4", "$5", "$6"),
+        "
                  last_error = CASE WHEN $4 THEN 'the run was cut short (shutdown)' ELSE last_error END,
                  locked_by = NULL,
                  lease_until = NULL
@@ -291,12 +314,9 @@ pub async fn deregister(pool: &PgPool, worker: &str, backoff: Backoff) -> Result
         "WITH gone AS (DELETE FROM job_workers WHERE id = $1),
          released AS (
              UPDATE jobs SET
-                 state = CASE WHEN lease_until IS NOT NULL AND attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
-                 finished_at = CASE WHEN lease_until IS NOT NULL AND attempts >= max_attempts THEN now() END,
-                 run_at = CASE WHEN lease_until IS NOT NULL THEN now() + ",
-        backoff_sql!("$2", "$3"),
-        " ELSE now() END,
-                 attempts = CASE WHEN lease_until IS NOT NULL THEN attempts ELSE attempts - 1 END,
+                 ",
+        hand_back_sql!("lease_until IS NOT NULL", "$2", "$3"),
+        "
                  last_error = CASE WHEN lease_until IS NOT NULL THEN 'worker stopped during the run' ELSE last_error END,
                  locked_by = NULL,
                  lease_until = NULL
@@ -324,12 +344,9 @@ pub async fn rescue(pool: &PgPool, after: Duration, backoff: Backoff) -> Result<
              DELETE FROM job_workers WHERE last_seen < now() - make_interval(secs => $1) RETURNING id),
          rescued AS (
              UPDATE jobs SET
-                 state = CASE WHEN lease_until IS NOT NULL AND attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
-                 finished_at = CASE WHEN lease_until IS NOT NULL AND attempts >= max_attempts THEN now() END,
-                 run_at = CASE WHEN lease_until IS NOT NULL THEN now() + ",
-        backoff_sql!("$2", "$3"),
-        " ELSE now() END,
-                 attempts = CASE WHEN lease_until IS NOT NULL THEN attempts ELSE attempts - 1 END,
+                 ",
+        hand_back_sql!("lease_until IS NOT NULL", "$2", "$3"),
+        "
                  last_error = CASE
                      WHEN lease_until IS NULL THEN last_error
                      WHEN lease_until < now() THEN 'the run outlived its lease under worker ' || locked_by
@@ -340,7 +357,6 @@ pub async fn rescue(pool: &PgPool, after: Duration, backoff: Backoff) -> Result<
                AND (locked_by IN (SELECT id FROM lost)
                     OR NOT EXISTS (SELECT 1 FROM job_workers w WHERE w.id = jobs.locked_by)
                     OR lease_until < now())
-              
              RETURNING queue)
          SELECT coalesce(sum(n), 0)::bigint
          FROM (SELECT count(*) AS n, pg_notify('lockers_jobs', queue) FROM rescued GROUP BY queue) AS q"

@@ -31,13 +31,7 @@ impl SilentServer {
 
     /// Flags that make it the SMTP relay.
     pub fn smtp_flags(&self) -> Vec<String> {
-        vec![
-            "--email-provider=smtp".into(),
-            "--smtp-host=127.0.0.1".into(),
-            format!("--smtp-port={}", self.addr.port()),
-            "--smtp-tls=none".into(),
-            "--email-from=Lockers <no-reply@lockers.test>".into(),
-        ]
+        super::smtp::plain_smtp_flags(self.addr.port())
     }
 
     /// Flags that make it the Twilio API.

@@ -88,13 +88,7 @@ impl FakeSmtp {
 
     /// Configuration flags that point the app at this server (plain SMTP).
     pub fn flags(&self) -> Vec<String> {
-        vec![
-            "--email-provider=smtp".into(),
-            "--smtp-host=127.0.0.1".into(),
-            format!("--smtp-port={}", self.addr.port()),
-            "--smtp-tls=none".into(),
-            "--email-from=Lockers <no-reply@lockers.test>".into(),
-        ]
+        plain_smtp_flags(self.addr.port())
     }
 
     pub fn mails(&self) -> Vec<Mail> {
@@ -174,4 +168,15 @@ async fn session(
         };
         write.write_all(reply).await?;
     }
+}
+
+/// Flags that make a plain-SMTP server on this host and `port` the app's relay.
+pub fn plain_smtp_flags(port: u16) -> Vec<String> {
+    vec![
+        "--email-provider=smtp".into(),
+        "--smtp-host=127.0.0.1".into(),
+        format!("--smtp-port={port}"),
+        "--smtp-tls=none".into(),
+        "--email-from=Lockers <no-reply@lockers.test>".into(),
+    ]
 }
