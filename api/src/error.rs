@@ -94,6 +94,17 @@ impl From<lockers_core::jobs::EnqueueError> for ApiError {
     }
 }
 
+impl From<lockers_core::exchange::ExchangeError> for ApiError {
+    fn from(e: lockers_core::exchange::ExchangeError) -> Self {
+        use lockers_core::exchange::ExchangeError;
+        match e {
+            ExchangeError::UnknownCommand => ApiError::NotFound("door command"),
+            ExchangeError::Db(e) => e.into(),
+            ExchangeError::Enqueue(e) => e.into(),
+        }
+    }
+}
+
 impl From<lockers_core::db::DbError> for ApiError {
     fn from(e: lockers_core::db::DbError) -> Self {
         if e.is_unavailable() {

@@ -10,6 +10,7 @@ use lockers_core::accounts::tokens::SignedIn;
 use lockers_core::accounts::users::{Role, User};
 use lockers_core::audit::{Actor, Party};
 use lockers_core::net;
+use lockers_core::places::credentials;
 
 use crate::ApiContext;
 use crate::error::ApiError;
@@ -125,5 +126,55 @@ impl FromRequestParts<ApiContext> for AdminActor {
         let AdminUser(admin) = AdminUser::from_request_parts(parts, ctx).await?;
         let Caller(actor) = Caller::from_request_parts(parts, ctx).await?;
         Ok(Self(actor.as_party(Party::Admin(admin.id))))
+    }
+}
+
+/// The bearer token of an `Authorization` header, if there is one.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim)
+}
+
+/// A locker point's controller, by its controller token: the point's id.
+#[derive(Debug, Clone, Copy)]
+pub struct ControllerPoint(pub uuid::Uuid);
+
+impl FromRequestParts<ApiContext> for ControllerPoint {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let mut conn = ctx.db.acquire().await?;
+        let point = credentials::point_of_controller(&mut conn, token).await?;
+        point
+            .map(Self)
+            .ok_or(ApiError::AuthFailed { code: "invalid_controller_token", message: "unknown controller token" })
+    }
+}
+
+/// A locker point's screen, by its kiosk token: the point's id. Routes of
+/// one point check that it is theirs with [`KioskPoint::require`].
+#[derive(Debug, Clone, Copy)]
+pub struct KioskPoint(pub uuid::Uuid);
+
+impl FromRequestParts<ApiContext> for KioskPoint {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &ApiContext) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let mut conn = ctx.db.acquire().await?;
+        let point = credentials::point_of_kiosk(&mut conn, token).await?;
+        point.map(Self).ok_or(ApiError::AuthFailed { code: "invalid_kiosk_token", message: "unknown kiosk token" })
+    }
+}
+
+impl KioskPoint {
+    /// Refuses a screen acting for another point: a code typed anywhere but
+    /// at its own point opens nothing.
+    pub fn require(self, point_id: uuid::Uuid) -> Result<(), ApiError> {
+        if self.0 == point_id {
+            return Ok(());
+        }
+        Err(ApiError::Refused { code: "wrong_point", message: "this screen belongs to another locker point" })
     }
 }

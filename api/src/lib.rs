@@ -3,13 +3,19 @@
 
 mod audit_log;
 mod auth;
+mod controller;
 pub mod error;
 mod extract;
+mod force_clear;
 mod health;
+mod items;
 mod lockers;
 mod middleware;
 mod pagination;
+mod pickup;
 mod places;
+pub mod simulator;
+mod transactions;
 mod users;
 
 use std::net::SocketAddr;
@@ -54,7 +60,12 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(users::router())
         .merge(places::router())
         .merge(lockers::router())
-        .merge(audit_log::router());
+        .merge(audit_log::router())
+        .merge(controller::router())
+        .merge(items::router())
+        .merge(force_clear::router())
+        .merge(pickup::router())
+        .merge(transactions::router());
     let timeout = ctx.config.request_timeout;
     let read_limit = axum::middleware::from_fn_with_state(ctx.clone(), middleware::public_read_limit);
     let app =

@@ -8,8 +8,8 @@ use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
 use lockers_core::places::{
-    self, Address, City, CityChanges, ControllerUrl, LockerPoint, NewPoint, PlaceError, PlaceKind, PlaceName,
-    PointChanges, SearchTerms,
+    self, Address, City, CityChanges, ControllerUrl, ControllerUrlError, LockerPoint, NewPoint, PlaceError, PlaceKind,
+    PlaceName, PointChanges, SearchTerms,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -265,9 +265,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
     Option::<String>::deserialize(d).map(Some)
 }
 
-fn controller_url(raw: &str) -> Result<ControllerUrl> {
-    ControllerUrl::parse(raw)
-        .ok_or_else(|| ApiError::unprocessable("invalid_controller_url", "controller_url must be an http(s) URL"))
+/// A point's controller URL; in production not an internal address unless
+/// `CONTROLLER_ALLOW_PRIVATE_URLS` (no SSRF through a point's URL).
+fn controller_url(ctx: &ApiContext, raw: &str) -> Result<ControllerUrl> {
+    ControllerUrl::parse_checked(raw, places::internal_controllers_allowed(&ctx.config)).map_err(|e| match e {
+        ControllerUrlError::Invalid => ApiError::unprocessable("invalid_controller_url", e.to_string()),
+        ControllerUrlError::Internal => ApiError::unprocessable("controller_url_not_allowed", e.to_string()),
+    })
 }
 
 fn address(raw: &str) -> Result<Address> {
@@ -301,9 +305,10 @@ async fn create_point(
         city_id: body.city_id,
         name: name(&body.name, PlaceName::POINT_MAX)?,
         address: address(&body.address)?,
-        controller_url: body.controller_url.as_deref().map(controller_url).transpose()?,
+        controller_url: body.controller_url.as_deref().map(|url| controller_url(&ctx, url)).transpose()?,
     };
-    let (point, token) = places::create_point(&mut *ctx.db.acquire().await?, &actor, new).await?;
+    let key = places::ControllerKey::from_config(&ctx.config);
+    let (point, token) = places::create_point(&mut *ctx.db.acquire().await?, &actor, &key, new).await?;
     let created =
         CreatedPoint { point: PointView::for_admin(&ctx, &point), controller_token: token.expose().to_owned() };
     Ok((StatusCode::CREATED, AppJson(created)))
@@ -323,7 +328,7 @@ async fn update_point(
         controller_url: body
             .controller_url
             .as_ref()
-            .map(|url| url.as_deref().map(controller_url).transpose())
+            .map(|url| url.as_deref().map(|url| controller_url(&ctx, url)).transpose())
             .transpose()?,
     };
     let point = places::update_point(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
@@ -348,6 +353,7 @@ async fn rotate_token(
     id: PathId,
 ) -> Result<AppJson<RotatedToken>> {
     let Path(id) = id?;
-    let token = places::rotate_controller_token(&mut *ctx.db.acquire().await?, &actor, id).await?;
+    let key = places::ControllerKey::from_config(&ctx.config);
+    let token = places::rotate_controller_token(&mut *ctx.db.acquire().await?, &actor, &key, id).await?;
     Ok(AppJson(RotatedToken { controller_token: token.expose().to_owned() }))
 }

@@ -290,8 +290,14 @@ pub struct Config {
     #[arg(long, env = "CURRENCY", default_value = "INR")]
     pub currency: String,
 
+    /// Prices per started hour by locker size in minor units, e.g.
+    /// `S=4000,M=5000,L=6000,XL=8000`; sizes left out cost DEFAULT_TARIFF_PAISE.
+    /// Rows of the `tariffs` table win over both from their `valid_from` on.
+    #[arg(long, env = "TARIFFS", default_value = "")]
+    pub tariffs: crate::billing::SizeTariffs,
+
     /// Queues this process works and how many jobs of each run at once.
-    #[arg(long, env = "WORKER_QUEUES", default_value = "otp=8,notify=8,sweep=1")]
+    #[arg(long, env = "WORKER_QUEUES", default_value = "otp=8,notify=8,door=8,sweep=1")]
     pub worker_queues: QueueConcurrency,
 
     /// Whether this process runs the cron scheduler (billing, sweeps).
@@ -376,6 +382,62 @@ pub struct Config {
     /// Public reads (places, lockers, search) one client IP may make per minute.
     #[arg(long, env = "PUBLIC_READ_LIMIT_PER_MIN", default_value_t = 600)]
     pub public_read_limit_per_min: u32,
+
+    // --- The exchange: deposit (issue 10, helper "deposit") ---
+    /// Seconds a reservation waits for its drop-off (the drop-off code lives as long);
+    /// past it, a reservation whose door never opened is cancelled by the sweep.
+    #[arg(long = "dropoff-window-secs", env = "DROPOFF_WINDOW_SECS", default_value = "900", value_parser = parse_secs)]
+    pub dropoff_window: Duration,
+
+    /// Seconds a stored item waits for its receiver before it expires (the
+    /// window is fixed at deposit and kept with the item).
+    #[arg(long = "pickup-window-secs", env = "PICKUP_WINDOW_SECS", default_value = "259200", value_parser = parse_secs)]
+    pub pickup_window: Duration,
+
+    /// Seconds a drop-off door may stay open (no `door_closed`) before admins are
+    /// alerted and the locker goes to maintenance.
+    #[arg(long = "door-close-timeout-secs", env = "DOOR_CLOSE_TIMEOUT_SECS", default_value = "120", value_parser = parse_secs)]
+    pub door_close_timeout: Duration,
+
+    /// Reservations (not yet dropped off) one sender may hold at once, so one
+    /// account cannot reserve every locker of a point.
+    #[arg(long, env = "MAX_OPEN_RESERVATIONS", default_value_t = 5)]
+    pub max_open_reservations: u32,
+
+    // --- Door controllers (issue 10, helper doors): the outbound credential, TLS, SSRF, retries ---
+    /// Server secret the controller tokens are derived from (HMAC of the point id
+    /// and its token generation), so the backend can present a point's token
+    /// while the database keeps only its hash. At least 32 characters; a fixed
+    /// value in development (tokens stay valid across restarts), required in production.
+    /// Changing it changes every point's token.
+    #[arg(long, env = "CONTROLLER_TOKEN_SECRET", hide_env_values = true)]
+    pub controller_token_secret: Option<Secret>,
+
+    /// PEM file of extra CA certificates the `http` door driver trusts (an
+    /// operator's own CA); the public roots stay trusted.
+    #[arg(long, env = "CONTROLLER_CA_FILE")]
+    pub controller_ca_file: Option<std::path::PathBuf>,
+
+    /// In production, controller URLs naming loopback, link-local, private or
+    /// unspecified addresses are refused (no SSRF through a point's URL) unless this is true.
+    #[arg(long, env = "CONTROLLER_ALLOW_PRIVATE_URLS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub controller_allow_private_urls: bool,
+
+    /// Seconds one door command attempt (connect, request, answer) may take before it
+    /// counts as a timeout and is retried.
+    #[arg(long = "door-attempt-timeout-secs", env = "DOOR_ATTEMPT_TIMEOUT_SECS", default_value = "5", value_parser = parse_secs)]
+    pub door_attempt_timeout: Duration,
+
+    /// Seconds after a door command is issued during which failed attempts are
+    /// retried (backoff from JOB_BACKOFF_BASE_MS doubling to JOB_BACKOFF_MAX_SECS);
+    /// then the command is `failed` (locker to maintenance, admins alerted).
+    #[arg(long = "door-retry-window-secs", env = "DOOR_RETRY_WINDOW_SECS", default_value = "600", value_parser = parse_secs)]
+    pub door_retry_window: Duration,
+
+    /// How long the sender of an expired item has to take it back; after
+    /// that the item is abandoned: billing stops and staff are alerted.
+    #[arg(long = "return-window-secs", env = "RETURN_WINDOW_SECS", default_value = "604800", value_parser = parse_secs)]
+    pub return_window: Duration,
 }
 
 /// A country calling code (ITU E.164), written with or without `+`. These codes
@@ -398,6 +460,10 @@ impl FromStr for CallingCode {
         if ok { Ok(Self(digits.to_owned())) } else { Err(format!("`{s}` is not a country calling code such as 91")) }
     }
 }
+
+/// The controller token secret of development: fixed, so points' tokens stay
+/// valid across restarts; production refuses it.
+pub const DEV_CONTROLLER_TOKEN_SECRET: &str = "lockers-development-controller-token-secret";
 
 /// A setting that cannot work, with the name of the variable to fix.
 #[derive(Debug, thiserror::Error)]
@@ -434,6 +500,10 @@ impl Config {
         }
         if self.public_read_limit_per_min == 0 {
             return fail("PUBLIC_READ_LIMIT_PER_MIN must be at least 1");
+        }
+        // The exchange's pickup window and return path (issue 10, helper collection).
+        if self.return_window < Duration::from_secs(60) {
+            return fail("RETURN_WINDOW_SECS must be at least 60");
         }
         if self.login_lockout < Duration::from_secs(1) {
             return fail("LOGIN_LOCKOUT_SECS must be at least 1");
@@ -473,6 +543,29 @@ impl Config {
             return fail("JOB_KEY_WINDOW_SECS must be at least 60");
         }
         self.worker_pool_size()?;
+        if !(Duration::from_secs(60)..=Duration::from_secs(86_400)).contains(&self.dropoff_window) {
+            return fail("DROPOFF_WINDOW_SECS must be between 60 and 86400");
+        }
+        if self.pickup_window < Duration::from_secs(3600) || self.pickup_window.as_secs() > i32::MAX as u64 {
+            return fail("PICKUP_WINDOW_SECS must be at least 3600 (and fit in 32 bits)");
+        }
+        if self.door_close_timeout < Duration::from_secs(10) {
+            return fail("DOOR_CLOSE_TIMEOUT_SECS must be at least 10");
+        }
+        if self.max_open_reservations == 0 {
+            return fail("MAX_OPEN_RESERVATIONS must be at least 1");
+        }
+
+        // Door controllers (issue 10, helper doors).
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&self.door_attempt_timeout) {
+            return fail("DOOR_ATTEMPT_TIMEOUT_SECS must be between 1 and 60");
+        }
+        if self.door_attempt_timeout >= self.job_timeouts.get(Queue::Door) {
+            return fail("DOOR_ATTEMPT_TIMEOUT_SECS must be shorter than the door queue's JOB_TIMEOUT_SECS");
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.door_retry_window) {
+            return fail("DOOR_RETRY_WINDOW_SECS must be between 1 and 3600");
+        }
         if self.sms_provider == SmsProvider::Twilio
             && (self.twilio_account_sid.is_none() || self.twilio_auth_token.is_none() || self.twilio_from.is_none())
         {
@@ -512,6 +605,18 @@ impl Config {
                 return fail("APP_ENV=production refuses SMTP_TLS=none: set SMTP_TLS=starttls or tls");
             }
         }
+        // After the production block, so a missing provider or JWT secret is named first.
+        match &self.controller_token_secret {
+            Some(s) if s.expose().len() < 32 => return fail("CONTROLLER_TOKEN_SECRET must be at least 32 characters"),
+            Some(s) if self.app_env == AppEnv::Production && s.expose() == DEV_CONTROLLER_TOKEN_SECRET => {
+                return fail("APP_ENV=production refuses the development CONTROLLER_TOKEN_SECRET");
+            }
+            None if self.app_env == AppEnv::Production => {
+                return fail("APP_ENV=production needs CONTROLLER_TOKEN_SECRET");
+            }
+            _ => {}
+        }
+        self.controller_token_secret.get_or_insert_with(|| Secret::new(DEV_CONTROLLER_TOKEN_SECRET));
         self.jwt_secret.get_or_insert_with(Secret::random);
         self.otp_pepper.get_or_insert_with(Secret::random);
         Ok(self)
@@ -616,6 +721,7 @@ mod tests {
             "--door-driver=http",
             &format!("--jwt-secret={secret}"),
             &format!("--otp-pepper={secret}"),
+            &format!("--controller-token-secret={secret}"),
         ])
         .unwrap();
         assert!(config.is_production());
@@ -679,6 +785,43 @@ mod tests {
         assert!(parse(&["--database-acquire-timeout-ms", "0"]).is_err());
         assert!(parse(&["--smtp-timeout-secs", "0"]).is_err());
         assert!(parse(&["--twilio-timeout-secs", "0"]).is_err());
+    }
+
+    #[test]
+    fn controller_settings_have_development_defaults_and_production_refuses_them() {
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.controller_token_secret, Some(Secret::new(DEV_CONTROLLER_TOKEN_SECRET)));
+        assert_eq!(defaults.door_attempt_timeout, Duration::from_secs(5));
+        assert_eq!(defaults.door_retry_window, Duration::from_secs(600));
+        assert!(!defaults.controller_allow_private_urls);
+        assert!(parse(&["--controller-token-secret", "short"]).is_err());
+        assert!(parse(&["--door-attempt-timeout-secs", "0"]).is_err());
+        assert!(parse(&["--door-attempt-timeout-secs", "30"]).is_err(), "not shorter than the door job timeout");
+        assert!(parse(&["--door-retry-window-secs", "0"]).is_err());
+        let secret = "x".repeat(32);
+        let production = |controller: Option<&str>| {
+            let mut args = vec![
+                "--app-env=production".to_owned(),
+                "--sms-provider=twilio".into(),
+                "--twilio-account-sid=AC1".into(),
+                "--twilio-auth-token=t".into(),
+                "--twilio-from=+15550001111".into(),
+                "--email-provider=smtp".into(),
+                "--smtp-host=mail.example.com".into(),
+                "--email-from=no-reply@example.com".into(),
+                "--door-driver=http".into(),
+                format!("--jwt-secret={secret}"),
+                format!("--otp-pepper={secret}"),
+            ];
+            args.extend(controller.map(|c| format!("--controller-token-secret={c}")));
+            parse(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let missing = production(None).unwrap_err();
+        assert!(missing.to_string().contains("CONTROLLER_TOKEN_SECRET"), "{missing}");
+        let dev = production(Some(DEV_CONTROLLER_TOKEN_SECRET)).unwrap_err();
+        assert!(dev.to_string().contains("development CONTROLLER_TOKEN_SECRET"), "{dev}");
+        let set = production(Some(&"c".repeat(40))).unwrap();
+        assert_eq!(set.controller_token_secret, Some(Secret::new("c".repeat(40))));
     }
 
     #[test]

@@ -9,8 +9,10 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod billing;
 pub mod config;
 pub mod db;
+pub mod exchange;
 pub mod jobs;
 pub mod messaging;
 pub mod net;

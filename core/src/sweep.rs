@@ -17,7 +17,7 @@ use sqlx::PgConnection;
 use crate::accounts::expiry as accounts;
 use crate::audit::{self, Actor, Entry, Party};
 use crate::config::Config;
-use crate::db::DbError;
+use crate::exchange::{ExchangeError, deposit};
 use crate::jobs::Queue;
 use crate::messaging::{expiry as messaging, outbox};
 
@@ -40,6 +40,14 @@ pub struct SweepSettings {
     /// delivery run mid-call: the longest lease of the delivery queues plus
     /// the time before a dead worker's jobs are rescued.
     pub abandoned_claim_after: Duration,
+    /// `DOOR_CLOSE_TIMEOUT_SECS`: a drop-off door open longer is reported.
+    pub door_close_timeout: Duration,
+    /// The exchange's pickup window and return path.
+    pub collection: crate::exchange::collection::expiry::ExpirySettings,
+    /// A door command still `pending`/`sent` this long after it was issued is
+    /// failed: DOOR_RETRY_WINDOW_SECS + the door queue's JOB_TIMEOUT + the
+    /// rescue delay + a minute, past any run the worker could still make.
+    pub door_stuck_after: Duration,
 }
 
 impl SweepSettings {
@@ -49,6 +57,12 @@ impl SweepSettings {
             notification_retention: config.notification_retention,
             unverified_account_ttl: config.unverified_account_ttl,
             abandoned_claim_after: lease.unwrap_or_default() + config.job_rescue_after,
+            door_close_timeout: config.door_close_timeout,
+            collection: crate::exchange::collection::expiry::ExpirySettings::from_config(config),
+            door_stuck_after: config.door_retry_window
+                + config.job_timeouts.get(Queue::Door)
+                + config.job_rescue_after
+                + Duration::from_secs(60),
         }
     }
 }
@@ -64,6 +78,16 @@ pub struct SweepReport {
     pub unknown: u64,
     /// Code messages never delivered within the code's validity, now `failed`.
     pub expired: u64,
+    /// Reservations past their drop-off deadline, now cancelled.
+    pub reservations_expired: u64,
+    /// Drop-off doors found left open (locker to maintenance, admins alerted).
+    pub doors_left_open: u64,
+    /// Stored items past their pickup window, now `expired`.
+    pub expired_items: u64,
+    /// Expired items past their return deadline, now abandoned (billing closed, staff alerted).
+    pub abandoned_items: u64,
+    /// Door commands left in flight past any retry, now `failed`.
+    pub stuck_doors_failed: u64,
 }
 
 /// Sweeps state as of `at`. Every statement is idempotent and stands alone,
@@ -76,7 +100,7 @@ pub async fn run(
     by: &Actor,
     at: DateTime<Utc>,
     settings: &SweepSettings,
-) -> Result<SweepReport, DbError> {
+) -> Result<SweepReport, ExchangeError> {
     if by.party != Party::Operator {
         return sweep(conn, at, settings).await;
     }
@@ -87,7 +111,11 @@ pub async fn run(
     .await
 }
 
-async fn sweep(conn: &mut PgConnection, at: DateTime<Utc>, settings: &SweepSettings) -> Result<SweepReport, DbError> {
+async fn sweep(
+    conn: &mut PgConnection,
+    at: DateTime<Utc>,
+    settings: &SweepSettings,
+) -> Result<SweepReport, ExchangeError> {
     let codes = messaging::delete_expired_codes(conn, at).await?;
     let tokens = accounts::delete_expired_refresh_tokens(conn, at).await?;
     let notifications = outbox::purge_finished(conn, at, settings.notification_retention).await?;
@@ -95,5 +123,24 @@ async fn sweep(conn: &mut PgConnection, at: DateTime<Utc>, settings: &SweepSetti
     // their queue) become `unknown`; codes never delivered in time, failed.
     let settled = outbox::settle_abandoned(&mut *conn, settings.abandoned_claim_after).await?;
     let accounts = accounts::delete_unproven_accounts(conn, at, settings.unverified_account_ttl).await?;
-    Ok(SweepReport { codes, tokens, accounts, notifications, unknown: settled.unknown, expired: settled.expired })
+    // The exchange's time-driven transitions (use cases, audited as the system).
+    let system = Actor::system();
+    let reservations_expired = deposit::expire_reservations(conn, &system, at).await?;
+    let doors_left_open = deposit::doors_left_open(conn, &system, at, settings.door_close_timeout).await?;
+    let (expired_items, abandoned_items) =
+        crate::exchange::collection::expiry::sweep(conn, &system, at, &settings.collection).await?;
+    let stuck_doors_failed = crate::exchange::doors::fail_stuck(conn, &system, at, settings.door_stuck_after).await?;
+    Ok(SweepReport {
+        codes,
+        tokens,
+        accounts,
+        notifications,
+        unknown: settled.unknown,
+        expired: settled.expired,
+        reservations_expired,
+        doors_left_open,
+        expired_items,
+        abandoned_items,
+        stuck_doors_failed,
+    })
 }

@@ -10,6 +10,8 @@ use lockers_core::jobs::DeliverNotification;
 use lockers_core::messaging::outbox::{self, Channel};
 
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -48,11 +50,8 @@ pub async fn deliver_notification(
     };
     match result {
         Ok(receipt) => {
-            let receipt_id = receipt.provider_message_id.as_deref();
-            let pool = &state.pool;
-            patiently("outcome", message.id, || outbox::mark_sent(pool, message.id, provider, receipt_id))
-                .await
-                .map_err(failure)?;
+            let sent = outbox::Sent { id: message.id, provider, provider_message_id: receipt.provider_message_id };
+            state.sent.record(sent).await?;
             tracing::info!(notification_id = %message.id, kind = %message.kind, provider, "notification sent");
             Ok(())
         }
@@ -110,4 +109,58 @@ where
 async fn claim(pool: &PgPool, id: Uuid) -> Result<Option<outbox::Pending>, DbError> {
     let token = Uuid::new_v4();
     patiently("claim", id, || outbox::claim(pool, id, token)).await
+}
+
+/// Writes the outcomes of accepted sends in batches: whatever arrived while
+/// the previous batch was being written goes in the next statement, so a busy
+/// worker pays one commit for many messages (the engine batches its
+/// acknowledgements the same way) and an idle one waits for no batch to fill.
+/// These commits do not wait for the WAL flush (`synchronous_commit=off`): a
+/// `sent` lost in a database crash leaves the message `sending`, which the
+/// abandoned-claim sweep turns into `unknown` (never resent, the code blanked),
+/// so the loss costs an accurate status, never a second send. The claim before
+/// the provider call stays durable: that is what stops a resend.
+#[derive(Clone)]
+pub struct SentLog {
+    queue: mpsc::UnboundedSender<(outbox::Sent, oneshot::Sender<Result<(), String>>)>,
+}
+
+/// The largest batch of outcomes in one statement.
+const SENT_BATCH: usize = 256;
+
+impl SentLog {
+    /// Starts the writer on its own connection to `pool`'s database; it ends
+    /// when the last clone of the log is dropped.
+    pub fn start(pool: &PgPool) -> Self {
+        let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
+        let own =
+            PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options);
+        let (queue, mut arrivals) = mpsc::unbounded_channel::<(outbox::Sent, oneshot::Sender<Result<(), String>>)>();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(SENT_BATCH);
+            while arrivals.recv_many(&mut batch, SENT_BATCH).await > 0 {
+                let (sent, waiting): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                let first = sent.first().map_or(Uuid::nil(), |s| s.id);
+                let outcome = patiently("outcome", first, || outbox::mark_sent_many(&own, &sent))
+                    .await
+                    .map_err(|e| failure(e).to_string());
+                for done in waiting {
+                    // The handler may have been stopped meanwhile: nobody to tell.
+                    let _ = done.send(outcome.clone());
+                }
+            }
+            own.close().await;
+        });
+        Self { queue }
+    }
+
+    /// Records `sent` with the next batch and returns once that batch is written.
+    async fn record(&self, sent: outbox::Sent) -> Result<(), BoxDynError> {
+        let (done, written) = oneshot::channel();
+        self.queue.send((sent, done)).map_err(|_| "the outcome writer has stopped")?;
+        match written.await {
+            Ok(outcome) => outcome.map_err(Into::into),
+            Err(_) => Err("the outcome writer has stopped".into()),
+        }
+    }
 }

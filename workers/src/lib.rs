@@ -2,6 +2,7 @@
 //! providers they talk to, and the cron scheduler.
 
 mod deliver;
+mod doors;
 pub mod engine;
 pub mod providers;
 mod scheduler;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use apalis::prelude::{BoxDynError, Monitor, WorkerBuilder, WorkerBuilderExt};
 use lockers_core::config::Config;
-use lockers_core::jobs::{DeliverNotification, Queue, Sweep};
+use lockers_core::jobs::{DeliverNotification, OpenDoor, Queue, Sweep};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,8 @@ pub struct WorkerState {
     /// the intake's, so in `--with-workers` neither can exhaust the other.
     pub pool: PgPool,
     pub providers: Providers,
+    /// Batched `sent` outcomes of the delivery workers (bench helper).
+    pub sent: deliver::SentLog,
 }
 
 /// A handler's error with its causes spelled out: a `DbError` says only which
@@ -77,7 +80,8 @@ impl Runtime {
             .max_connections(pool_size)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_lazy_with((*self.pool.connect_options()).clone());
-        let state = Arc::new(WorkerState { config: self.config.clone(), pool: handler_pool.clone(), providers });
+        let sent = deliver::SentLog::start(&handler_pool);
+        let state = Arc::new(WorkerState { config: self.config.clone(), pool: handler_pool.clone(), providers, sent });
         let engine = Engine::start(self.pool.clone(), EngineSettings::from_config(&self.config))
             .await
             .context("Failed to register with the job engine")?;
@@ -100,7 +104,14 @@ impl Runtime {
                         .concurrency(concurrency)
                         .build(sweep::sweep)
                 }),
-                Queue::Door | Queue::Billing => {
+                Queue::Door => monitor.register(move |restart| {
+                    WorkerBuilder::new(format!("{name}-{restart}"))
+                        .backend(engine.backend::<OpenDoor>(queue))
+                        .data(state.clone())
+                        .concurrency(concurrency)
+                        .build(doors::open_door)
+                }),
+                Queue::Billing => {
                     tracing::warn!(%queue, "queue has no handler in this version; not worked");
                     continue;
                 }

@@ -45,6 +45,10 @@ enum Command {
         #[command(subcommand)]
         command: SweepCommand,
     },
+    /// Stand in for a locker point's door controller (protocol v1): answers opens,
+    /// deduplicates idempotency keys, reports doors closed and heartbeats to the
+    /// backend, injects failures. Needs no database.
+    SimulateController(lockers_api::simulator::SimulatorArgs),
 }
 
 #[derive(Subcommand)]
@@ -73,15 +77,20 @@ enum JobsCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::SimulateController(args) = cli.command {
+        telemetry::init(lockers_core::config::LogFormat::Text);
+        return lockers_api::simulator::run(args).await;
+    }
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
     let pool = db::connect_and_migrate(&config).await?;
     match cli.command {
         Command::Migrate => println!("database {} is migrated", config.database_name().unwrap_or("?")),
         Command::CreateAdmin { email, name } => create_admin(&pool, &email, &name).await?,
-        Command::SeedDemo => seed_demo(&pool).await?,
+        Command::SeedDemo => seed_demo(&pool, &places::ControllerKey::from_config(&config)).await?,
         Command::Jobs { command } => run_jobs_command(&pool, command).await?,
         Command::Sweep { command: SweepCommand::Run } => sweep_run(&pool, &config).await?,
+        Command::SimulateController(_) => unreachable!("handled before the database is opened"),
     }
     Ok(())
 }
@@ -181,18 +190,16 @@ const DEMO_POINTS: [DemoPoint<'static>; 10] = [
 /// Door layout of every demo point: 4 S, 4 M, 2 L, 2 XL.
 const DEMO_DOORS: [Size; 12] = [S, S, S, S, M, M, M, M, L, L, Xl, Xl];
 
-async fn seed_demo(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    let seeded =
-        match places::seed_network(&mut *pool.acquire().await?, &audit::Actor::operator(), &DEMO_POINTS, &DEMO_DOORS)
-            .await
-        {
-            Ok(seeded) => seeded,
-            Err(refused @ SeedError::PlacesExist(_)) => {
-                println!("{refused}");
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        };
+async fn seed_demo(pool: &sqlx::PgPool, key: &places::ControllerKey) -> anyhow::Result<()> {
+    let by = audit::Actor::operator();
+    let seeded = match places::seed_network(&mut *pool.acquire().await?, &by, key, &DEMO_POINTS, &DEMO_DOORS).await {
+        Ok(seeded) => seeded,
+        Err(refused @ SeedError::PlacesExist(_)) => {
+            println!("{refused}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     println!(
         "seeded {} states, {} cities, {} locker points, {} lockers (controller tokens: rotate per point \
          with POST /api/v1/locker-points/{{id}}/controller-token)",

@@ -135,7 +135,15 @@ async fn a_database_cut_answers_503_quickly_and_after_it_returns_every_committed
     })
     .await;
     let missing: Vec<&String> = before.iter().filter(|e| smtp.mails_to(e).is_empty()).collect();
-    assert!(all_delivered, "undelivered after the restore: {missing:?}");
+    if !all_delivered {
+        // Say where each job stands, so a failure here tells its own story.
+        let states: Vec<(String, i32, Option<String>)> =
+            sqlx::query_as("SELECT state, attempts, last_error FROM jobs ORDER BY created_at")
+                .fetch_all(&direct)
+                .await
+                .unwrap_or_default();
+        panic!("undelivered after the restore: {missing:?}; jobs (state, attempts, last error): {states:?}");
+    }
     // Every committed job finished: none left waiting, running or given up.
     let settled = eventually(Duration::from_secs(30), || async {
         let open: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state <> 'completed'")

@@ -288,7 +288,7 @@ impl Stack {
         flags.extend(twilio.flags());
         flags.push("--scheduler=false".into());
         // One message at a time, oldest first: tests name codes by their order of arrival.
-        flags.push("--worker-queues=otp=1,notify=1,sweep=1".into());
+        flags.push("--worker-queues=otp=1,notify=1,sweep=1,door=2".into());
         flags.extend(extra.iter().map(|s| s.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let app = TestApp::spawn_with(&flags).await;

@@ -8,12 +8,17 @@ mod harness;
 
 mod admin_cli;
 mod auth;
+mod billing;
+mod doors;
+mod e2e;
 mod engine_faults;
+mod exchange;
 mod faults;
 mod health;
 mod housekeeping;
 mod jobs;
 mod limits;
 mod outbox;
+mod pickup;
 mod places;
 mod startup;

@@ -54,7 +54,9 @@ impl Queue {
         match self {
             Queue::Otp => 5,
             Queue::Notify => 10,
-            Queue::Door => 20,
+            // Enough that DOOR_RETRY_WINDOW_SECS (10 minutes) ends a door command's
+            // retries first: 40 runs take at least 17 minutes at the default backoff.
+            Queue::Door => 40,
             Queue::Billing => 5,
             Queue::Sweep => 3,
         }
@@ -124,6 +126,12 @@ impl FromStr for Queue {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliverNotification {
     pub notification_id: Uuid,
+}
+
+/// Open a door: send door command `command_id` to its point's controller (queue `door`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenDoor {
+    pub command_id: Uuid,
 }
 
 /// Sweep expired state as of `at` (unix seconds), queue `sweep`.

@@ -117,6 +117,14 @@ impl Codes {
         Ok(RateLimited::check(self.limiter.hit(&format!("codes:{contact}"), CODES_PER_CONTACT).await)?)
     }
 
+    /// Counts one code request for `contact` from `ip_key`, per (contact,
+    /// address) only: for codes a stranger must not be able to withhold
+    /// from their owner (pickup and return codes), where a per-contact
+    /// ceiling would let a few addresses spend it and hold the receiver off.
+    pub async fn limit_requests_per_address(&self, ip_key: &str, contact: &Contact) -> Result<(), CodeError> {
+        Ok(RateLimited::check(self.limiter.hit(&format!("codes:{contact}:{ip_key}"), CODES_PER_CONTACT_AND_IP).await)?)
+    }
+
     fn sms_budget(&self) -> Limit {
         Limit::per(self.config.sms_budget_per_hour, HOUR)
     }

@@ -191,6 +191,39 @@ pub async fn mark_sent<'e>(
     .during("record a sent notification")
 }
 
+/// One accepted send, for [`mark_sent_many`].
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub id: Uuid,
+    pub provider: &'static str,
+    pub provider_message_id: Option<String>,
+}
+
+/// [`mark_sent`] for many messages in one statement (and so one commit): the
+/// delivery workers record the outcomes that arrive while the previous batch
+/// is written together. Same rules per row as [`mark_sent`].
+pub async fn mark_sent_many<'e>(db: impl PgExecutor<'e>, sent: &[Sent]) -> Result<(), DbError> {
+    let ids: Vec<Uuid> = sent.iter().map(|s| s.id).collect();
+    let providers: Vec<&str> = sent.iter().map(|s| s.provider).collect();
+    let receipts: Vec<Option<&str>> = sent.iter().map(|s| s.provider_message_id.as_deref()).collect();
+    sqlx::query(
+        "UPDATE notifications n
+         SET status = 'sent', attempts = n.attempts + 1, provider = s.provider, provider_message_id = s.receipt,
+             sent_at = now(), last_error = NULL,
+             body = CASE WHEN n.sensitive THEN '' ELSE n.body END
+         FROM (SELECT DISTINCT ON (id) id, provider, receipt
+               FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, provider, receipt)) AS s
+         WHERE n.id = s.id AND n.id = ANY($1) AND n.status IN ('sending', 'unknown')",
+    )
+    .bind(&ids)
+    .bind(&providers)
+    .bind(&receipts)
+    .execute(db)
+    .await
+    .map(|_| ())
+    .during("record sent notifications")
+}
+
 /// Records a failed attempt of a claimed message: back to `pending` for the
 /// job's next run, or, with `give_up`, failed for good (a code is blanked).
 pub async fn mark_attempt_failed<'e>(

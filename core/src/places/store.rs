@@ -209,9 +209,10 @@ pub async fn point(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockerPoi
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await.during("read a locker point")
 }
 
-/// Creates a point whose controller token hashes to `token_hash`.
+/// Creates point `id` whose controller token (generation 0) hashes to `token_hash`.
 pub(super) async fn insert_point(
     conn: &mut PgConnection,
+    id: Uuid,
     city_id: Uuid,
     name: &str,
     address: &str,
@@ -223,7 +224,7 @@ pub(super) async fn insert_point(
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {POINT_COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(Uuid::now_v7())
+        .bind(id)
         .bind(city_id)
         .bind(name)
         .bind(address)
@@ -258,15 +259,38 @@ pub(super) async fn update_point(
         .during("update a locker point")
 }
 
-/// Replaces the controller token's hash; false when there is no such point.
-pub(super) async fn set_token_hash(conn: &mut PgConnection, id: Uuid, hash: &[u8]) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE locker_points SET controller_token_hash = $2, updated_at = now() WHERE id = $1")
+/// Moves the point's controller token to its next generation and returns it;
+/// none when there is no such point. The row stays locked until the commit,
+/// so rotations of one point do not interleave.
+pub(super) async fn next_token_generation(conn: &mut PgConnection, id: Uuid) -> Result<Option<i32>, DbError> {
+    sqlx::query_scalar(
+        "UPDATE locker_points SET controller_token_generation = controller_token_generation + 1, updated_at = now()
+         WHERE id = $1 RETURNING controller_token_generation",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .during("rotate a controller token")
+}
+
+/// Replaces the controller token's hash.
+pub(super) async fn set_token_hash(conn: &mut PgConnection, id: Uuid, hash: &[u8]) -> Result<(), DbError> {
+    sqlx::query("UPDATE locker_points SET controller_token_hash = $2 WHERE id = $1")
         .bind(id)
         .bind(hash)
         .execute(conn)
         .await
-        .during("rotate a controller token")?;
-    Ok(done.rows_affected() == 1)
+        .during("store a controller token's hash")?;
+    Ok(())
+}
+
+/// The generation of the point's current controller token (what the door worker derives).
+pub async fn controller_token_generation(conn: &mut PgConnection, point_id: Uuid) -> Result<Option<i32>, DbError> {
+    sqlx::query_scalar("SELECT controller_token_generation FROM locker_points WHERE id = $1")
+        .bind(point_id)
+        .fetch_optional(conn)
+        .await
+        .during("read a controller token generation")
 }
 
 // Lockers ---------------------------------------------------------------------
@@ -382,6 +406,17 @@ pub(super) async fn lock_locker(conn: &mut PgConnection, id: Uuid) -> Result<Opt
         .fetch_optional(conn)
         .await
         .during("lock a locker")
+}
+
+/// Whether an item holds `id` (reserved, stored or expired), whatever the locker's status says.
+pub(super) async fn holds_item(conn: &mut PgConnection, id: Uuid) -> Result<bool, DbError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM items WHERE locker_id = $1 AND status IN ('reserved', 'stored', 'expired'))",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
+    .during("check a locker for items")
 }
 
 pub(super) async fn update_locker(

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::lockers::{self, DoorNo, Locker, LockerChanges, LockerError, NewLocker, Size};
 use super::store;
 use super::{
-    City, CityChanges, ControllerToken, ControllerUrl, LockerPoint, NewPoint, PlaceError, PlaceKind, PlaceName,
-    PointChanges,
+    City, CityChanges, ControllerKey, ControllerToken, ControllerUrl, LockerPoint, NewPoint, PlaceError, PlaceKind,
+    PlaceName, PointChanges,
 };
 use crate::audit::{Actor, Entry, audited};
 use crate::db::DbError;
@@ -151,17 +151,21 @@ pub async fn delete_city(conn: &mut PgConnection, by: &Actor, id: Uuid) -> Resul
 
 // Locker points ---------------------------------------------------------------
 
-/// Creates a point; the returned token is the only time it is seen.
+/// Creates a point; the returned token (generation 0, derived by `key`) is the
+/// only time it is shown.
 pub async fn create_point(
     conn: &mut PgConnection,
     by: &Actor,
+    key: &ControllerKey,
     new: NewPoint,
 ) -> Result<(LockerPoint, ControllerToken), PlaceError> {
     audited(conn, by, async |tx| {
-        let token = ControllerToken::generate();
+        let id = Uuid::now_v7();
+        let token = key.token(id, 0);
         let url = new.controller_url.as_ref().map(ControllerUrl::as_str);
         let hash = ControllerToken::digest(token.expose());
-        let point = store::insert_point(tx, new.city_id, new.name.as_str(), new.address.as_str(), url, &hash).await?;
+        let (name, address) = (new.name.as_str(), new.address.as_str());
+        let point = store::insert_point(tx, id, new.city_id, name, address, url, &hash).await?;
         let (point, entry) = created("locker_point.create", "locker_point", point.id, point);
         Ok(((point, token), entry))
     })
@@ -183,17 +187,18 @@ pub async fn delete_point(conn: &mut PgConnection, by: &Actor, id: Uuid) -> Resu
     delete_place(conn, by, PlaceKind::Point, id, store::point).await
 }
 
-/// A new controller token; the old one stops working at once.
+/// A new controller token (the next generation); the old one stops working at
+/// once in both directions: its hash is gone, and the door worker derives the new one.
 pub async fn rotate_controller_token(
     conn: &mut PgConnection,
     by: &Actor,
+    key: &ControllerKey,
     id: Uuid,
 ) -> Result<ControllerToken, PlaceError> {
     audited(conn, by, async |tx| {
-        let token = ControllerToken::generate();
-        if !store::set_token_hash(tx, id, &ControllerToken::digest(token.expose())).await? {
-            return Err(PlaceError::NotFound(PlaceKind::Point));
-        }
+        let generation = store::next_token_generation(tx, id).await?.ok_or(PlaceError::NotFound(PlaceKind::Point))?;
+        let token = key.token(id, generation);
+        store::set_token_hash(tx, id, &ControllerToken::digest(token.expose())).await?;
         let entry = Entry::change("locker_point.rotate_token", "locker_point", id, None::<&()>, None::<&()>);
         Ok((token, entry))
     })
@@ -221,6 +226,11 @@ pub async fn update_locker(
     audited(conn, by, async |tx| {
         let current = store::lock_locker(tx, id).await?.ok_or(LockerError::NotFound)?;
         lockers::admin_change(current, &changes)?;
+        // Back in service only when empty: a locker in maintenance may still
+        // hold an item (a failed door, a door left open); force-clear it first.
+        if changes.status == Some(lockers::Status::Available) && store::holds_item(tx, id).await? {
+            return Err(LockerError::NotEmpty);
+        }
         let before = store::locker(tx, id).await?.ok_or(LockerError::NotFound)?;
         store::update_locker(tx, id, changes.door_no.map(DoorNo::get), changes.size, changes.status).await?;
         let after = store::locker(tx, id).await?.ok_or(LockerError::NotFound)?;
@@ -276,6 +286,7 @@ impl From<DbError> for SeedError {
 pub async fn seed_network(
     conn: &mut PgConnection,
     by: &Actor,
+    key: &ControllerKey,
     points: &[DemoPoint<'_>],
     doors: &[Size],
 ) -> Result<Seeded, SeedError> {
@@ -305,8 +316,9 @@ pub async fn seed_network(
                 }
             };
             // The token is never shown: operators rotate one per point when they wire a controller.
-            let hash = ControllerToken::digest(ControllerToken::generate().expose());
-            let point = store::insert_point(tx, city_id, name, address, None, &hash).await?;
+            let id = Uuid::now_v7();
+            let hash = ControllerToken::digest(key.token(id, 0).expose());
+            let point = store::insert_point(tx, id, city_id, name, address, None, &hash).await?;
             for (door, &size) in (1..).zip(doors) {
                 store::insert_locker(tx, point.id, door, size).await?;
                 lockers += 1;

@@ -2,13 +2,14 @@
 //! chosen by configuration.
 
 mod console;
+pub mod doors;
 mod smtp;
 mod twilio;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lockers_core::config::{Config, EmailProvider, SmsProvider};
+use lockers_core::config::{Config, DoorDriver, EmailProvider, SmsProvider};
 
 pub use console::{ConsoleEmail, ConsoleSms};
 pub use smtp::SmtpEmail;
@@ -61,6 +62,7 @@ pub trait EmailSender: Send + Sync {
 pub struct Providers {
     pub sms: Arc<dyn SmsSender>,
     pub email: Arc<dyn EmailSender>,
+    pub doors: Arc<dyn doors::DoorDriver>,
 }
 
 impl Providers {
@@ -73,6 +75,10 @@ impl Providers {
             EmailProvider::Console => Arc::new(ConsoleEmail),
             EmailProvider::Smtp => Arc::new(SmtpEmail::from_config(config)?),
         };
-        Ok(Self { sms, email })
+        let doors: Arc<dyn doors::DoorDriver> = match config.door_driver {
+            DoorDriver::Simulated => Arc::new(doors::SimulatedDoors),
+            DoorDriver::Http => Arc::new(doors::HttpDoors::from_config(config)?),
+        };
+        Ok(Self { sms, email, doors })
     }
 }

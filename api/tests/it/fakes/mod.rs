@@ -1,3 +1,4 @@
+pub mod controller;
 pub mod redis_proxy;
 pub mod silent;
 pub mod smtp;
