@@ -416,6 +416,46 @@ async fn a_job_whose_outcome_was_never_recorded_is_put_back_when_its_lease_runs_
 }
 
 #[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_put_back_unstarted_and_runs_once() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let engine = Engine::start(app.pool.clone(), settings(Duration::from_secs(2), "door=30")).await.unwrap();
+    // A claim of this live process that committed while its answer was lost
+    // (the connection broke on the way back): `running` under it, never started
+    // (no lease), claimed longer ago than the rescue time. Until it is put back
+    // nothing would run it: its holder is alive and does not know it holds it.
+    sqlx::query(
+        "INSERT INTO jobs (queue, state, payload, max_attempts, attempts, locked_by, claimed_at)
+         VALUES ('door', 'running', '{\"n\": 8}', 20, 1, $1, now() - interval '3 seconds')",
+    )
+    .bind(&*engine.worker_id())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // One claimed within the rescue time is left alone: it may be on its way to a run.
+    sqlx::query(
+        "INSERT INTO jobs (queue, state, payload, max_attempts, attempts, locked_by, claimed_at)
+         VALUES ('door', 'running', '{\"n\": 9}', 20, 1, 'another-live-process', now() + interval '1 hour')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO job_workers (id, last_seen) VALUES ('another-live-process', now() + interval '1 hour')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let log = Log::default();
+    let stop = serve(&engine, 1, logging(&log));
+    let done = eventually(Duration::from_secs(15), || async { job(&app, 8).await.0 == "completed" }).await;
+    stop.cancel();
+    engine.stop().await.unwrap();
+    assert!(done, "the job claimed with a lost answer ran");
+    let (_, attempts, _, _, _) = job(&app, 8).await;
+    assert_eq!(attempts, 1, "the lost claim was not a run: its attempt was given back");
+    assert_eq!(log.count("run 8"), 1);
+    assert_eq!(job(&app, 9).await.0, "running", "a fresh claim of a live process is not taken");
+}
+
+#[tokio::test]
 async fn a_panicking_handler_fails_its_job_with_backoff_and_the_queue_keeps_running() {
     let app = TestApp::spawn_with(&["--scheduler=false"]).await;
     let engine = Engine::start(app.pool.clone(), settings(Duration::from_secs(5), "door=30")).await.unwrap();

@@ -75,6 +75,9 @@ async fn a_database_cut_answers_503_quickly_and_after_it_returns_every_committed
     let smtp = FakeSmtp::start_with_delay(Duration::from_secs(1)).await;
     let mut flags = smtp.flags();
     flags.extend(["--scheduler=false".into(), "--database-acquire-timeout-ms=1000".into()]);
+    // A claim committed while its answer was lost in the cut is put back after
+    // the rescue time (long enough that no process fences itself in the cut).
+    flags.push("--job-rescue-after-secs=20".into());
     flags.push("--job-backoff-base-ms=200".into());
     let (app, direct, workers) = app_through(&proxy, &flags).await;
 

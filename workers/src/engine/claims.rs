@@ -65,7 +65,8 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
     let rows: Vec<ClaimRow> = sqlx::query_as(
         "WITH me AS (SELECT 1 FROM job_workers WHERE id = $3),
          claimed AS (
-             UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $3, lease_until = NULL
+             UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $3, lease_until = NULL,
+                            claimed_at = now()
              WHERE id IN (
                  SELECT id FROM jobs
                  WHERE queue = $1 AND state = 'ready' AND run_at <= now() AND EXISTS (SELECT 1 FROM me)
@@ -101,14 +102,16 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
 /// Right before claimed jobs run, in one statement: each run's lease is set to
 /// `lease` from now, and its id answered, only if the run still holds its job
 /// (the same worker identity, still registered, and the same attempt, still
-/// running). A run left out was rescued meanwhile and runs elsewhere: it must
-/// not start. The runs of one batch may name different worker identities (a
-/// process re-registered between their claims).
+/// running, not yet started). A run left out was rescued meanwhile and runs
+/// elsewhere, or an identical claim of it (put back unstarted, then claimed
+/// again by the same process) started first: it must not start. The runs of
+/// one batch may name different worker identities (a process re-registered
+/// between their claims).
 pub async fn start_many(pool: &PgPool, runs: &[Held], lease: Duration) -> Result<Vec<i64>, DbError> {
     let (ids, keys) = run_keys(runs);
     sqlx::query_scalar(
         "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
-         WHERE id = ANY($1) AND state = 'running'
+         WHERE id = ANY($1) AND state = 'running' AND lease_until IS NULL
            AND (id::text || ':' || attempts::text || ':' || locked_by) = ANY($2)
            AND EXISTS (SELECT 1 FROM job_workers AS w WHERE w.id = jobs.locked_by)
          RETURNING id",
@@ -333,9 +336,11 @@ pub async fn deregister(pool: &PgPool, worker: &str, backoff: Backoff) -> Result
 }
 
 /// Puts back running jobs that no live holder will finish: those of worker
-/// processes not seen for `after` (or not registered at all), and those whose
+/// processes not seen for `after` (or not registered at all), those whose
 /// lease ran out (the handler hung past its timeout, or its outcome could not
-/// be recorded). A started run counts as an attempt: dead when out of them,
+/// be recorded), and those claimed more than `after` ago and never started
+/// (the claim's answer was lost on its way to the worker:
+/// migrations/0021_unstarted_claims.sql). A started run counts as an attempt: dead when out of them,
 /// else ready after its backoff. A job only prefetched gets its attempt back.
 /// The workers of their queues are woken. Returns how many were put back.
 pub async fn rescue(pool: &PgPool, after: Duration, backoff: Backoff) -> Result<i64, DbError> {
@@ -356,7 +361,8 @@ pub async fn rescue(pool: &PgPool, after: Duration, backoff: Backoff) -> Result<
              WHERE state = 'running'
                AND (locked_by IN (SELECT id FROM lost)
                     OR NOT EXISTS (SELECT 1 FROM job_workers w WHERE w.id = jobs.locked_by)
-                    OR lease_until < now())
+                    OR lease_until < now()
+                    OR (lease_until IS NULL AND claimed_at < now() - make_interval(secs => $1)))
              RETURNING queue)
          SELECT coalesce(sum(n), 0)::bigint
          FROM (SELECT count(*) AS n, pg_notify('lockers_jobs', queue) FROM rescued GROUP BY queue) AS q"

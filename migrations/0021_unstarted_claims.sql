@@ -1,0 +1,13 @@
+-- Claims whose answer never arrived.
+--
+-- A claim commits in the database, then its answer can be lost (the connection
+-- breaks on the way back). The jobs are then `running` under a live worker
+-- process that does not know it holds them: they have no lease (a lease is set
+-- when a run starts), and their holder's heartbeats keep them from the rescue of
+-- dead workers, so until now they waited for that process to exit.
+--
+-- The claim time lets the rescue pass put back jobs claimed longer than the
+-- rescue time ago and never started, with their attempt given back. A prefetched
+-- run that does reach its start later finds the job re-claimed (another holder
+-- or attempt) or already started, and does not run (`start_many`).
+ALTER TABLE jobs ADD COLUMN claimed_at timestamptz;
