@@ -22,10 +22,13 @@
 //! exchanges/s, p50/p99 per HTTP step, errors by step and status, and the
 //! database commits per exchange (pg_stat_database over the timed window).
 
+#[path = "shared.rs"]
+mod shared;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -34,23 +37,15 @@ use lockers_core::accounts::password::{self, Password};
 use lockers_core::db;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use uuid::Uuid;
+
+use shared::{Inbox, Target, start_twilio};
 
 #[derive(Parser)]
 #[command(name = "lockers-exchange-bench")]
 struct Args {
-    /// Base URL of the running app.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    api: String,
-    /// The app's database (setup rows and commit counts).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/lockers")]
-    database_url: String,
-    /// Where the fake Twilio listens; the app's TWILIO_API_BASE must point here.
-    #[arg(long, default_value = "127.0.0.1:18080")]
-    twilio_listen: String,
+    #[command(flatten)]
+    target: Target,
     /// Concurrent clients, each doing one exchange after another.
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -75,162 +70,6 @@ struct Args {
     /// Seconds any one wait (stored, code, collected) may take before the exchange counts as failed.
     #[arg(long, default_value_t = 10)]
     wait_secs: u64,
-}
-
-// --- the fake Twilio ------------------------------------------------------------
-
-/// SMS bodies by recipient, and a wake-up for whoever waits for one.
-#[derive(Default)]
-struct Inbox {
-    messages: Mutex<HashMap<String, Vec<String>>>,
-    arrived: Notify,
-    sid: AtomicU64,
-}
-
-impl Inbox {
-    fn count(&self, to: &str) -> usize {
-        self.messages.lock().map(|m| m.get(to).map_or(0, Vec::len)).unwrap_or(0)
-    }
-
-    /// Six-digit codes in messages to `to` from index `from` on, oldest first.
-    fn codes_since(&self, to: &str, from: usize) -> Vec<String> {
-        let Ok(messages) = self.messages.lock() else { return Vec::new() };
-        let Some(list) = messages.get(to) else { return Vec::new() };
-        list.iter().skip(from).filter_map(|body| six_digits(body)).collect()
-    }
-
-    /// Waits until a message with a code beyond the first `skip` codes (counted from index `from`) arrives.
-    async fn wait_code(&self, to: &str, from: usize, skip: usize, within: Duration) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let notified = self.arrived.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(code) = self.codes_since(to, from).into_iter().nth(skip) {
-                return Some(code);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return None;
-            }
-        }
-    }
-
-    /// Waits until at least `n` messages to `to` have arrived.
-    async fn wait_count(&self, to: &str, n: usize, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let notified = self.arrived.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.count(to) >= n {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return false;
-            }
-        }
-    }
-
-    fn forget(&self, to: &str) {
-        if let Ok(mut messages) = self.messages.lock() {
-            messages.remove(to);
-        }
-    }
-}
-
-fn six_digits(body: &str) -> Option<String> {
-    body.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 6).map(str::to_owned)
-}
-
-/// `application/x-www-form-urlencoded` value decoding (`+` and `%XX`).
-fn form_decode(raw: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn form_field(body: &str, name: &str) -> Option<String> {
-    body.split('&').find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| form_decode(v)))
-}
-
-/// Serves Twilio's `POST .../Messages.json` over HTTP/1.1 keep-alive: enough
-/// of the protocol for the app's Twilio client, nothing more.
-async fn serve_twilio(listener: TcpListener, inbox: Arc<Inbox>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let inbox = inbox.clone();
-        tokio::spawn(async move {
-            if let Err(e) = twilio_connection(stream, &inbox).await {
-                eprintln!("fake twilio: {e:#}");
-            }
-        });
-    }
-}
-
-async fn twilio_connection(mut stream: TcpStream, inbox: &Inbox) -> anyhow::Result<()> {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    loop {
-        // Headers.
-        let head_end = loop {
-            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + length {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("connection closed inside a request body");
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
-        buf.drain(..head_end + length);
-        let (status, answer) = match (form_field(&body, "To"), form_field(&body, "Body")) {
-            (Some(to), Some(text)) if head.starts_with("POST ") && head.contains("/Messages.json") => {
-                if let Ok(mut messages) = inbox.messages.lock() {
-                    messages.entry(to).or_default().push(text);
-                }
-                inbox.arrived.notify_waiters();
-                let sid = inbox.sid.fetch_add(1, Ordering::Relaxed);
-                ("201 Created", format!("{{\"sid\":\"SM{sid:032x}\",\"status\":\"queued\"}}"))
-            }
-            _ => ("400 Bad Request", "{\"message\":\"expected To and Body\"}".to_owned()),
-        };
-        let response = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        stream.write_all(response.as_bytes()).await?;
-    }
 }
 
 // --- setup ------------------------------------------------------------------------
@@ -294,7 +133,7 @@ async fn setup(args: &Args, pool: &PgPool, http: &reqwest::Client) -> anyhow::Re
         .execute(pool)
         .await?;
         let response = http
-            .post(format!("{}/api/v1/auth/login", args.api))
+            .post(format!("{}/api/v1/auth/login", args.target.api))
             .header("x-forwarded-for", client_ip(n, u32::MAX).to_string())
             .json(&json!({ "identifier": email, "password": secret }))
             .send()
@@ -537,24 +376,21 @@ async fn commits(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let pool = db::connect(&args.database_url, 4).await.context("connect to the app's database")?;
-    let inbox = Arc::new(Inbox::default());
-    let listener =
-        TcpListener::bind(&args.twilio_listen).await.with_context(|| format!("bind {}", args.twilio_listen))?;
-    tokio::spawn(serve_twilio(listener, inbox.clone()));
+    let pool = db::connect(&args.target.database_url, 4).await.context("connect to the app's database")?;
+    let inbox = start_twilio(&args.target.twilio_listen).await?;
     let http =
         reqwest::Client::builder().pool_max_idle_per_host(args.clients * 2).timeout(Duration::from_secs(30)).build()?;
     let clients = setup(&args, &pool, &http).await?;
     println!(
         "# {} clients, {} lockers each, warm-up {} s, measured {} s, against {}",
-        args.clients, args.lockers_per_client, args.warmup_secs, args.secs, args.api
+        args.clients, args.lockers_per_client, args.warmup_secs, args.secs, args.target.api
     );
 
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup_secs);
     let stop_at = measure_from + Duration::from_secs(args.secs);
     let run = Arc::new(Run {
-        api: args.api.trim_end_matches('/').to_owned(),
+        api: args.target.api.trim_end_matches('/').to_owned(),
         http,
         inbox,
         measure_from,
