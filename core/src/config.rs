@@ -297,7 +297,7 @@ pub struct Config {
     pub tariffs: crate::billing::SizeTariffs,
 
     /// Queues this process works and how many jobs of each run at once.
-    #[arg(long, env = "WORKER_QUEUES", default_value = "otp=8,notify=8,door=8,sweep=1")]
+    #[arg(long, env = "WORKER_QUEUES", default_value = "otp=8,notify=8,door=8,billing=1,sweep=1")]
     pub worker_queues: QueueConcurrency,
 
     /// Whether this process runs the cron scheduler (billing, sweeps).
@@ -307,6 +307,11 @@ pub struct Config {
     /// When expired reservations, codes and tokens are swept (cron with seconds, UTC).
     #[arg(long, env = "SWEEP_CRON", default_value = "0 * * * * *")]
     pub sweep_cron: CronSchedule,
+
+    /// When hourly billing accrual runs (cron with seconds, UTC; default minute 0 of
+    /// every hour). A late or missed run loses nothing: the next charges every hour since.
+    #[arg(long, env = "BILLING_CRON", default_value = "0 0 * * * *")]
+    pub billing_cron: CronSchedule,
 
     /// Seconds without a heartbeat after which a worker process is presumed dead
     /// and the jobs it held run elsewhere.
@@ -438,6 +443,11 @@ pub struct Config {
     /// that the item is abandoned: billing stops and staff are alerted.
     #[arg(long = "return-window-secs", env = "RETURN_WINDOW_SECS", default_value = "604800", value_parser = parse_secs)]
     pub return_window: Duration,
+
+    /// Seconds after an item is stored that its receiver is reminded, once, to
+    /// collect it (if it is still waiting and its pickup window is still open).
+    #[arg(long = "pickup-reminder-after-secs", env = "PICKUP_REMINDER_AFTER_SECS", default_value = "86400", value_parser = parse_secs)]
+    pub pickup_reminder_after: Duration,
 }
 
 /// A country calling code (ITU E.164), written with or without `+`. These codes
@@ -504,6 +514,9 @@ impl Config {
         // The exchange's pickup window and return path (issue 10, helper collection).
         if self.return_window < Duration::from_secs(60) {
             return fail("RETURN_WINDOW_SECS must be at least 60");
+        }
+        if self.pickup_reminder_after < Duration::from_secs(60) {
+            return fail("PICKUP_REMINDER_AFTER_SECS must be at least 60");
         }
         if self.login_lockout < Duration::from_secs(1) {
             return fail("LOGIN_LOCKOUT_SECS must be at least 1");

@@ -4,9 +4,11 @@
 //! tokens, accounts never proven); [`run`] runs them all. The sweep worker
 //! (queue `sweep`, on `SWEEP_CRON`) and `lockers-admin sweep run` both call it.
 //!
-//! Each delete is served by an index (`migrations/0007_sweep_indexes.sql`);
-//! the integration test `every_sweep_statement_is_served_by_an_index` checks
-//! the plans of [`INDEXED_STATEMENTS`].
+//! Each statement that finds what to remove or move is served by an index
+//! (`migrations/0007_sweep_indexes.sql`, the exchange's partial indexes in
+//! `0012`, `0013`, `0016`, `0020`); the integration test
+//! `every_sweep_statement_is_served_by_an_index` checks the generic plans of
+//! [`INDEXED_STATEMENTS`].
 
 use std::time::Duration;
 
@@ -17,16 +19,22 @@ use sqlx::PgConnection;
 use crate::accounts::expiry as accounts;
 use crate::audit::{self, Actor, Entry, Party};
 use crate::config::Config;
+use crate::exchange::collection::{expiry, reminder};
 use crate::exchange::{ExchangeError, deposit};
 use crate::jobs::Queue;
 use crate::messaging::{expiry as messaging, outbox};
 
-/// The statements that delete by time, with the index each must use. Each
-/// takes `$1`: the sweep's time (unix seconds), some `$2`: a retention (seconds).
-pub const INDEXED_STATEMENTS: [(&str, &str); 3] = [
+/// The statements that find rows by time, with the index each must use.
+pub const INDEXED_STATEMENTS: [(&str, &str); 9] = [
     (messaging::EXPIRED_CODES, "one_time_codes_expires_idx"),
     (accounts::EXPIRED_REFRESH_TOKENS, "refresh_tokens_expires_idx"),
     (outbox::FINISHED_NOTIFICATIONS, "notifications_created_idx"),
+    (deposit::EXPIRED_RESERVATIONS, "items_reserved_dropoff_idx"),
+    (deposit::DOORS_LEFT_OPEN, "items_dropoff_open_idx"),
+    (expiry::EXPIRE_STORED, "items_stored_pickup_by_idx"),
+    (expiry::ABANDON_EXPIRED, "items_expired_return_by_idx"),
+    (reminder::DUE_SQL, "items_reminder_due_idx"),
+    (crate::exchange::doors::STUCK_COMMANDS, "door_commands_in_flight_idx"),
 ];
 
 /// How long state is kept, from the configuration.
@@ -43,7 +51,9 @@ pub struct SweepSettings {
     /// `DOOR_CLOSE_TIMEOUT_SECS`: a drop-off door open longer is reported.
     pub door_close_timeout: Duration,
     /// The exchange's pickup window and return path.
-    pub collection: crate::exchange::collection::expiry::ExpirySettings,
+    pub collection: expiry::ExpirySettings,
+    /// `PICKUP_REMINDER_AFTER_SECS`: a stored item still waiting this long is reminded once.
+    pub pickup_reminder_after: Duration,
     /// A door command still `pending`/`sent` this long after it was issued is
     /// failed: DOOR_RETRY_WINDOW_SECS + the door queue's JOB_TIMEOUT + the
     /// rescue delay + a minute, past any run the worker could still make.
@@ -58,7 +68,8 @@ impl SweepSettings {
             unverified_account_ttl: config.unverified_account_ttl,
             abandoned_claim_after: lease.unwrap_or_default() + config.job_rescue_after,
             door_close_timeout: config.door_close_timeout,
-            collection: crate::exchange::collection::expiry::ExpirySettings::from_config(config),
+            collection: expiry::ExpirySettings::from_config(config),
+            pickup_reminder_after: config.pickup_reminder_after,
             door_stuck_after: config.door_retry_window
                 + config.job_timeouts.get(Queue::Door)
                 + config.job_rescue_after
@@ -84,6 +95,8 @@ pub struct SweepReport {
     pub doors_left_open: u64,
     /// Stored items past their pickup window, now `expired`.
     pub expired_items: u64,
+    /// Receivers reminded of an item still waiting.
+    pub reminders: u64,
     /// Expired items past their return deadline, now abandoned (billing closed, staff alerted).
     pub abandoned_items: u64,
     /// Door commands left in flight past any retry, now `failed`.
@@ -127,8 +140,8 @@ async fn sweep(
     let system = Actor::system();
     let reservations_expired = deposit::expire_reservations(conn, &system, at).await?;
     let doors_left_open = deposit::doors_left_open(conn, &system, at, settings.door_close_timeout).await?;
-    let (expired_items, abandoned_items) =
-        crate::exchange::collection::expiry::sweep(conn, &system, at, &settings.collection).await?;
+    let (expired_items, abandoned_items) = expiry::sweep(conn, &system, at, &settings.collection).await?;
+    let reminders = reminder::remind(conn, at, settings.pickup_reminder_after).await?;
     let stuck_doors_failed = crate::exchange::doors::fail_stuck(conn, &system, at, settings.door_stuck_after).await?;
     Ok(SweepReport {
         codes,
@@ -140,6 +153,7 @@ async fn sweep(
         reservations_expired,
         doors_left_open,
         expired_items,
+        reminders,
         abandoned_items,
         stuck_doors_failed,
     })

@@ -1,6 +1,7 @@
-//! Background work: apalis workers per queue (notifications, sweeps), the
+//! Background work: apalis workers per queue (notifications, doors, billing, sweeps), the
 //! providers they talk to, and the cron scheduler.
 
+mod billing;
 mod deliver;
 mod doors;
 pub mod engine;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use apalis::prelude::{BoxDynError, Monitor, WorkerBuilder, WorkerBuilderExt};
 use lockers_core::config::Config;
-use lockers_core::jobs::{DeliverNotification, OpenDoor, Queue, Sweep};
+use lockers_core::jobs::{Billing, DeliverNotification, OpenDoor, Queue, Sweep};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -111,10 +112,13 @@ impl Runtime {
                         .concurrency(concurrency)
                         .build(doors::open_door)
                 }),
-                Queue::Billing => {
-                    tracing::warn!(%queue, "queue has no handler in this version; not worked");
-                    continue;
-                }
+                Queue::Billing => monitor.register(move |restart| {
+                    WorkerBuilder::new(format!("{name}-{restart}"))
+                        .backend(engine.backend::<Billing>(queue))
+                        .data(state.clone())
+                        .concurrency(concurrency)
+                        .build(billing::accrue)
+                }),
             };
             tracing::info!(%queue, concurrency, "worker registered");
         }

@@ -40,7 +40,13 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
-    /// Expired state (codes, refresh tokens, accounts never proven, old notifications).
+    /// Hourly billing accrual.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
+    /// Expired state (codes, refresh tokens, accounts never proven, old notifications)
+    /// and the exchange's time-driven transitions.
     Sweep {
         #[command(subcommand)]
         command: SweepCommand,
@@ -49,6 +55,13 @@ enum Command {
     /// deduplicates idempotency keys, reports doors closed and heartbeats to the
     /// backend, injects failures. Needs no database.
     SimulateController(lockers_api::simulator::SimulatorArgs),
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Charge every hour open items have started, now, as the scheduled run does
+    /// (audited as `billing.run`). For external schedulers with SCHEDULER=false.
+    Run,
 }
 
 #[derive(Subcommand)]
@@ -89,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CreateAdmin { email, name } => create_admin(&pool, &email, &name).await?,
         Command::SeedDemo => seed_demo(&pool, &places::ControllerKey::from_config(&config)).await?,
         Command::Jobs { command } => run_jobs_command(&pool, command).await?,
+        Command::Billing { command: BillingCommand::Run } => billing_run(&pool, &config).await?,
         Command::Sweep { command: SweepCommand::Run } => sweep_run(&pool, &config).await?,
         Command::SimulateController(_) => unreachable!("handled before the database is opened"),
     }
@@ -136,16 +150,44 @@ async fn run_jobs_command(pool: &sqlx::PgPool, command: JobsCommand) -> anyhow::
     Ok(())
 }
 
+/// Runs the accrual the worker runs on `BILLING_CRON`, now, as the operator.
+async fn billing_run(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()> {
+    let tariffs = lockers_core::billing::Tariffs::from_config(config);
+    let mut conn = pool.acquire().await?;
+    let started = std::time::Instant::now();
+    let report =
+        lockers_core::billing::accrual::run(&mut conn, &audit::Actor::operator(), chrono::Utc::now(), &tariffs).await?;
+    println!(
+        "billed: {} open items, {} charge lines written in {:.3} s",
+        report.items,
+        report.lines,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Runs the sweep the worker runs on `SWEEP_CRON`, now, as the operator.
 async fn sweep_run(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()> {
     let settings = lockers_core::sweep::SweepSettings::from_config(config);
     let mut conn = pool.acquire().await?;
     let at = chrono::Utc::now();
+    let started = std::time::Instant::now();
     let report = lockers_core::sweep::run(&mut conn, &audit::Actor::operator(), at, &settings).await?;
     println!(
         "swept: {} codes, {} refresh tokens, {} accounts never proven, {} finished notifications; \
          {} abandoned deliveries now unknown, {} undelivered codes failed",
         report.codes, report.tokens, report.accounts, report.notifications, report.unknown, report.expired
+    );
+    println!(
+        "exchange: {} reservations expired, {} drop-off doors left open, {} items expired, {} reminders, \
+         {} items abandoned, {} stuck door commands failed; {:.3} s",
+        report.reservations_expired,
+        report.doors_left_open,
+        report.expired_items,
+        report.reminders,
+        report.abandoned_items,
+        report.stuck_doors_failed,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -80,6 +80,41 @@ async fn seed_demo_builds_a_searchable_network_once() {
 }
 
 #[tokio::test]
+async fn jobs_stats_shows_each_queues_depth_oldest_wait_running_retrying_and_dead() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    // Queue `notify`: two due (the oldest due for 90 s), one first run in the
+    // future, one waiting out a retry, one running, one dead; `door`: one dead.
+    sqlx::query(
+        "INSERT INTO jobs (queue, payload, state, attempts, max_attempts, run_at) VALUES
+             ('notify', '{}', 'ready', 0, 10, now() - interval '90 seconds'),
+             ('notify', '{}', 'ready', 1, 10, now() - interval '5 seconds'),
+             ('notify', '{}', 'ready', 0, 10, now() + interval '1 hour'),
+             ('notify', '{}', 'ready', 2, 10, now() + interval '30 seconds'),
+             ('notify', '{}', 'running', 1, 10, now() - interval '1 second'),
+             ('notify', '{}', 'dead', 10, 10, now() - interval '1 day'),
+             ('door', '{}', 'dead', 40, 40, now() - interval '1 day')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let out = admin(&app, &["jobs", "stats"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let row = |queue: &str| -> Vec<String> {
+        let line = listing.lines().find(|l| l.split_whitespace().next() == Some(queue)).unwrap_or_default();
+        line.split_whitespace().skip(1).map(str::to_owned).collect()
+    };
+    let header: Vec<&str> = listing.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["queue", "ready", "scheduled", "running", "retrying", "dead", "oldest_ready_s"]);
+    let notify = row("notify");
+    assert_eq!(notify[..5], ["2", "1", "1", "1", "1"], "{listing}");
+    let oldest: f64 = notify[5].parse().unwrap();
+    assert!((90.0..3600.0).contains(&oldest), "the oldest due job waited 90 s and more: {listing}");
+    assert_eq!(row("door"), ["0", "0", "0", "0", "1", "-"], "{listing}");
+}
+
+#[tokio::test]
 async fn jobs_failed_lists_dead_jobs_and_jobs_retry_queues_one_again() {
     let app = TestApp::spawn().await;
     let id: i64 = sqlx::query_scalar(

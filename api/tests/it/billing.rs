@@ -3,12 +3,15 @@
 //! transaction lists over HTTP. Items are made directly with SQL (stored at a
 //! chosen time), so these tests do not depend on the deposit flow.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use lockers_core::audit::Actor;
 use lockers_core::billing::{self, Bill, Tariffs};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, eventually};
 
 /// A point with lockers and items stored at chosen times, written with SQL.
 struct Fixture {
@@ -73,6 +76,25 @@ impl Fixture {
         .await
         .unwrap();
         item
+    }
+
+    /// `n` medium items stored at `stored_at`, each in a locker of its own, written in bulk.
+    async fn bulk_items(&self, app: &TestApp, n: i32, stored_at: DateTime<Utc>) {
+        sqlx::query(
+            "WITH l AS (
+                 INSERT INTO lockers (id, point_id, door_no, size, status)
+                 SELECT gen_random_uuid(), $1, k, 'M', 'occupied' FROM generate_series(1, $4) k RETURNING id)
+             INSERT INTO items (id, locker_id, sender_id, name, receiver_email, status, dropoff_by, stored_at, pickup_by)
+             SELECT gen_random_uuid(), l.id, $2, 'Bulk', 'r@example.com', 'stored', $3, $3, $3 + interval '72 hours'
+             FROM l",
+        )
+        .bind(self.point_id)
+        .bind(self.sender)
+        .bind(stored_at)
+        .bind(n)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     }
 
     /// A reserved item, never stored.
@@ -325,19 +347,7 @@ async fn accrual_walks_every_open_item_in_batches() {
     let fixture = Fixture::new(&app, sender).await;
     let stored_at = days_ago(1);
     // 1,100 open items (more than two batches of 500), written in bulk.
-    sqlx::query(
-        "WITH l AS (
-             INSERT INTO lockers (id, point_id, door_no, size, status)
-             SELECT gen_random_uuid(), $1, n, 'M', 'occupied' FROM generate_series(1, 1100) n RETURNING id)
-         INSERT INTO items (id, locker_id, sender_id, name, receiver_email, status, dropoff_by, stored_at, pickup_by)
-         SELECT gen_random_uuid(), l.id, $2, 'Bulk', 'r@example.com', 'stored', $3, $3, $3 + interval '72 hours' FROM l",
-    )
-    .bind(fixture.point_id)
-    .bind(sender)
-    .bind(stored_at)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    fixture.bulk_items(&app, 1100, stored_at).await;
     let report = accrue(&app, stored_at + minutes(90)).await;
     assert_eq!((report.items, report.lines), (1100, 2200));
     let charged: i64 =
@@ -395,6 +405,133 @@ async fn accrual_racing_closes_never_leaves_a_line_outside_a_bill() {
             "item {k}"
         );
     }
+}
+
+// --- the scheduled run ---------------------------------------------------------
+
+/// Every charge line: (count, distinct (item, hour) pairs).
+async fn all_lines(app: &TestApp) -> (i64, i64) {
+    sqlx::query_as("SELECT count(*), count(DISTINCT (item_id, hour_start)) FROM charges")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_billing_runs_at_once_charge_each_hour_once() {
+    let app = TestApp::spawn().await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let stored_at = days_ago(1);
+    fixture.bulk_items(&app, 1100, stored_at).await;
+    let at = stored_at + minutes(5 * 60 + 30);
+    let tariffs = Tariffs::from_config(&app.config);
+    let run = || {
+        let (pool, tariffs) = (app.pool.clone(), tariffs.clone());
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            billing::accrual::run(&mut conn, &Actor::system(), at, &tariffs).await.unwrap()
+        })
+    };
+    let (a, b) = (run(), run());
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!(a.lines + b.lines, 1100 * 6, "hours 0 to 5 of each item, written by one run or the other");
+    assert_eq!(all_lines(&app).await, (6600, 6600));
+    let again = accrue(&app, at).await;
+    assert_eq!(again.lines, 0, "a repeated run charges nothing");
+}
+
+#[tokio::test]
+async fn a_run_after_a_three_hour_gap_charges_each_missed_hour_once_and_the_close_adds_none() {
+    let app = TestApp::spawn().await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let stored_at = days_ago(1);
+    let item = fixture.stored_item(&app, "M", stored_at, "Parcel").await;
+    assert_eq!(accrue(&app, stored_at + minutes(10)).await.lines, 1, "hour 0");
+    // The scheduler was down for three hourly runs; the next one catches up.
+    let late = stored_at + minutes(3 * 60 + 10);
+    assert_eq!(accrue(&app, late).await.lines, 3, "hours 1, 2 and 3");
+    assert_eq!(accrue(&app, late).await.lines, 0);
+    let hours: Vec<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT hour_start FROM charges WHERE item_id = $1 ORDER BY hour_start")
+            .bind(item)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(hours, (0..4).map(|n| stored_at + chrono::Duration::hours(n)).collect::<Vec<_>>());
+    // Collected at 3 h 20 min: four started hours, the ones accrual already charged.
+    let bill = close(&app, item, stored_at + minutes(3 * 60 + 20)).await;
+    assert_eq!((bill.amount.minor, bill.hours), (20_000, 4));
+    assert_eq!(lines(&app, item).await, (4, 4, 20_000));
+}
+
+#[tokio::test]
+async fn lockers_admin_billing_run_charges_now_and_is_audited_as_the_operator() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let item = fixture.stored_item(&app, "M", Utc::now() - minutes(150), "Parcel").await;
+    for expected in ["billed: 1 open items, 3 charge lines", "billed: 1 open items, 0 charge lines"] {
+        let out = crate::admin_cli::admin(&app, &["billing", "run"], "");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(expected), "{stdout}");
+    }
+    assert_eq!(lines(&app, item).await, (3, 3, 15_000));
+    let audited: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT (after->>'lines')::bigint FROM audit_log WHERE action = 'billing.run' AND actor_id IS NULL
+         ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, [Some(3), Some(0)]);
+}
+
+#[tokio::test]
+async fn the_billing_cron_enqueues_one_billing_job_per_tick_however_many_schedulers_run() {
+    // Every second, so the test sees ticks; the sweep out of the way.
+    let app = TestApp::spawn_with(&[
+        "--billing-cron",
+        "* * * * * *",
+        "--sweep-cron",
+        "0 0 0 1 1 *",
+        "--worker-queues",
+        "billing=1",
+    ])
+    .await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let item = fixture.stored_item(&app, "M", Utc::now() - minutes(90), "Parcel").await;
+    let (one, two) = (app.start_workers(None), app.start_workers(None));
+    let ran = eventually(Duration::from_secs(60), || async {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = 'billing' AND state = 'completed'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        done >= 3
+    })
+    .await;
+    one.stop().await;
+    two.stop().await;
+    assert!(ran, "the scheduler enqueued billing jobs and a worker ran them");
+    assert_eq!(lines(&app, item).await, (2, 2, 10_000), "hours 0 and 1, once");
+    let (jobs, ticks): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT payload->'at') FROM jobs
+         WHERE queue = 'billing' AND idempotency_key = 'billing:' || (payload->>'at')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let all: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = 'billing'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!((jobs, ticks), (all, all), "each tick is one job, keyed by its time, though two schedulers ran");
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'billing.run'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(audited, 0, "the hourly run is not audited");
 }
 
 // --- over HTTP ---------------------------------------------------------------

@@ -76,7 +76,7 @@ async fn a_rolled_back_notification_is_never_sent_and_a_committed_one_is_sent_ex
     assert_eq!(body, "", "a delivered code is blanked in the outbox");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications").fetch_one(&app.pool).await.unwrap();
     assert_eq!(rows, 1, "the rolled-back row is gone");
-    assert_eq!(jobs_in(&app, &["completed"]).await, 1);
+    assert_eq!(jobs_in(&app, &["ready", "running", "dead"]).await, 0, "its job finished (and left the table)");
     assert_eq!(jobs_in(&app, &["ready", "running", "dead"]).await, 0);
     workers.stop().await;
 }
@@ -328,20 +328,17 @@ async fn two_worker_processes_on_one_queue_never_run_a_job_twice() {
     assert!(workers.is_empty(), "completed jobs are released: {workers:?}");
 }
 
-#[tokio::test]
-async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_rescue_time_without_resending() {
-    let rescue = Duration::from_secs(3);
-    let (app, twilio) = app_with_twilio(&["--scheduler=false", "--job-rescue-after-secs=3"]).await;
-    twilio.set_delay(Duration::from_secs(60));
-    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_lockers-api"))
+/// A `lockers-api --with-workers` process (intake and workers, no scheduler)
+/// on the app's database, sending SMS to `twilio`, with `env` on top.
+fn worker_process(app: &TestApp, twilio: &FakeTwilio, env: &[(&str, &str)]) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lockers-api"));
+    command
         .arg("--with-workers")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", &app.config.database_url)
         .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("WORKER_QUEUES", "otp=1")
         .env("SCHEDULER", "false")
-        .env("JOB_RESCUE_AFTER_SECS", "3")
         .env("SMS_PROVIDER", "twilio")
         .env("TWILIO_API_BASE", format!("http://{}", twilio.addr))
         .env("TWILIO_ACCOUNT_SID", crate::fakes::twilio::ACCOUNT_SID)
@@ -349,9 +346,98 @@ async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_resc
         .env("TWILIO_FROM", crate::fakes::twilio::FROM)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().unwrap()
+}
+
+/// Sends SIGTERM and waits (up to `within`) for the process to exit; its status, if it did.
+async fn terminate(child: &mut std::process::Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let sent = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().ok();
+    child.wait().ok();
+    None
+}
+
+#[tokio::test]
+async fn two_worker_processes_sharing_the_delivery_queues_send_each_message_once() {
+    let (app, twilio) = app_with_twilio(&["--scheduler=false"]).await;
+    twilio.set_delay(Duration::from_millis(20));
+    let env = [("WORKER_QUEUES", "otp=4,notify=4"), ("JOB_PREFETCH", "4")];
+    let mut processes = [worker_process(&app, &twilio, &env), worker_process(&app, &twilio, &env)];
+    let mut tx = app.pool.begin().await.unwrap();
+    for i in 0..200 {
+        // Half codes (queue otp), half other messages (queue notify).
+        outbox::queue(&mut tx, &sms(&format!("message {i}"), i % 2 == 0)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let sent = eventually(Duration::from_secs(60), || async {
+        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'sent'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        sent == 200
+    })
+    .await;
+    for process in &mut processes {
+        assert!(terminate(process, Duration::from_secs(30)).await.is_some_and(|s| s.success()));
+    }
+    assert!(sent, "every message was sent");
+    let bodies: Vec<String> = twilio.messages().into_iter().map(|m| m.body).collect();
+    let distinct: BTreeSet<&String> = bodies.iter().collect();
+    assert_eq!((bodies.len(), distinct.len()), (200, 200), "each message sent once");
+    assert_eq!(twilio.requests(), 200, "and the provider asked once per message");
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_delivery_finish_and_a_longer_one_is_cut_at_the_shutdown_timeout() {
+    let (app, twilio) = app_with_twilio(&["--scheduler=false"]).await;
+    // A delivery that takes 2 s, well within SHUTDOWN_TIMEOUT_SECS: it finishes.
+    twilio.set_delay(Duration::from_secs(2));
+    let env = [("WORKER_QUEUES", "notify=1"), ("SHUTDOWN_TIMEOUT_SECS", "20")];
+    let mut process = worker_process(&app, &twilio, &env);
+    let mut tx = app.pool.begin().await.unwrap();
+    let id = outbox::queue(&mut tx, &sms("Your parcel is waiting", false)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(eventually(Duration::from_secs(30), || async { twilio.requests() >= 1 }).await, "never started");
+    let status = terminate(&mut process, Duration::from_secs(20)).await;
+    assert!(status.is_some_and(|s| s.success()), "exited cleanly: {status:?}");
+    assert_eq!(notification_status(&app, id).await.0, "sent", "the running delivery finished before the exit");
+    assert_eq!(jobs_in(&app, &["ready", "running", "dead"]).await, 0, "its job finished (and left the table)");
+
+    // One that would take a minute, with a 2 s shutdown timeout: the process
+    // leaves at the timeout instead of waiting for the provider.
+    twilio.set_delay(Duration::from_secs(60));
+    let env = [("WORKER_QUEUES", "notify=1"), ("SHUTDOWN_TIMEOUT_SECS", "2")];
+    let mut process = worker_process(&app, &twilio, &env);
+    let mut tx = app.pool.begin().await.unwrap();
+    outbox::queue(&mut tx, &sms("Your parcel was collected", false)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(eventually(Duration::from_secs(30), || async { twilio.requests() >= 2 }).await, "never started");
+    let status = terminate(&mut process, Duration::from_secs(30)).await;
+    assert!(status.is_some(), "still running 30 s after SIGTERM with a 2 s shutdown timeout");
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM jobs WHERE state <> 'completed'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(state, "ready", "the cut run went back to its queue as a failed attempt");
+}
+
+#[tokio::test]
+async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_rescue_time_without_resending() {
+    let rescue = Duration::from_secs(3);
+    let (app, twilio) = app_with_twilio(&["--scheduler=false", "--job-rescue-after-secs=3"]).await;
+    twilio.set_delay(Duration::from_secs(60));
+    let mut doomed = worker_process(&app, &twilio, &[("WORKER_QUEUES", "otp=1"), ("JOB_RESCUE_AFTER_SECS", "3")]);
 
     let mut tx = app.pool.begin().await.unwrap();
     let id = outbox::queue(&mut tx, &sms("Your code is 271828", true)).await.unwrap();

@@ -8,6 +8,7 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, Utc};
 use lockers_core::audit::Actor;
 use lockers_core::exchange::collection::expiry::{ExpirySettings, abandon_expired, expire_stored};
+use lockers_core::sweep::{self, SweepSettings};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -356,6 +357,59 @@ async fn an_item_past_its_pickup_window_expires_and_its_sender_takes_it_back() {
     let mail = mail_with(&stack, &sender.email, "you took back").await;
     assert!(mail.contains("INR 50.00"), "{mail}");
     assert!(eventually(WAIT, || async { stack.locker_status(locker).await == "available" }).await);
+}
+
+#[tokio::test]
+async fn the_receiver_is_reminded_once_after_the_configured_time_while_the_item_waits() {
+    let stack = Stack::spawn(&["--pickup-reminder-after-secs", "7200"]).await;
+    let spot = stack.spot("Jayanagar", 4).await;
+    let sender = stack.sender(None).await;
+    let since = |hours: i64, k: usize, to: Receiver<'static>| {
+        stack.stored_item_since(&sender, spot.lockers[k], to, Duration::hours(hours))
+    };
+    let waiting = since(3, 0, by_email()).await;
+    let young = since(1, 1, by_phone()).await;
+    let opening = since(3, 2, by_phone()).await;
+    let overdue = since(80, 3, by_phone()).await;
+    // A code was typed for `opening`: its door is opening, no reminder.
+    sqlx::query(
+        "UPDATE items SET collect_requested_at = now(), collect_tariff_paise = 5000, collect_currency = 'INR'
+         WHERE id = $1",
+    )
+    .bind(opening)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    let settings = SweepSettings::from_config(&stack.config);
+    let mut conn = stack.pool.acquire().await.unwrap();
+    let report = sweep::run(&mut conn, &Actor::system(), Utc::now(), &settings).await.unwrap();
+    assert_eq!(report.reminders, 1, "only the item stored 3 h ago and still waiting");
+    assert_eq!(report.expired_items, 1, "the one past its pickup window expires instead");
+    let again = sweep::run(&mut conn, &Actor::system(), Utc::now(), &settings).await.unwrap();
+    assert_eq!(again.reminders, 0, "once");
+
+    let mail = mail_with(&stack, RECEIVER_EMAIL, "still waiting").await;
+    assert!(mail.contains("Blue parcel") && mail.contains("Jayanagar") && mail.contains("door 1"), "{mail}");
+    let reminded: Vec<(Uuid, bool)> =
+        sqlx::query_as("SELECT id, reminded_at IS NOT NULL FROM items WHERE id = ANY($1) ORDER BY id")
+            .bind(vec![waiting, young, opening, overdue])
+            .fetch_all(&stack.pool)
+            .await
+            .unwrap();
+    let reminded: Vec<Uuid> = reminded.into_iter().filter(|(_, r)| *r).map(|(id, _)| id).collect();
+    assert_eq!(reminded, [waiting]);
+    let stack = &stack;
+    let reminders = |to: &'static str| async move {
+        stack.outbox_to(to).await.into_iter().filter(|(kind, _)| kind == "pickup_reminder").count()
+    };
+    assert_eq!((reminders(RECEIVER_EMAIL).await, reminders(RECEIVER_PHONE).await), (1, 0));
+
+    // Two hours on, the younger item is due too: its receiver gets an SMS.
+    let later = sweep::run(&mut conn, &Actor::system(), Utc::now() + Duration::hours(2), &settings).await.unwrap();
+    assert_eq!(later.reminders, 1);
+    let sms = sms_with(stack, RECEIVER_PHONE, "still waiting").await;
+    assert!(sms.contains("with this phone number"), "{sms}");
+    assert_eq!((reminders(RECEIVER_EMAIL).await, reminders(RECEIVER_PHONE).await), (1, 1));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::tariffs::PriceList;
+use crate::audit::{self, Actor, Entry, Party};
 use crate::db::{DbError, During};
 use crate::places::lockers::Size;
 
@@ -63,6 +64,25 @@ pub struct AccrualReport {
     pub items: u64,
     /// Charge lines written (hours started since the last run).
     pub lines: u64,
+}
+
+/// The billing run, scheduled on `BILLING_CRON` (queue `billing`) or started
+/// by `lockers-admin billing run`: [`accrue`] as of `at`. An operator's run is
+/// audited (`billing.run`, with what it charged); the scheduled one, every
+/// hour, is not. Safe to repeat and to run twice at once: what one run
+/// charged the other skips.
+pub async fn run(
+    conn: &mut PgConnection,
+    by: &Actor,
+    at: DateTime<Utc>,
+    tariffs: &(impl PriceList + ?Sized),
+) -> Result<AccrualReport, DbError> {
+    let report = accrue(conn, at, tariffs).await?;
+    if by.party == Party::Operator {
+        let entry = Entry::change("billing.run", "billing", at.to_rfc3339(), None::<&()>, Some(&report));
+        audit::record(conn, by, entry).await?;
+    }
+    Ok(report)
 }
 
 /// Charges, for every item stored or expired and not settled, each hour that

@@ -299,6 +299,11 @@ pub async fn failed(conn: &mut PgConnection, by: &Actor, id: Uuid, error: &str) 
 /// Commands one sweep fails at most; the next sweep takes the rest.
 const STUCK_BATCH: i64 = 100;
 
+/// Commands still in flight (`pending`, `sent`) created at or before `$1`,
+/// oldest first, at most `$2`. Served by `door_commands_in_flight_idx`.
+pub const STUCK_COMMANDS: &str = "SELECT id FROM door_commands WHERE status IN ('pending', 'sent') AND created_at <= $1
+     ORDER BY created_at LIMIT $2";
+
 /// Fails every command still `pending` or `sent` that was created `stuck_after`
 /// or longer before `now`, through [`failed`] (so its lifecycle runs: locker
 /// to maintenance, admins alerted, the item's state says what happened).
@@ -314,15 +319,12 @@ pub async fn fail_stuck(
     stuck_after: std::time::Duration,
 ) -> Result<u64, ExchangeError> {
     let before = now - chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::MAX);
-    let stuck: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM door_commands WHERE status IN ('pending', 'sent') AND created_at <= $1
-         ORDER BY created_at LIMIT $2",
-    )
-    .bind(before)
-    .bind(STUCK_BATCH)
-    .fetch_all(&mut *conn)
-    .await
-    .during("find stuck door commands")?;
+    let stuck: Vec<Uuid> = sqlx::query_scalar(STUCK_COMMANDS)
+        .bind(before)
+        .bind(STUCK_BATCH)
+        .fetch_all(&mut *conn)
+        .await
+        .during("find stuck door commands")?;
     let error =
         format!("no outcome {}s after the command was issued (its job ended without one)", stuck_after.as_secs());
     for id in &stuck {

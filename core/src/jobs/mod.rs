@@ -140,6 +140,12 @@ pub struct Sweep {
     pub at: i64,
 }
 
+/// Accrue billing for every hour started by `at` (unix seconds), queue `billing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Billing {
+    pub at: i64,
+}
+
 /// How a job is enqueued beyond its payload.
 #[derive(Debug, Clone, Default)]
 pub struct EnqueueOptions {

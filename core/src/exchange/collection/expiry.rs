@@ -52,6 +52,28 @@ impl ExpirySettings {
     }
 }
 
+/// Makes `stored` items past their pickup window (`$1`) `expired` with return
+/// deadline `$2`, at most `$3`, oldest first; rows another sweep holds are
+/// skipped. Served by `items_stored_pickup_by_idx`.
+pub const EXPIRE_STORED: &str = "WITH due AS (
+         SELECT id FROM items
+         WHERE status = 'stored' AND pickup_by <= $1 AND collect_requested_at IS NULL
+         ORDER BY pickup_by LIMIT $3 FOR UPDATE SKIP LOCKED)
+     UPDATE items i SET status = 'expired', return_by = $2, updated_at = now()
+     FROM due, lockers l WHERE i.id = due.id AND l.id = i.locker_id
+     RETURNING i.id, i.name, l.door_no";
+
+/// Marks `expired` items past their return deadline (`$1`) abandoned, at most
+/// `$2`, oldest first; rows another sweep holds are skipped. Served by
+/// `items_expired_return_by_idx`.
+pub const ABANDON_EXPIRED: &str = "WITH due AS (
+         SELECT id FROM items
+         WHERE status = 'expired' AND abandoned_at IS NULL AND return_by <= $1 AND collect_requested_at IS NULL
+         ORDER BY return_by LIMIT $2 FOR UPDATE SKIP LOCKED)
+     UPDATE items i SET abandoned_at = $1, updated_at = now()
+     FROM due WHERE i.id = due.id
+     RETURNING i.id, i.locker_id, i.name, i.return_by";
+
 /// `stored` items past their pickup window as of `now` -> `expired`; returns how many.
 pub async fn expire_stored(
     conn: &mut PgConnection,
@@ -61,21 +83,13 @@ pub async fn expire_stored(
 ) -> Result<u64, ExchangeError> {
     let mut tx = conn.begin().await.during("begin a transaction")?;
     let return_by = now + settings.return_window;
-    let expired: Vec<(Uuid, String, i32)> = sqlx::query_as(
-        "WITH due AS (
-             SELECT id FROM items
-             WHERE status = 'stored' AND pickup_by <= $1 AND collect_requested_at IS NULL
-             ORDER BY pickup_by LIMIT $3 FOR UPDATE SKIP LOCKED)
-         UPDATE items i SET status = 'expired', return_by = $2, updated_at = now()
-         FROM due, lockers l WHERE i.id = due.id AND l.id = i.locker_id
-         RETURNING i.id, i.name, l.door_no",
-    )
-    .bind(now)
-    .bind(return_by)
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await
-    .during("expire stored items")?;
+    let expired: Vec<(Uuid, String, i32)> = sqlx::query_as(EXPIRE_STORED)
+        .bind(now)
+        .bind(return_by)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await
+        .during("expire stored items")?;
     for (item_id, name, door_no) in &expired {
         codes::retire(&mut tx, *item_id, &[PointPurpose::Pickup]).await?;
         let parties = Parties::of(&mut tx, *item_id).await?;
@@ -98,20 +112,12 @@ pub async fn abandon_expired(
     settings: &ExpirySettings,
 ) -> Result<u64, ExchangeError> {
     let mut tx = conn.begin().await.during("begin a transaction")?;
-    let abandoned: Vec<(Uuid, Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-        "WITH due AS (
-             SELECT id FROM items
-             WHERE status = 'expired' AND abandoned_at IS NULL AND return_by <= $1 AND collect_requested_at IS NULL
-             ORDER BY return_by LIMIT $2 FOR UPDATE SKIP LOCKED)
-         UPDATE items i SET abandoned_at = $1, updated_at = now()
-         FROM due WHERE i.id = due.id
-         RETURNING i.id, i.locker_id, i.name, i.return_by",
-    )
-    .bind(now)
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await
-    .during("abandon expired items")?;
+    let abandoned: Vec<(Uuid, Uuid, String, DateTime<Utc>)> = sqlx::query_as(ABANDON_EXPIRED)
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await
+        .during("abandon expired items")?;
     for (item_id, locker_id, name, return_by) in &abandoned {
         codes::retire(&mut tx, *item_id, &[PointPurpose::Return]).await?;
         let bill = billing::close(&mut tx, *item_id, *return_by, &settings.tariffs).await?;

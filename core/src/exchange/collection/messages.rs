@@ -123,6 +123,33 @@ pub fn abandoned(to: Recipient, item_name: &str, amount: &Money, hours: i32) -> 
     }
 }
 
+/// To the receiver, once, a while after the item was stored: it is still
+/// waiting, where, and until when.
+pub fn pickup_reminder(
+    to: Recipient,
+    item_name: &str,
+    point_name: &str,
+    address: &str,
+    door_no: i32,
+    pickup_by: DateTime<Utc>,
+) -> Message {
+    let how = match &to {
+        Recipient::Sms(_) => "this phone number",
+        Recipient::Email(_) => "this email address",
+    };
+    Message {
+        to,
+        kind: "pickup_reminder",
+        subject: format!("Reminder: \"{item_name}\" is waiting for you"),
+        body: format!(
+            "Lockers: reminder, \"{item_name}\" is still waiting for you at {point_name}, {address}, locker door \
+             {door_no}. Collect it by {}: ask for a code at the locker or at the point's screen with {how}.",
+            pickup_by.format("%Y-%m-%d %H:%M UTC")
+        ),
+        sensitive: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 //! - [`outcomes`]: what the door's acknowledgement, failure and closing mean.
 //! - [`expiry`]: the pickup window (`stored -> expired`) and the end of the
 //!   return window (abandoned: billing stops, staff alerted).
+//! - [`reminder`]: one reminder to the receiver of an item still waiting.
 //!
 //! Limits (why each is keyed as it is) are in [`limits`].
 
@@ -17,6 +18,7 @@ pub mod expiry;
 mod limits;
 mod messages;
 pub mod outcomes;
+pub mod reminder;
 pub mod request;
 
 use std::sync::Arc;

@@ -48,25 +48,34 @@ pub async fn cancel(conn: &mut PgConnection, by: &Actor, item_id: Uuid) -> Resul
     Ok(after)
 }
 
+/// Reservations past their drop-off deadline (`$1`) whose door was never
+/// asked to open, oldest first, at most `$2`, locked (rows another sweep holds
+/// are skipped). Served by `items_reserved_dropoff_idx` (checked by the test
+/// `every_sweep_statement_is_served_by_an_index`).
+pub const EXPIRED_RESERVATIONS: &str = "SELECT id FROM items
+     WHERE status = 'reserved' AND dropoff_by <= $1 AND dropoff_requested_at IS NULL
+     ORDER BY dropoff_by LIMIT $2 FOR UPDATE SKIP LOCKED";
+
+/// Reservations one run cancels; the next run takes the rest.
+const BATCH: i64 = 500;
+
 /// Cancels every reservation past its drop-off deadline as of `now` whose door
 /// was never asked to open (one asked to open belongs to the door: it is
 /// stored when closed, cancelled when the open fails, alerted when left
-/// open). Each sender is told. Returns how many expired.
+/// open). Each sender is told. Returns how many expired (at most [`BATCH`] a
+/// run).
 pub async fn expire_reservations(
     conn: &mut PgConnection,
     by: &Actor,
     now: DateTime<Utc>,
 ) -> Result<u64, ExchangeError> {
     let mut tx = conn.begin().await.during("begin a transaction")?;
-    let due: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM items
-         WHERE status = 'reserved' AND dropoff_by <= $1 AND dropoff_requested_at IS NULL
-         ORDER BY dropoff_by FOR UPDATE SKIP LOCKED",
-    )
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await
-    .during("find expired reservations")?;
+    let due: Vec<Uuid> = sqlx::query_scalar(EXPIRED_RESERVATIONS)
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await
+        .during("find expired reservations")?;
     for id in &due {
         let Some(item) = items::get(&mut tx, *id).await? else { continue };
         end_reservation(&mut tx, &item).await?;

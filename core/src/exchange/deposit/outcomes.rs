@@ -114,6 +114,17 @@ pub async fn door_failed(
     Ok(())
 }
 
+/// Drop-off doors opened at least `$2` seconds before `$1` and not yet
+/// reported, oldest first, at most `$3`, locked (rows another sweep holds are
+/// skipped). Served by `items_dropoff_open_idx`.
+pub const DOORS_LEFT_OPEN: &str = "SELECT id FROM items
+     WHERE status = 'reserved' AND dropoff_opened_at IS NOT NULL AND door_left_open_at IS NULL
+       AND dropoff_opened_at <= $1::timestamptz - make_interval(secs => $2)
+     ORDER BY dropoff_opened_at LIMIT $3 FOR UPDATE SKIP LOCKED";
+
+/// Doors left open one run reports; the next run takes the rest.
+const LEFT_OPEN_BATCH: i64 = 500;
+
 /// Drop-off doors opened at least `timeout` before `now` and never reported
 /// closed: each locker goes to `maintenance`, admins are alerted and the
 /// sender asked to close it, once per item. The item stays `reserved` (see
@@ -125,17 +136,13 @@ pub async fn doors_left_open(
     timeout: Duration,
 ) -> Result<u64, ExchangeError> {
     let mut tx = conn.begin().await.during("begin a transaction")?;
-    let due: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM items
-         WHERE status = 'reserved' AND dropoff_opened_at IS NOT NULL AND door_left_open_at IS NULL
-           AND dropoff_opened_at <= $1 - make_interval(secs => $2)
-         ORDER BY dropoff_opened_at FOR UPDATE SKIP LOCKED",
-    )
-    .bind(now)
-    .bind(timeout.as_secs_f64())
-    .fetch_all(&mut *tx)
-    .await
-    .during("find doors left open")?;
+    let due: Vec<Uuid> = sqlx::query_scalar(DOORS_LEFT_OPEN)
+        .bind(now)
+        .bind(timeout.as_secs_f64())
+        .bind(LEFT_OPEN_BATCH)
+        .fetch_all(&mut *tx)
+        .await
+        .during("find doors left open")?;
     for id in &due {
         let Some(item) = items::get(&mut tx, *id).await? else { continue };
         sqlx::query("UPDATE items SET door_left_open_at = $2, updated_at = now() WHERE id = $1")
