@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::fakes::aiosmtpd::{self, Mode, Received, Relay};
 use crate::fakes::tls::TestCa;
-use crate::harness::{TestApp, Workers, eventually};
+use crate::harness::{SERVER_URL, TestApp, Workers, eventually};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -170,4 +170,29 @@ async fn an_unusable_smtp_ca_file_stops_the_start() {
     let good = TestCa::new("Company mail CA").write_pem();
     assert!(Providers::from_config(&trusting(&good)).is_ok());
     std::fs::remove_file(good).ok();
+}
+
+/// `lockers-api --with-workers`, the single-machine default, as a real
+/// process: a CA file without a certificate ends it before it listens.
+#[tokio::test]
+async fn lockers_api_with_workers_refuses_to_start_with_an_unusable_smtp_ca_file() {
+    let bad = std::env::temp_dir().join(format!("lockers-bad-ca-{}.pem", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&bad, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_lockers-api"))
+        .arg("--with-workers")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", format!("{SERVER_URL}/lockers_t_never_{}", uuid::Uuid::new_v4().simple()))
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("EMAIL_PROVIDER", "smtp")
+        .env("SMTP_HOST", "mail.example.com")
+        .env("EMAIL_FROM", "Lockers <no-reply@lockers.test>")
+        .env("SMTP_CA_FILE", &bad)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run).await.expect("it ends by itself").unwrap();
+    std::fs::remove_file(&bad).ok();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "it did not start: {stderr}");
+    assert!(stderr.contains(&format!("SMTP_CA_FILE {} holds no certificate", bad.display())), "{stderr}");
 }
