@@ -2,7 +2,8 @@
 //! AUTH, to a real SMTP server no one here wrote (aiosmtpd) whose certificate
 //! comes from a private CA the app trusts through `SMTP_CA_FILE`. A
 //! certificate from another CA, one for another host name and a wrong
-//! password each fail the message for good, with the reason on its outbox row.
+//! password each fail the message for good, with the reason on its outbox row;
+//! so does a relay that offers no STARTTLS (never written to in clear).
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use lockers_workers::providers::Providers;
 use serde_json::Value;
 
 use crate::fakes::aiosmtpd::{self, Mode, Received, Relay};
+use crate::fakes::smtp::FakeSmtp;
 use crate::fakes::tls::TestCa;
 use crate::harness::{SERVER_URL, TestApp, Workers, eventually};
 
@@ -138,6 +140,25 @@ async fn a_wrong_relay_password_fails_the_message_with_the_reason() {
     let reason = "SMTP authentication rejected (535 5.7.8 Authentication credentials invalid)";
     fails_for_good(&relay, &ca_file, "not-the-password", reason).await;
     std::fs::remove_file(ca_file).ok();
+}
+
+#[tokio::test]
+async fn a_relay_without_starttls_is_never_written_to_in_clear() {
+    // Plain SMTP only: its EHLO offers no STARTTLS.
+    let plain = FakeSmtp::start().await;
+    let mut flags: Vec<String> = plain.flags().into_iter().filter(|f| f != "--smtp-tls=none").collect();
+    flags.extend(["--smtp-tls=starttls".to_owned(), "--scheduler=false".to_owned()]);
+    flags.extend(["--smtp-username=lockers".to_owned(), "--smtp-password=secret".to_owned()]);
+    let app = TestApp::spawn_with(&flags.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let workers = app.start_workers(None);
+    let email = "ravi@example.com";
+    assert_eq!(app.signup("Ravi", email, None, PASSWORD).await.status(), 201);
+    let (status, attempts, _, error) = outcome(&app, email).await;
+    assert_eq!((status.as_str(), attempts), ("failed", 1));
+    let reason = "SMTP session impossible (STARTTLS): STARTTLS is not supported on this server";
+    assert_eq!(error.as_deref(), Some(reason));
+    assert_eq!(plain.begun(), 0, "no message began");
+    workers.stop().await;
 }
 
 /// An SMTP configuration trusting `ca_file`.
