@@ -111,6 +111,7 @@ impl Relay {
             _ => None,
         };
         let Some(port) = port else {
+            let _ = (std::fs::remove_file(&cert), std::fs::remove_file(&key));
             let mut stderr = String::new();
             if let Some(mut err) = child.stderr.take() {
                 let _ = tokio::time::timeout(Duration::from_secs(5), err.read_to_string(&mut stderr)).await;
