@@ -274,6 +274,13 @@ pub struct Config {
     #[arg(long, env = "SMTP_TLS", value_enum, default_value = "starttls")]
     pub smtp_tls: SmtpTls,
 
+    /// PEM file of extra CA certificates trusted for the mail relay (a
+    /// company relay with a private CA); the public roots stay trusted. Read
+    /// when the workers start: an unreadable file or one without a
+    /// certificate stops the start.
+    #[arg(long, env = "SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
+
     /// From address of every email, e.g. `Lockers <no-reply@example.com>`.
     #[arg(long, env = "EMAIL_FROM")]
     pub email_from: Option<String>,

@@ -12,7 +12,8 @@ use lockers_core::places::lockers::{DoorNo, NewLocker, Size};
 use lockers_core::places::{self, ControllerKey, ControllerUrl, NewPoint, PlaceName, PointChanges};
 use uuid::Uuid;
 
-use crate::fakes::controller::{FakeController, TestCa, simulator_url};
+use crate::fakes::controller::{FakeController, simulator_url};
+use crate::fakes::tls::TestCa;
 use crate::harness::{TestApp, Workers, eventually};
 use lockers_api::simulator::Faults;
 

@@ -19,9 +19,11 @@ pub use twilio::TwilioSms;
 #[derive(Debug)]
 pub enum SendError {
     /// Worth trying again later: nothing reached the provider (connect
-    /// refused or timed out, TLS handshake), or it answered 429, 5xx, 4xx SMTP.
+    /// refused or timed out, a connection cut during the TLS handshake), or it
+    /// answered 429, 5xx, 4xx SMTP.
     Transient(String),
-    /// Will never work (bad number, rejected credentials).
+    /// Will never work until someone changes something (bad number, rejected
+    /// credentials, a relay certificate we do not trust).
     Permanent(String),
     /// The request reached the provider and then the answer never came (a
     /// timeout or a broken connection after it was sent): the message may have

@@ -7,6 +7,8 @@
 //! attempt may be repeated; once the message content is on its way, a silence
 //! or a broken connection leaves it unknown (the server may have queued it).
 
+use std::error::Error as _;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,11 +16,14 @@ use async_trait::async_trait;
 use lettre::Message;
 use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lockers_core::config::{Config, SmtpTls};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio::time::Instant;
 
 use super::{EmailSender, Receipt, SendError};
@@ -46,9 +51,7 @@ impl SmtpEmail {
             .parse()
             .context("EMAIL_FROM is not a valid mailbox")?;
         let tls = match config.smtp_tls {
-            SmtpTls::Starttls | SmtpTls::Tls => {
-                Some(TlsParameters::new(host.to_owned()).context("SMTP_HOST is not a valid host for TLS")?)
-            }
+            SmtpTls::Starttls | SmtpTls::Tls => Some(tls_parameters(host, config.smtp_ca_file.as_deref())?),
             SmtpTls::None => None,
         };
         let credentials = config.smtp_username.as_ref().map(|user| {
@@ -79,20 +82,114 @@ impl SmtpEmail {
             None,
         )
         .await
-        .map_err(|e| before_message("connecting", &e))?;
+        .map_err(|e| self.session_failed("connecting", &e))?;
         if self.starttls {
             let Some(tls) = self.tls.clone() else {
                 return Err(SendError::Permanent("STARTTLS without TLS parameters".into()));
             };
-            conn.starttls(tls, &self.hello).await.map_err(|e| before_message("STARTTLS", &e))?;
+            conn.starttls(tls, &self.hello).await.map_err(|e| self.session_failed("STARTTLS", &e))?;
         }
         if let Some(credentials) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-                .map_err(|e| before_message("authentication", &e))?;
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await.map_err(|e| login_failed(&e))?;
         }
         Ok(conn)
     }
+
+    /// A failure while connecting or upgrading. A certificate we do not
+    /// accept, or a relay that does not speak TLS as configured, is
+    /// permanent: no retry can change it until an operator does (trusts the
+    /// relay's CA, fixes `SMTP_HOST` or `SMTP_TLS`, or the relay's
+    /// certificate), and retrying every queued message meanwhile only
+    /// repeats the failure. A relay without STARTTLS is never written to in
+    /// clear.
+    fn session_failed(&self, step: &str, e: &smtp::Error) -> SendError {
+        if let Some(tls) = rustls_error(e) {
+            return SendError::Permanent(tls_refusal(tls, &self.host));
+        }
+        if e.is_client() {
+            // lettre's own refusals before any command: STARTTLS not offered.
+            return SendError::Permanent(format!("SMTP session impossible ({step}): {}", detail(e)));
+        }
+        before_message(step, e)
+    }
+}
+
+/// TLS parameters for `host`: the public roots, plus the CAs in `ca_file`.
+fn tls_parameters(host: &str, ca_file: Option<&Path>) -> anyhow::Result<TlsParameters> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("Failed to read SMTP_CA_FILE {}", path.display()))?;
+        let certs: Vec<CertificateDer<'_>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("SMTP_CA_FILE {} is not a PEM bundle", path.display()))?;
+        anyhow::ensure!(!certs.is_empty(), "SMTP_CA_FILE {} holds no certificate", path.display());
+        for cert in certs {
+            let cert = Certificate::from_der(cert.to_vec())
+                .with_context(|| format!("SMTP_CA_FILE {} holds a certificate that cannot be read", path.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().with_context(|| match ca_file {
+        Some(path) => format!("SMTP_HOST is not a valid TLS host name, or SMTP_CA_FILE {} is unusable", path.display()),
+        None => "SMTP_HOST is not a valid TLS host name".to_owned(),
+    })
+}
+
+/// The TLS library's own error behind a failed handshake, if that is what
+/// failed (tokio-rustls wraps it in an `io::Error`).
+fn rustls_error(e: &smtp::Error) -> Option<&rustls::Error> {
+    let mut source = e.source();
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        if let Some(tls) = inner.and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            return Some(tls);
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// What the outbox row says about a TLS handshake we broke off or that failed.
+fn tls_refusal(e: &rustls::Error, host: &str) -> String {
+    use rustls::CertificateError as Cert;
+    match e {
+        rustls::Error::InvalidCertificate(Cert::UnknownIssuer) => {
+            "TLS: certificate not trusted (issuer unknown; SMTP_CA_FILE can add the relay's CA)".to_owned()
+        }
+        rustls::Error::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => {
+            format!("TLS: certificate not valid for the host name {host}")
+        }
+        rustls::Error::InvalidCertificate(Cert::Expired | Cert::ExpiredContext { .. }) => {
+            "TLS: certificate expired".to_owned()
+        }
+        rustls::Error::InvalidCertificate(other) => format!("TLS: certificate rejected ({other:?})"),
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// A failed login. Refused credentials (5xx, e.g. `535`) are permanent: they
+/// stay wrong until an operator changes `SMTP_USERNAME`/`SMTP_PASSWORD`, and
+/// retrying every queued message with them would look like password guessing
+/// to the relay (many lock the account). A temporary refusal (`454`) is
+/// retried within the queue's attempts.
+fn login_failed(e: &smtp::Error) -> SendError {
+    match e.status() {
+        Some(code) if e.is_permanent() => {
+            SendError::Permanent(format!("SMTP authentication rejected ({code} {})", detail(e)))
+        }
+        Some(code) => SendError::Transient(format!("SMTP authentication failed for now ({code} {})", detail(e))),
+        // No PLAIN or LOGIN on offer: no retry brings them.
+        None if e.is_client() => SendError::Permanent(format!("SMTP authentication impossible: {}", detail(e))),
+        None => before_message("authentication", e),
+    }
+}
+
+/// The server's words (or lettre's) behind an error, without lettre's prefix.
+fn detail(e: &smtp::Error) -> String {
+    e.source().map_or_else(|| e.to_string(), ToString::to_string).trim().to_owned()
 }
 
 /// MAIL, RCPT and DATA (up to the server's `354`): still nothing of the
@@ -122,7 +219,7 @@ async fn envelope(conn: &mut AsyncSmtpConnection, envelope: &Envelope, email: &[
 
 /// A failure before the message content was sent: a refusal (5xx) is
 /// permanent, anything else may be tried again.
-fn before_message(step: &str, e: &lettre::transport::smtp::Error) -> SendError {
+fn before_message(step: &str, e: &smtp::Error) -> SendError {
     if e.is_permanent() {
         SendError::Permanent(format!("SMTP refused ({step}): {e}"))
     } else {

@@ -3,15 +3,15 @@
 //! recorded, served over plain HTTP or over TLS with a certificate from a test CA.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lockers_api::simulator::{Backend, Controller, Faults};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+
+use super::tls::TestCa;
 
 pub struct FakeController {
     /// The base URL to store as the point's `controller_url`.
@@ -76,47 +76,6 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.tcp.local_addr()
-    }
-}
-
-/// A private certificate authority and one server certificate it issued.
-pub struct TestCa {
-    ca_pem: String,
-    leaf_der: CertificateDer<'static>,
-    leaf_key_der: Vec<u8>,
-}
-
-impl TestCa {
-    pub fn new(name: &str) -> TestCa {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, name);
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        leaf.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-        leaf.distinguished_name.push(DnType::CommonName, "fake controller");
-        let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-        TestCa { ca_pem: ca_cert.pem(), leaf_der: leaf_cert.der().clone(), leaf_key_der: leaf_key.serialize_der() }
-    }
-
-    /// The CA certificate in a PEM file, for `CONTROLLER_CA_FILE`.
-    pub fn write_pem(&self) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("lockers-test-ca-{}.pem", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&path, &self.ca_pem).unwrap();
-        path
-    }
-
-    fn server_config(&self) -> rustls::ServerConfig {
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key_der.clone()));
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![self.leaf_der.clone()], key)
-            .unwrap()
     }
 }
 
