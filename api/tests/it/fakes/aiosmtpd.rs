@@ -2,7 +2,9 @@
 //! `fakes/smtpd.py` as a child process, with STARTTLS or implicit TLS, a
 //! certificate from a test CA and AUTH PLAIN/LOGIN checked against one user.
 //! Its Python comes from `LOCKERS_TEST_PYTHON`, else the virtualenv that
-//! `.ci/aiosmtpd.sh` makes; without it the tests fail and say so.
+//! `.ci/aiosmtpd.sh` makes, which the first relay of a test run makes when it
+//! is missing (so `cargo test` alone sets it up); if that fails, the tests
+//! fail and say so.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -69,13 +71,26 @@ pub struct Relay {
 
 const SETUP: &str = "bash .ci/aiosmtpd.sh";
 
-/// The Python that has aiosmtpd.
+/// The Python that has aiosmtpd; the virtualenv is made on first use.
 fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("LOCKERS_TEST_PYTHON") {
         return python.into();
     }
     let home = std::env::var_os("HOME").unwrap_or_default();
-    Path::new(&home).join(".cache/lockers/aiosmtpd-venv/bin/python")
+    let python = Path::new(&home).join(".cache/lockers/aiosmtpd-venv/bin/python");
+    static SET_UP: std::sync::Once = std::sync::Once::new();
+    SET_UP.call_once(|| {
+        if python.exists() {
+            return;
+        }
+        // Idempotent, so a second test process racing this one does no harm.
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = std::process::Command::new("bash").arg(".ci/aiosmtpd.sh").current_dir(&repo).status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("`{SETUP}` failed ({status:?}); the mail relay tests will say what is missing");
+        }
+    });
+    python
 }
 
 impl Relay {
