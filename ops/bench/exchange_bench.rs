@@ -465,16 +465,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn twilio_forms_decode_and_codes_are_found() {
-        let body = "To=%2B919800000001&From=%2B15005550006&Body=Your+code+is+123456.+Door+4";
-        assert_eq!(form_field(body, "To").as_deref(), Some("+919800000001"));
-        assert_eq!(form_field(body, "Body").as_deref(), Some("Your code is 123456. Door 4"));
-        assert_eq!(six_digits("Your code is 123456. Door 4").as_deref(), Some("123456"));
-        assert_eq!(six_digits("Door 4, locker 1234567"), None);
-        assert_eq!(form_decode("100%25+sure%"), "100% sure%");
-    }
-
-    #[test]
     fn every_exchange_of_a_client_has_its_own_address() {
         assert_eq!(client_ip(3, 0x0102).to_string(), "10.3.1.2");
         assert_ne!(client_ip(3, 1), client_ip(3, 2));

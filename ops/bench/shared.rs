@@ -196,3 +196,18 @@ async fn twilio_connection(mut stream: TcpStream, inbox: &Inbox) -> anyhow::Resu
         stream.write_all(response.as_bytes()).await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twilio_forms_decode_and_codes_are_found() {
+        let body = "To=%2B919800000001&From=%2B15005550006&Body=Your+code+is+123456.+Door+4";
+        assert_eq!(form_field(body, "To").as_deref(), Some("+919800000001"));
+        assert_eq!(form_field(body, "Body").as_deref(), Some("Your code is 123456. Door 4"));
+        assert_eq!(six_digits("Your code is 123456. Door 4").as_deref(), Some("123456"));
+        assert_eq!(six_digits("Door 4, locker 1234567"), None);
+        assert_eq!(form_decode("100%25+sure%"), "100% sure%");
+    }
+}
