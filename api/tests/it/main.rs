@@ -21,4 +21,5 @@ mod limits;
 mod outbox;
 mod pickup;
 mod places;
+mod providers;
 mod startup;

@@ -7,6 +7,7 @@ mod smtp;
 mod twilio;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lockers_core::config::{Config, DoorDriver, EmailProvider, SmsProvider};
@@ -21,6 +22,9 @@ pub enum SendError {
     /// Worth trying again later: nothing reached the provider (connect
     /// refused or timed out, TLS handshake), or it answered 429, 5xx, 4xx SMTP.
     Transient(String),
+    /// Worth trying again, and the provider said when: not before this wait
+    /// (Twilio's `Retry-After` on a 429 or 5xx).
+    RetryAfter(String, Duration),
     /// Will never work (bad number, rejected credentials).
     Permanent(String),
     /// The request reached the provider and then the answer never came (a
@@ -33,6 +37,7 @@ impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SendError::Transient(m) => write!(f, "transient: {m}"),
+            SendError::RetryAfter(m, wait) => write!(f, "transient: {m} (again in {} s)", wait.as_secs_f64()),
             SendError::Permanent(m) => write!(f, "permanent: {m}"),
             SendError::Unknown(m) => write!(f, "unknown: {m}"),
         }
