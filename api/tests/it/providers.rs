@@ -123,6 +123,37 @@ async fn a_retry_after_given_as_an_http_date_is_honoured_too() {
 }
 
 #[tokio::test]
+async fn a_wait_of_an_hour_is_heard_as_ten_minutes() {
+    let twilio = FakeTwilio::start().await;
+    let app = app_with(twilio.flags()).await;
+    twilio.refuse_next([Refusal::new(503, 20503, "Service Unavailable").retry_after("3600")]);
+    let workers = app.start_workers(None);
+    let id = queue(&app, &sms("Your parcel is in locker 4")).await;
+    let waiting = eventually(Duration::from_secs(15), || async {
+        let job: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE attempts = 1 AND state = 'ready'")
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap();
+        job.is_some()
+    })
+    .await;
+    workers.stop().await;
+    assert!(waiting, "the job waits for its retry");
+    let due_in: f64 = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM run_at - now())::float8 FROM jobs WHERE state = 'ready' AND attempts = 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // Ten minutes spread over up to a fifth more, less the few seconds this test took.
+    assert!((540.0..=720.0).contains(&due_in), "the retry is due in {due_in} s");
+    let waiting = row(&app, id).await;
+    assert_eq!((waiting.status.as_str(), waiting.attempts), ("pending", 1));
+    assert!(waiting.last_error.unwrap_or_default().contains("503"));
+    assert_eq!(twilio.requests(), 1);
+}
+
+#[tokio::test]
 async fn a_400_fails_once_with_twilios_error_recorded_and_is_never_retried() {
     let twilio = FakeTwilio::start().await;
     let app = app_with(twilio.flags()).await;
