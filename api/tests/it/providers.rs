@@ -149,7 +149,8 @@ async fn a_wait_of_an_hour_is_heard_as_ten_minutes() {
     assert!((540.0..=720.0).contains(&due_in), "the retry is due in {due_in} s");
     let waiting = row(&app, id).await;
     assert_eq!((waiting.status.as_str(), waiting.attempts), ("pending", 1));
-    assert!(waiting.last_error.unwrap_or_default().contains("503"));
+    let error = waiting.last_error.unwrap_or_default();
+    assert!(error.contains("503") && error.contains("Retry-After: 3600 s"), "{error}");
     assert_eq!(twilio.requests(), 1);
 }
 

@@ -36,8 +36,7 @@ pub enum SendError {
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Transient(m) => write!(f, "transient: {m}"),
-            SendError::RetryAfter(m, wait) => write!(f, "transient: {m} (again in {} s)", wait.as_secs_f64()),
+            SendError::Transient(m) | SendError::RetryAfter(m, _) => write!(f, "transient: {m}"),
             SendError::Permanent(m) => write!(f, "permanent: {m}"),
             SendError::Unknown(m) => write!(f, "unknown: {m}"),
         }

@@ -104,7 +104,7 @@ impl SmsSender for TwilioSms {
         };
         if status.as_u16() == 429 || status.is_server_error() {
             match retry_after.as_deref().and_then(|v| wait_asked(v, Utc::now())) {
-                Some(wait) => Err(SendError::RetryAfter(detail, wait)),
+                Some(wait) => Err(SendError::RetryAfter(format!("{detail} (Retry-After: {} s)", wait.as_secs()), wait)),
                 None => Err(SendError::Transient(detail)),
             }
         } else {
