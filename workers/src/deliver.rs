@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError};
 use lockers_core::db::DbError;
 use lockers_core::jobs::DeliverNotification;
 use lockers_core::messaging::outbox::{self, Channel};
@@ -55,11 +55,10 @@ pub async fn deliver_notification(
             tracing::info!(notification_id = %message.id, kind = %message.kind, provider, "notification sent");
             Ok(())
         }
-        Err(SendError::Transient(error)) => {
-            let give_up = attempt.current() >= message.queue().max_attempts() as usize;
-            outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, give_up).await.map_err(failure)?;
-            tracing::warn!(notification_id = %message.id, provider, %error, give_up, "notification attempt failed");
-            if give_up { Err(AbortError::new(error).into()) } else { Err(error.into()) }
+        Err(SendError::Transient(error)) => retry_or_give_up(&state, &message, provider, attempt, error, None).await,
+        // The engine holds the next run back until the provider's wait is over.
+        Err(SendError::RetryAfter(error, wait)) => {
+            retry_or_give_up(&state, &message, provider, attempt, error, Some(wait)).await
         }
         // Maybe sent: never resent by itself (a code twice is worse than not
         // at all; the user can ask for a new one), left for operators to see.
@@ -74,6 +73,28 @@ pub async fn deliver_notification(
             Err(AbortError::new(error).into())
         }
     }
+}
+
+/// Records a failed attempt worth repeating: the job runs again (after `wait`
+/// when the provider named one, else after its backoff) unless this was its
+/// last attempt, which fails the message for good.
+async fn retry_or_give_up(
+    state: &WorkerState,
+    message: &outbox::Pending,
+    provider: &str,
+    attempt: Attempt,
+    error: String,
+    wait: Option<Duration>,
+) -> Result<(), BoxDynError> {
+    let give_up = attempt.current() >= message.queue().max_attempts() as usize;
+    outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, give_up).await.map_err(failure)?;
+    let wait_secs = wait.map(|w| w.as_secs_f64());
+    tracing::warn!(notification_id = %message.id, provider, %error, give_up, ?wait_secs, "notification attempt failed");
+    Err(match (give_up, wait) {
+        (true, _) => AbortError::new(error).into(),
+        (false, Some(wait)) => RetryAfterError::new(error, wait).into(),
+        (false, None) => error.into(),
+    })
 }
 
 /// How long a run keeps at one statement while the database is unreachable

@@ -11,7 +11,7 @@ use lockers_core::accounts::users::{Name, Promotion};
 use lockers_core::config::Config;
 use lockers_core::places::lockers::Size::{self, L, M, S, Xl};
 use lockers_core::places::{self, DemoPoint, SeedError};
-use lockers_core::{audit, db, jobs, telemetry};
+use lockers_core::{audit, db, jobs, messaging, telemetry};
 
 #[derive(Parser)]
 #[command(name = "lockers-admin", about = "Lockers operator CLI; settings come from the environment (see README)")]
@@ -45,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
+    /// Messages that failed, and sending one again.
+    Notifications {
+        #[command(subcommand)]
+        command: NotificationsCommand,
+    },
     /// Expired state (codes, refresh tokens, accounts never proven, old notifications)
     /// and the exchange's time-driven transitions.
     Sweep {
@@ -68,6 +73,26 @@ enum BillingCommand {
 enum SweepCommand {
     /// Sweep now, as the scheduled sweep does (audited as `sweep.run`).
     Run,
+}
+
+#[derive(Subcommand)]
+enum NotificationsCommand {
+    /// Failed messages (refused by the provider or out of attempts), newest first.
+    Failed {
+        /// Show at most this many (1 to 10000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+    },
+    /// Send a failed message again as a new message (the failed one is kept);
+    /// refused for codes, whose text is not kept: the user asks for a new one.
+    Resend {
+        /// The message id, as `notifications failed` lists it.
+        id: uuid::Uuid,
+        /// Also resend a message whose delivery is `unknown` (the provider got
+        /// it and never answered): only once its log shows it was not sent.
+        #[arg(long)]
+        unknown: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
         Command::SeedDemo => seed_demo(&pool, &places::ControllerKey::from_config(&config)).await?,
         Command::Jobs { command } => run_jobs_command(&pool, command).await?,
         Command::Billing { command: BillingCommand::Run } => billing_run(&pool, &config).await?,
+        Command::Notifications { command } => run_notifications_command(&pool, command).await?,
         Command::Sweep { command: SweepCommand::Run } => sweep_run(&pool, &config).await?,
         Command::SimulateController(_) => unreachable!("handled before the database is opened"),
     }
@@ -163,6 +189,41 @@ async fn billing_run(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()>
         report.lines,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+async fn run_notifications_command(pool: &sqlx::PgPool, command: NotificationsCommand) -> anyhow::Result<()> {
+    match command {
+        NotificationsCommand::Failed { limit } => {
+            println!(
+                "{:<36} {:<7} {:<24} {:<18} {:>8} {:<25} {:<36} last_error",
+                "id", "channel", "recipient", "kind", "attempts", "created_at", "resent_as"
+            );
+            for m in messaging::admin::failed(pool, limit).await? {
+                println!(
+                    "{:<36} {:<7} {:<24} {:<18} {:>8} {:<25} {:<36} {}",
+                    m.id,
+                    m.channel,
+                    m.recipient,
+                    m.kind,
+                    m.attempts,
+                    m.created_at.to_rfc3339(),
+                    m.resent_as.map(|id| id.to_string()).unwrap_or_else(|| "-".into()),
+                    m.last_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        NotificationsCommand::Resend { id, unknown } => {
+            use messaging::admin::Resendable;
+            let which = if unknown { Resendable::FailedOrUnknown } else { Resendable::Failed };
+            let by = audit::Actor::operator();
+            let resent = messaging::admin::resend(&mut *pool.acquire().await?, &by, id, which).await?;
+            println!(
+                "notification {id} is sent again as {} ({} to {}); a running worker delivers it",
+                resent.id, resent.channel, resent.recipient
+            );
+        }
+    }
     Ok(())
 }
 

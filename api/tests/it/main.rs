@@ -22,4 +22,5 @@ mod mail_relay;
 mod outbox;
 mod pickup;
 mod places;
+mod providers;
 mod startup;

@@ -25,7 +25,27 @@ impl Backoff {
     pub fn delay_jittered(&self, attempt: u32) -> Duration {
         self.delay(attempt, rand::random::<f64>())
     }
+
+    /// The wait before the next run when the other side named one
+    /// (`Retry-After`): never sooner than `hint` (capped at
+    /// [`RETRY_AFTER_CAP`]), spread over up to a fifth more so jobs throttled
+    /// together do not come back together, and never sooner than our own
+    /// backoff, so a provider answering "again in 0 s" cannot start a storm.
+    pub fn delay_after(&self, attempt: u32, hint: Duration, jitter: f64) -> Duration {
+        let jitter = jitter.clamp(0.0, 1.0);
+        let asked = hint.min(RETRY_AFTER_CAP).mul_f64(1.0 + 0.2 * jitter);
+        asked.max(self.delay(attempt, jitter))
+    }
+
+    /// `delay_after` with a random jitter.
+    pub fn delay_after_jittered(&self, attempt: u32, hint: Duration) -> Duration {
+        self.delay_after(attempt, hint, rand::random::<f64>())
+    }
 }
+
+/// The longest wait a `Retry-After` can impose: a provider asking for an hour
+/// (or a date far ahead) is heard as ten minutes.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
 
 #[cfg(test)]
 mod tests {
@@ -38,6 +58,22 @@ mod tests {
         let full: Vec<u64> = (1..=8).map(|a| BACKOFF.delay(a, 1.0).as_secs()).collect();
         assert_eq!(full, [1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(BACKOFF.delay(1000, 1.0), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_named_wait_is_honoured_spread_and_capped() {
+        let two = Duration::from_secs(2);
+        // Attempt 1's own backoff (0.5 to 1 s) is shorter: the hint rules.
+        assert_eq!(BACKOFF.delay_after(1, two, 0.0), two);
+        assert_eq!(BACKOFF.delay_after(1, two, 1.0), Duration::from_millis(2400));
+        for _ in 0..100 {
+            let d = BACKOFF.delay_after_jittered(1, two);
+            assert!(d >= two && d <= Duration::from_millis(2400), "{d:?}");
+        }
+        // An hour is heard as ten minutes.
+        assert_eq!(BACKOFF.delay_after(1, Duration::from_secs(3600), 0.0), RETRY_AFTER_CAP);
+        // "Again at once" still waits our own backoff.
+        assert_eq!(BACKOFF.delay_after(4, Duration::ZERO, 1.0), Duration::from_secs(8));
     }
 
     #[test]

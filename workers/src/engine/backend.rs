@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::engine::claims::{self, Claimed, Failure, Held};
-use apalis::prelude::{AbortError, Backend, BoxDynError, Task, TaskBuilder, TaskId, WorkerContext};
+use apalis::prelude::{AbortError, Backend, BoxDynError, RetryAfterError, Task, TaskBuilder, TaskId, WorkerContext};
 use apalis_core::backend::BackendConfig;
 use apalis_core::backend::finalize::Ephemeral;
 use futures::FutureExt;
@@ -546,8 +546,14 @@ where
                     }
                     let out_of_attempts = held.attempts >= run.max_attempts;
                     let permanent = error.downcast_ref::<AbortError>().is_some();
-                    let retry_in = (!permanent && !out_of_attempts)
-                        .then(|| layer.backoff.delay_jittered(u32::try_from(held.attempts).unwrap_or(u32::MAX)));
+                    let attempt = u32::try_from(held.attempts).unwrap_or(u32::MAX);
+                    // A handler that was told when to come back (`Retry-After`)
+                    // says so with apalis's `RetryAfterError`.
+                    let asked = error.downcast_ref::<RetryAfterError>().map(RetryAfterError::get_duration);
+                    let retry_in = (!permanent && !out_of_attempts).then(|| match asked {
+                        Some(hint) => layer.backoff.delay_after_jittered(attempt, hint),
+                        None => layer.backoff.delay_jittered(attempt),
+                    });
                     Ack::Failed(Failure { run: held, retry_in, error: error.to_string() })
                 }
             };

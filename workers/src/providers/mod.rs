@@ -7,6 +7,7 @@ mod smtp;
 mod twilio;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lockers_core::config::{Config, DoorDriver, EmailProvider, SmsProvider};
@@ -22,6 +23,9 @@ pub enum SendError {
     /// refused or timed out, a connection cut during the TLS handshake), or it
     /// answered 429, 5xx, 4xx SMTP.
     Transient(String),
+    /// Worth trying again, and the provider said when: not before this wait
+    /// (Twilio's `Retry-After` on a 429 or 5xx).
+    RetryAfter(String, Duration),
     /// Will never work until someone changes something (bad number, rejected
     /// credentials, a relay certificate we do not trust).
     Permanent(String),
@@ -34,7 +38,7 @@ pub enum SendError {
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Transient(m) => write!(f, "transient: {m}"),
+            SendError::Transient(m) | SendError::RetryAfter(m, _) => write!(f, "transient: {m}"),
             SendError::Permanent(m) => write!(f, "permanent: {m}"),
             SendError::Unknown(m) => write!(f, "unknown: {m}"),
         }
