@@ -6,3 +6,7 @@ pub mod codes;
 pub mod expiry;
 pub mod otp;
 pub mod outbox;
+pub mod templates;
+
+#[cfg(test)]
+mod every_message;

@@ -15,7 +15,7 @@
 pub mod collect;
 pub mod expiry;
 mod limits;
-mod messages;
+pub mod messages;
 pub mod outcomes;
 pub mod request;
 
