@@ -18,6 +18,7 @@ mod health;
 mod housekeeping;
 mod jobs;
 mod limits;
+mod messages;
 mod outbox;
 mod pickup;
 mod places;
