@@ -7,6 +7,11 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use lockers_core::accounts::contact::{Email, Phone};
+use lockers_core::billing::Money;
+use lockers_core::exchange::collection::messages::{self, CodeLine, Waiting};
+use lockers_core::messaging::otp::{Code, Purpose};
+use lockers_core::messaging::outbox::{self, Message, Recipient};
 use serde_json::{Value, json};
 
 use crate::client::exchange::{id, json_of, site};
@@ -121,4 +126,67 @@ async fn a_code_mail_carries_the_code_in_both_parts_the_outbox_keeps_neither_and
         .await
         .unwrap();
     assert!(kept.unwrap().contains("INR 100.00"), "a notice keeps its HTML for operators");
+}
+
+/// Every kind the workers' use cases build outside a request, queued to a
+/// phone and to an email address: what reaches Twilio is the rendered SMS
+/// to the letter, and what reaches SMTP is the rendered subject, text part
+/// and HTML part.
+#[tokio::test]
+async fn each_kind_arrives_exactly_as_rendered_by_sms_and_as_text_and_html_email() {
+    let stack = Stack::spawn(&[]).await;
+    let at = Utc::now();
+    let code = Code::parse("042917").unwrap();
+    let line = [CodeLine { code: &code, door_no: 7, item_name: "Books", is_return: false }];
+    let waiting = Waiting {
+        item_name: "Books",
+        point_name: HOSTILE,
+        address: "80 Feet Road",
+        door_no: 7,
+        pickup_by: at + Duration::hours(72),
+    };
+    let inr = Money::new(10_000, "INR");
+    let build: Vec<Box<dyn Fn(Recipient) -> Message>> = vec![
+        Box::new(|to| outbox::one_time_code(to, Purpose::Verify, &code)),
+        Box::new(|to| outbox::one_time_code(to, Purpose::Login, &code)),
+        Box::new(|to| outbox::one_time_code(to, Purpose::Reset, &code)),
+        Box::new(|to| outbox::one_time_code(to, Purpose::Pickup, &code)),
+        Box::new(|to| outbox::one_time_code(to, Purpose::Return, &code)),
+        Box::new(|to| messages::codes(to, HOSTILE, &line)),
+        Box::new(|to| messages::collected(to, "Books", at, &inr, 2)),
+        Box::new(|to| messages::receipt(to, "Books", HOSTILE, 7, at)),
+        Box::new(|to| messages::returned(to, "Books", at, &inr, 2)),
+        Box::new(|to| messages::open_failed(to, "Books", HOSTILE, 7)),
+        Box::new(|to| messages::expired(to, "Books", HOSTILE, 7, at)),
+        Box::new(|to| messages::abandoned(to, "Books", &inr, 2)),
+        Box::new(|to| messages::pickup_reminder(to, &waiting)),
+    ];
+    let mut expected = Vec::new();
+    let mut tx = stack.pool.begin().await.unwrap();
+    for (i, build) in build.iter().enumerate() {
+        // One recipient per message, so each arrival is matched to its message.
+        let phone = Recipient::Sms(Phone::parse(&format!("+9198765432{i:02}")).unwrap());
+        let email = Recipient::Email(Email::parse(&format!("user{i}@example.com")).unwrap());
+        for message in [build(phone), build(email)] {
+            outbox::queue(&mut tx, &message).await.unwrap();
+            expected.push((message.to.address().to_owned(), message.kind, message.render().unwrap()));
+        }
+    }
+    tx.commit().await.unwrap();
+
+    let all = eventually(WAIT, || async { stack.twilio.messages().len() + stack.smtp.mails().len() == expected.len() });
+    assert!(all.await, "every message arrived");
+    for (address, kind, rendered) in expected {
+        match rendered.html {
+            None => {
+                let sms = stack.twilio.messages().into_iter().find(|m| m.to == address).unwrap();
+                assert_eq!((sms.from.as_str(), sms.body.as_str()), (twilio::FROM, rendered.text.as_str()), "{kind}");
+            }
+            Some(html) => {
+                let mail = stack.smtp.mails_to(&address).pop().unwrap();
+                assert_eq!(mail.header("Subject"), rendered.subject, "{kind}");
+                assert_eq!(text_and_html(&mail), (rendered.text, html), "{kind}");
+            }
+        }
+    }
 }
