@@ -1,6 +1,6 @@
 //! Messaging: one-time codes, sending them under their limits, the
-//! notification outbox every message goes through, and what the sweep removes
-//! of codes and messages.
+//! notification outbox every message goes through, the templates every
+//! message is rendered from, and what the sweep removes of codes and messages.
 
 pub mod codes;
 pub mod expiry;
