@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::providers::SendError;
+use crate::providers::{Email, SendError};
 use crate::{WorkerState, failure};
 
 /// One delivery attempt, at most once per message: the message is claimed
@@ -38,9 +38,13 @@ pub async fn deliver_notification(
             (sms.name(), sms.send(&message.recipient, &message.body).await)
         }
         Some(Channel::Email) => {
-            let email = &state.providers.email;
-            let subject = message.subject.as_deref().unwrap_or("Lockers");
-            (email.name(), email.send(&message.recipient, subject, &message.body).await)
+            let provider = &state.providers.email;
+            let email = Email {
+                subject: message.subject.as_deref().unwrap_or("Lockers"),
+                text: &message.body,
+                html: message.html_body.as_deref(),
+            };
+            (provider.name(), provider.send(&message.recipient, &email).await)
         }
         None => {
             let error = format!("unknown channel `{}`", message.channel);

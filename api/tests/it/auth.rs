@@ -96,7 +96,9 @@ async fn signup_sends_codes_by_email_and_sms_and_each_verifies_its_contact() {
     let email_code = stack.email_code(EMAIL, 1).await;
     let sms_code = stack.sms_code(PHONE, 1).await;
     let mail = &stack.smtp.mails_to(EMAIL)[0];
-    assert!(mail.data.contains("multipart/alternative") && mail.data.contains("text/html"), "text and HTML parts");
+    let (text, html) = (mail.text_part().unwrap(), mail.html_part().unwrap());
+    assert!(text.contains(&email_code) && text.contains("confirm your contact details"), "{text}");
+    assert!(html.contains(&email_code) && html.contains("confirm your contact details"), "{html}");
     assert_eq!(mail.from, "no-reply@lockers.test");
 
     // The client that signed up gives the password along, so it (and the phone) stay.

@@ -232,7 +232,7 @@ async fn a_full_exchange_with_an_email_only_receiver_sends_the_code_and_the_rece
     assert_eq!(row["amount_paise"], 5000, "{row}");
     let mail = mail_with(&stack, &email_of(&stack, sender).await, "was collected").await;
     assert!(mail.contains(row["amount_display"].as_str().unwrap()), "{mail} vs {row}");
-    mail_with(&stack, receiver, "you collected").await;
+    mail_with(&stack, receiver, "You collected").await;
     locker_reaches(&stack, locker, "available").await;
     assert!(stack.twilio.messages().is_empty(), "no phone anywhere, no SMS");
 }

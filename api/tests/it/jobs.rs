@@ -4,10 +4,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use chrono::Utc;
+
 use lockers_core::accounts::contact::{Email, Phone};
 use lockers_core::audit::Actor;
+use lockers_core::exchange::collection::messages;
 use lockers_core::jobs::admin::RetryError;
 use lockers_core::jobs::{self, EnqueueOptions, Enqueued, Queue, Sweep};
+use lockers_core::messaging::otp::{Code, Purpose};
 use lockers_core::messaging::outbox::{self, Message, Recipient};
 use uuid::Uuid;
 
@@ -22,14 +26,18 @@ async fn app_with_twilio(extra: &[&str]) -> (TestApp, FakeTwilio) {
     (TestApp::spawn_with(&flags).await, twilio)
 }
 
-fn sms(body: &str, sensitive: bool) -> Message {
-    Message {
-        to: Recipient::Sms(Phone::parse("+919876543210").unwrap()),
-        kind: "test",
-        subject: String::new(),
-        body: body.to_owned(),
-        sensitive,
-    }
+fn to_phone() -> Recipient {
+    Recipient::Sms(Phone::parse("+919876543210").unwrap())
+}
+
+/// A login-code SMS (sensitive) carrying `code`.
+fn code_sms(code: &str) -> Message {
+    outbox::one_time_code(to_phone(), Purpose::Login, &Code::parse(code).unwrap())
+}
+
+/// A notice SMS (a pickup receipt) whose text names `item`, so each is distinct.
+fn notice_sms(item: &str) -> Message {
+    messages::receipt(to_phone(), item, "Hub", 1, Utc::now())
 }
 
 async fn notification_status(app: &TestApp, id: Uuid) -> (String, i32, Option<String>, String) {
@@ -55,11 +63,11 @@ async fn a_rolled_back_notification_is_never_sent_and_a_committed_one_is_sent_ex
     let workers = app.start_workers(None);
 
     let mut tx = app.pool.begin().await.unwrap();
-    outbox::queue(&mut tx, &sms("rolled back", true)).await.unwrap();
+    outbox::queue(&mut tx, &code_sms("111111")).await.unwrap();
     tx.rollback().await.unwrap();
 
     let mut tx = app.pool.begin().await.unwrap();
-    let id = outbox::queue(&mut tx, &sms("Your code is 123456", true)).await.unwrap();
+    let id = outbox::queue(&mut tx, &code_sms("123456")).await.unwrap();
     tx.commit().await.unwrap();
 
     assert!(eventually(Duration::from_secs(5), || async { !twilio.messages().is_empty() }).await, "nothing was sent");
@@ -67,7 +75,7 @@ async fn a_rolled_back_notification_is_never_sent_and_a_committed_one_is_sent_ex
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let sent = twilio.messages();
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0].body, "Your code is 123456");
+    assert!(sent[0].body.starts_with("Lockers: 123456 is your code"), "{}", sent[0].body);
     assert_eq!(sent[0].to, "+919876543210");
 
     let (status, attempts, provider_id, body) = notification_status(&app, id).await;
@@ -87,7 +95,7 @@ async fn stopping_workers_mid_job_loses_no_job_and_sends_none_twice() {
     twilio.set_delay(Duration::from_millis(400));
     let mut tx = app.pool.begin().await.unwrap();
     for i in 0..10 {
-        outbox::queue(&mut tx, &sms(&format!("message {i}"), false)).await.unwrap();
+        outbox::queue(&mut tx, &notice_sms(&format!("message {i}"))).await.unwrap();
     }
     tx.commit().await.unwrap();
 
@@ -127,7 +135,7 @@ async fn a_permanent_refusal_is_not_retried() {
     twilio.fail_with(400);
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
-    let id = outbox::queue(&mut tx, &sms("to a bad number", false)).await.unwrap();
+    let id = outbox::queue(&mut tx, &notice_sms("to a bad number")).await.unwrap();
     tx.commit().await.unwrap();
 
     let failed =
@@ -145,7 +153,7 @@ async fn a_transient_failure_is_retried_until_the_provider_accepts() {
     twilio.fail_with(503);
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
-    let id = outbox::queue(&mut tx, &sms("eventually", false)).await.unwrap();
+    let id = outbox::queue(&mut tx, &notice_sms("eventually")).await.unwrap();
     tx.commit().await.unwrap();
 
     assert!(eventually(Duration::from_secs(10), || async { twilio.requests() >= 2 }).await, "retried after a 503");
@@ -165,7 +173,7 @@ async fn jobs_with_the_same_idempotency_key_are_one_job() {
     let first = jobs::enqueue_with(&mut tx, Queue::Sweep, &Sweep { at: 1_700_000_000 }, keyed()).await.unwrap();
     let second = jobs::enqueue_with(&mut tx, Queue::Sweep, &Sweep { at: 1_700_000_000 }, keyed()).await.unwrap();
     // The transaction is still usable after the duplicate.
-    outbox::queue(&mut tx, &sms("after the duplicate", false)).await.unwrap();
+    outbox::queue(&mut tx, &notice_sms("after the duplicate")).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!((first, second), (Enqueued::New, Enqueued::Duplicate));
     let sweeps: i64 =
@@ -211,13 +219,8 @@ async fn the_console_provider_delivers_email_in_development() {
     let app = TestApp::spawn_with(&["--scheduler=false"]).await;
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
-    let message = Message {
-        to: Recipient::Email(Email::parse("asha@example.com").unwrap()),
-        kind: "test",
-        subject: "Hello".into(),
-        body: "Your parcel is ready".into(),
-        sensitive: false,
-    };
+    let to = Recipient::Email(Email::parse("asha@example.com").unwrap());
+    let message = messages::receipt(to, "Books", "Hub", 1, Utc::now());
     let id = outbox::queue(&mut tx, &message).await.unwrap();
     tx.commit().await.unwrap();
     let sent = eventually(Duration::from_secs(5), || async { notification_status(&app, id).await.0 == "sent" }).await;
@@ -241,7 +244,7 @@ async fn a_job_enqueued_after_30_seconds_of_idle_is_woken_not_polled() {
     tokio::time::sleep(Duration::from_secs(30)).await;
 
     let mut tx = app.pool.begin().await.unwrap();
-    outbox::queue(&mut tx, &sms("after a quiet spell", false)).await.unwrap();
+    outbox::queue(&mut tx, &notice_sms("after a quiet spell")).await.unwrap();
     tx.commit().await.unwrap();
 
     let started = eventually(Duration::from_secs(10), || async { twilio.requests() >= 1 }).await;
@@ -256,7 +259,7 @@ async fn retries_follow_the_backoff_stop_at_max_attempts_and_the_dead_job_can_be
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
     // Sensitive: queue `otp`, 5 attempts.
-    let id = outbox::queue(&mut tx, &sms("Your code is 654321", true)).await.unwrap();
+    let id = outbox::queue(&mut tx, &code_sms("654321")).await.unwrap();
     tx.commit().await.unwrap();
 
     let dead = eventually(Duration::from_secs(15), || async { jobs_in(&app, &["dead"]).await == 1 }).await;
@@ -306,7 +309,7 @@ async fn two_worker_processes_on_one_queue_never_run_a_job_twice() {
     let second = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
     for i in 0..200 {
-        outbox::queue(&mut tx, &sms(&format!("message {i}"), false)).await.unwrap();
+        outbox::queue(&mut tx, &notice_sms(&format!("message {i}"))).await.unwrap();
     }
     tx.commit().await.unwrap();
 
@@ -378,7 +381,8 @@ async fn two_worker_processes_sharing_the_delivery_queues_send_each_message_once
     let mut tx = app.pool.begin().await.unwrap();
     for i in 0..200 {
         // Half codes (queue otp), half other messages (queue notify).
-        outbox::queue(&mut tx, &sms(&format!("message {i}"), i % 2 == 0)).await.unwrap();
+        let message = if i % 2 == 0 { code_sms(&format!("{i:06}")) } else { notice_sms(&format!("message {i}")) };
+        outbox::queue(&mut tx, &message).await.unwrap();
     }
     tx.commit().await.unwrap();
 
@@ -408,7 +412,7 @@ async fn sigterm_lets_a_running_delivery_finish_and_a_longer_one_is_cut_at_the_s
     let env = [("WORKER_QUEUES", "notify=1"), ("SHUTDOWN_TIMEOUT_SECS", "20")];
     let mut process = worker_process(&app, &twilio, &env);
     let mut tx = app.pool.begin().await.unwrap();
-    let id = outbox::queue(&mut tx, &sms("Your parcel is waiting", false)).await.unwrap();
+    let id = outbox::queue(&mut tx, &notice_sms("Your parcel is waiting")).await.unwrap();
     tx.commit().await.unwrap();
     assert!(eventually(Duration::from_secs(30), || async { twilio.requests() >= 1 }).await, "never started");
     let status = terminate(&mut process, Duration::from_secs(20)).await;
@@ -422,7 +426,7 @@ async fn sigterm_lets_a_running_delivery_finish_and_a_longer_one_is_cut_at_the_s
     let env = [("WORKER_QUEUES", "notify=1"), ("SHUTDOWN_TIMEOUT_SECS", "2")];
     let mut process = worker_process(&app, &twilio, &env);
     let mut tx = app.pool.begin().await.unwrap();
-    outbox::queue(&mut tx, &sms("Your parcel was collected", false)).await.unwrap();
+    outbox::queue(&mut tx, &notice_sms("Your parcel was collected")).await.unwrap();
     tx.commit().await.unwrap();
     assert!(eventually(Duration::from_secs(30), || async { twilio.requests() >= 2 }).await, "never started");
     let status = terminate(&mut process, Duration::from_secs(30)).await;
@@ -440,7 +444,7 @@ async fn a_job_of_a_worker_killed_mid_run_is_finished_by_another_within_the_resc
     let mut doomed = worker_process(&app, &twilio, &[("WORKER_QUEUES", "otp=1"), ("JOB_RESCUE_AFTER_SECS", "3")]);
 
     let mut tx = app.pool.begin().await.unwrap();
-    let id = outbox::queue(&mut tx, &sms("Your code is 271828", true)).await.unwrap();
+    let id = outbox::queue(&mut tx, &code_sms("271828")).await.unwrap();
     tx.commit().await.unwrap();
     let running = eventually(Duration::from_secs(30), || async { twilio.requests() >= 1 }).await;
     if !running {
@@ -542,7 +546,7 @@ async fn with_retention_zero_finished_jobs_leave_the_table_and_dead_ones_stay() 
     let (app, twilio) = app_with_twilio(&["--job-retention-secs=0", "--scheduler=false"]).await;
     let workers = app.start_workers(None);
     let mut tx = app.pool.begin().await.unwrap();
-    outbox::queue(&mut tx, &sms("delivered, then forgotten", false)).await.unwrap();
+    outbox::queue(&mut tx, &notice_sms("delivered, then forgotten")).await.unwrap();
     tx.commit().await.unwrap();
     assert!(eventually(Duration::from_secs(5), || async { twilio.messages().len() == 1 }).await);
     let emptied =
@@ -552,7 +556,7 @@ async fn with_retention_zero_finished_jobs_leave_the_table_and_dead_ones_stay() 
 
     twilio.fail_with(400);
     let mut tx = app.pool.begin().await.unwrap();
-    outbox::queue(&mut tx, &sms("refused", false)).await.unwrap();
+    outbox::queue(&mut tx, &notice_sms("refused")).await.unwrap();
     tx.commit().await.unwrap();
     assert!(eventually(Duration::from_secs(5), || async { jobs_in(&app, &["dead"]).await == 1 }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -19,6 +19,7 @@ mod housekeeping;
 mod jobs;
 mod limits;
 mod mail_relay;
+mod messages;
 mod outbox;
 mod pickup;
 mod places;

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use lockers_core::accounts::contact::{Email, Phone};
+use lockers_core::billing::Money;
+use lockers_core::exchange::collection::messages;
 use lockers_core::jobs::{self, DeliverNotification, Queue};
+use lockers_core::messaging::otp::{Code, Purpose};
 use lockers_core::messaging::outbox::{self, Message, Recipient};
 use uuid::Uuid;
 
@@ -15,13 +19,8 @@ use crate::fakes::twilio::FakeTwilio;
 use crate::harness::{TestApp, eventually};
 
 fn code_sms() -> Message {
-    Message {
-        to: Recipient::Sms(Phone::parse("+919876543210").unwrap()),
-        kind: "otp_login",
-        subject: String::new(),
-        body: "Lockers: 314159 is your code".into(),
-        sensitive: true,
-    }
+    let to = Recipient::Sms(Phone::parse("+919876543210").unwrap());
+    outbox::one_time_code(to, Purpose::Login, &Code::parse("314159").unwrap())
 }
 
 async fn status_and_body(app: &TestApp, id: Uuid) -> (String, String) {
@@ -84,13 +83,8 @@ async fn a_silent_mail_server_does_not_slow_intake_reads() {
     .await;
     let mut tx = app.pool.begin().await.unwrap();
     for i in 0..12 {
-        let message = Message {
-            to: Recipient::Email(Email::parse(&format!("user{i}@example.com")).unwrap()),
-            kind: "item_collected",
-            subject: "Collected".into(),
-            body: "Your item was collected".into(),
-            sensitive: false,
-        };
+        let to = Recipient::Email(Email::parse(&format!("user{i}@example.com")).unwrap());
+        let message = messages::collected(to, "Books", Utc::now(), &Money::new(5_000, "INR"), 1);
         outbox::queue(&mut tx, &message).await.unwrap();
     }
     tx.commit().await.unwrap();

@@ -2,6 +2,7 @@
 //! with a proven email, an audit entry, and an error-level log line with a
 //! stable event name, all in the caller's transaction.
 
+use minijinja::context;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -33,18 +34,7 @@ pub async fn raise(conn: &mut PgConnection, by: &Actor, alert: Alert<'_>) -> Res
     .during("list admins to alert")?;
     for (email,) in admins {
         let Ok(email) = Email::parse(&email) else { continue };
-        let message = Message {
-            to: Recipient::Email(email),
-            kind: "admin_alert",
-            subject: format!("Lockers alert: {}", alert.event.replace('_', " ")),
-            body: format!(
-                "{}\n\nLocker: {}\nItem: {}",
-                alert.summary,
-                alert.locker_id,
-                alert.item_id.map_or_else(|| "-".to_owned(), |id| id.to_string())
-            ),
-            sensitive: false,
-        };
+        let message = admin_alert(email, &alert);
         outbox::queue(conn, &message).await?;
     }
     let action = format!("alert.{}", alert.event);
@@ -57,6 +47,17 @@ pub async fn raise(conn: &mut PgConnection, by: &Actor, alert: Alert<'_>) -> Res
     };
     audit::record(conn, by, entry).await?;
     Ok(())
+}
+
+/// The alert's email to one admin.
+pub(crate) fn admin_alert(to: Email, alert: &Alert<'_>) -> Message {
+    let context = context! {
+        event => alert.event.replace('_', " "),
+        summary => alert.summary,
+        locker_id => alert.locker_id.to_string(),
+        item_id => alert.item_id.map(|id| id.to_string()),
+    };
+    Message { to: Recipient::Email(to), kind: "admin_alert", context, sensitive: false }
 }
 
 /// Takes `locker_id` out of service (`maintenance`) and raises `alert`.

@@ -12,6 +12,7 @@
 //! bill once either way.
 
 use chrono::Utc;
+use minijinja::context;
 use serde_json::json;
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
@@ -156,20 +157,13 @@ pub async fn door_opened(conn: &mut PgConnection, by: &Actor, command: &DoorComm
     };
     audit::record(conn, by, entry).await?;
     let place = place_of(conn, &before).await?;
-    let note = Note {
-        kind: "item_force_removed",
-        subject: "Your parcel was removed from its locker".to_owned(),
-        body: removed_text(&before.name, &place.name, before.door_no, amount.as_ref()),
-    };
-    tell_sender(conn, &before, note).await
+    tell_sender(conn, &before, removed(&before.name, &place.name, before.door_no, amount.as_ref())).await
 }
 
-fn removed_text(name: &str, point: &str, door_no: i32, amount: Option<&Money>) -> String {
-    let charge = amount.map_or_else(|| "Nothing is charged.".to_owned(), |a| format!("The storage charge is {a}."));
-    format!(
-        "Lockers: our staff removed your parcel ({name}) from locker {door_no} at {point}. {charge} Please contact \
-         support to arrange how you get it back."
-    )
+/// To the sender: staff emptied the locker, and the charge if any.
+pub(crate) fn removed(name: &str, point: &str, door_no: i32, amount: Option<&Money>) -> Note {
+    let context = context! { item => name, place => point, door => door_no, amount => amount.map(Money::to_string) };
+    Note { kind: "item_force_removed", context }
 }
 
 /// The force-clear open failed for good: the locker goes to maintenance and
@@ -213,12 +207,5 @@ mod tests {
         assert!(ClearReason::parse("  ").is_none());
         assert!(ClearReason::parse(&"x".repeat(501)).is_none());
         assert_eq!(ClearReason::parse(" jammed ").map(|r| r.as_str().to_owned()), Some("jammed".to_owned()));
-    }
-
-    #[test]
-    fn the_sender_is_told_the_charge_or_that_there_is_none() {
-        let text = removed_text("Books", "Hub", 3, Some(&Money::new(10_000, "INR")));
-        assert!(text.contains("INR 100.00") && text.contains("locker 3 at Hub"), "{text}");
-        assert!(removed_text("Books", "Hub", 3, None).contains("Nothing is charged"));
     }
 }

@@ -170,6 +170,9 @@ pub enum EnqueueError {
     Encode(#[from] serde_json::Error),
     #[error(transparent)]
     Db(#[from] DbError),
+    /// A message's template failed before its outbox row was written.
+    #[error(transparent)]
+    Render(#[from] crate::messaging::templates::RenderError),
 }
 
 /// Enqueues `job` on `queue` in the caller's transaction.

@@ -137,8 +137,9 @@ pub async fn resend(conn: &mut PgConnection, by: &Actor, id: Uuid, which: Resend
         }
         let new_id = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO notifications (id, channel, recipient, kind, subject, body, sensitive, resent_from)
-             SELECT $2, channel, recipient, kind, subject, body, sensitive, id FROM notifications WHERE id = $1",
+            "INSERT INTO notifications (id, channel, recipient, kind, subject, body, html_body, sensitive, resent_from)
+             SELECT $2, channel, recipient, kind, subject, body, html_body, sensitive, id
+             FROM notifications WHERE id = $1",
         )
         .bind(id)
         .bind(new_id)

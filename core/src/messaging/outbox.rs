@@ -2,6 +2,7 @@
 //! delivers it, both written in the caller's transaction.
 
 use chrono::{DateTime, Utc};
+use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -10,6 +11,7 @@ use crate::accounts::contact::{Contact, Email, Phone};
 use crate::db::{DbError, During};
 use crate::jobs::{self, DeliverNotification, EnqueueError, Queue};
 use crate::messaging::otp::{Code, Purpose};
+use crate::messaging::templates::{self, RenderError, Rendered};
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,55 +61,56 @@ impl Channel {
     }
 }
 
-/// A message to send. `sensitive` marks bodies that carry a one-time code: they
-/// travel on the `otp` queue and are blanked in the outbox once delivered.
+/// A message to send: its kind names its templates (see
+/// [`templates`]), rendered with `context` for the recipient's channel when
+/// it is queued. `sensitive` marks messages that carry a one-time code: they
+/// travel on the `otp` queue and their bodies are blanked in the outbox once
+/// delivered.
 #[derive(Debug, Clone)]
 pub struct Message {
     pub to: Recipient,
-    /// What the message is about, e.g. `otp_login`; kept for operators.
+    /// What the message is about, e.g. `otp_login`; its templates' name, kept for operators.
     pub kind: &'static str,
-    /// Email subject; ignored for SMS.
-    pub subject: String,
-    pub body: String,
+    pub context: Value,
     pub sensitive: bool,
+}
+
+impl Message {
+    /// The SMS, or the email's subject, text and HTML.
+    pub fn render(&self) -> Result<Rendered, RenderError> {
+        templates::render(self.kind, self.to.channel(), &self.context)
+    }
 }
 
 /// The message carrying a one-time code for `purpose`.
 pub fn one_time_code(to: Recipient, purpose: Purpose, code: &Code) -> Message {
-    let (kind, what) = match purpose {
-        Purpose::Verify => ("otp_verify", "confirm your contact details"),
-        Purpose::Login => ("otp_login", "sign in"),
-        Purpose::Reset => ("otp_reset", "reset your password"),
-        Purpose::Pickup => ("otp_pickup", "open the locker and collect your item"),
-        Purpose::Return => ("otp_return", "open the locker and take back your item"),
+    let kind = match purpose {
+        Purpose::Verify => "otp_verify",
+        Purpose::Login => "otp_login",
+        Purpose::Reset => "otp_reset",
+        Purpose::Pickup => "otp_pickup",
+        Purpose::Return => "otp_return",
     };
     let minutes = crate::messaging::otp::VALIDITY.as_secs() / 60;
-    Message {
-        to,
-        kind,
-        subject: "Your Lockers code".to_owned(),
-        body: format!(
-            "Lockers: {} is your code to {what}. It expires in {minutes} minutes. Never share it with anyone.",
-            code.expose()
-        ),
-        sensitive: true,
-    }
+    Message { to, kind, context: context! { code => code.expose(), minutes }, sensitive: true }
 }
 
 /// Writes the outbox row and enqueues its delivery in the caller's transaction:
 /// if the transaction rolls back, nothing is ever sent.
 pub async fn queue(conn: &mut PgConnection, message: &Message) -> Result<Uuid, EnqueueError> {
     let id = Uuid::now_v7();
+    let rendered = message.render()?;
     sqlx::query(
-        "INSERT INTO notifications (id, channel, recipient, kind, subject, body, sensitive)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO notifications (id, channel, recipient, kind, subject, body, html_body, sensitive)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(message.to.channel().as_str())
     .bind(message.to.address())
     .bind(message.kind)
-    .bind(&message.subject)
-    .bind(&message.body)
+    .bind(&rendered.subject)
+    .bind(&rendered.text)
+    .bind(&rendered.html)
     .bind(message.sensitive)
     .execute(&mut *conn)
     .await
@@ -129,7 +132,10 @@ pub struct Pending {
     pub recipient: String,
     pub kind: String,
     pub subject: Option<String>,
+    /// The SMS, or the email's text part.
     pub body: String,
+    /// The email's HTML part (none for SMS, and for emails queued before templates).
+    pub html_body: Option<String>,
     pub sensitive: bool,
 }
 
@@ -158,7 +164,7 @@ pub async fn claim<'e>(db: impl PgExecutor<'e>, id: Uuid, token: Uuid) -> Result
     sqlx::query_as(
         "UPDATE notifications SET status = 'sending', claimed_at = now(), claim_token = $2
          WHERE id = $1 AND (status = 'pending' OR (status = 'sending' AND claim_token = $2))
-         RETURNING id, channel, recipient, kind, subject, body, sensitive",
+         RETURNING id, channel, recipient, kind, subject, body, html_body, sensitive",
     )
     .bind(id)
     .bind(token)
@@ -179,7 +185,8 @@ pub async fn mark_sent<'e>(
         "UPDATE notifications
          SET status = 'sent', attempts = attempts + 1, provider = $2, provider_message_id = $3,
              sent_at = now(), last_error = NULL,
-             body = CASE WHEN sensitive THEN '' ELSE body END
+             body = CASE WHEN sensitive THEN '' ELSE body END,
+             html_body = CASE WHEN sensitive THEN NULL ELSE html_body END
          WHERE id = $1 AND status IN ('sending', 'unknown')",
     )
     .bind(id)
@@ -210,7 +217,8 @@ pub async fn mark_sent_many<'e>(db: impl PgExecutor<'e>, sent: &[Sent]) -> Resul
         "UPDATE notifications n
          SET status = 'sent', attempts = n.attempts + 1, provider = s.provider, provider_message_id = s.receipt,
              sent_at = now(), last_error = NULL,
-             body = CASE WHEN n.sensitive THEN '' ELSE n.body END
+             body = CASE WHEN n.sensitive THEN '' ELSE n.body END,
+             html_body = CASE WHEN n.sensitive THEN NULL ELSE n.html_body END
          FROM (SELECT DISTINCT ON (id) id, provider, receipt
                FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(id, provider, receipt)) AS s
          WHERE n.id = s.id AND n.id = ANY($1) AND n.status IN ('sending', 'unknown')",
@@ -237,7 +245,8 @@ pub async fn mark_attempt_failed<'e>(
         "UPDATE notifications
          SET attempts = attempts + 1, provider = $2, last_error = $3,
              status = CASE WHEN $4 THEN 'failed' ELSE 'pending' END,
-             body = CASE WHEN $4 AND sensitive THEN '' ELSE body END
+             body = CASE WHEN $4 AND sensitive THEN '' ELSE body END,
+             html_body = CASE WHEN $4 AND sensitive THEN NULL ELSE html_body END
          WHERE id = $1 AND status = 'sending'",
     )
     .bind(id)
@@ -257,7 +266,8 @@ pub async fn mark_unknown<'e>(db: impl PgExecutor<'e>, id: Uuid, provider: &str,
     sqlx::query(
         "UPDATE notifications
          SET attempts = attempts + 1, provider = $2, last_error = $3, status = 'unknown',
-             body = CASE WHEN sensitive THEN '' ELSE body END
+             body = CASE WHEN sensitive THEN '' ELSE body END,
+             html_body = CASE WHEN sensitive THEN NULL ELSE html_body END
          WHERE id = $1 AND status = 'sending'",
     )
     .bind(id)
@@ -292,12 +302,13 @@ pub async fn settle_abandoned<'e>(
              UPDATE notifications
              SET status = 'unknown',
                  last_error = 'the delivery attempt stopped during the provider call; it may or may not have been sent',
-                 body = CASE WHEN sensitive THEN '' ELSE body END
+                 body = CASE WHEN sensitive THEN '' ELSE body END,
+                 html_body = CASE WHEN sensitive THEN NULL ELSE html_body END
              WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
              RETURNING 1),
          expired AS (
              UPDATE notifications
-             SET status = 'failed', last_error = 'the code expired before it could be delivered', body = ''
+             SET status = 'failed', last_error = 'the code expired before it could be delivered', body = '', html_body = NULL
              WHERE status = 'pending' AND sensitive AND created_at < now() - make_interval(secs => $2)
              RETURNING 1)
          SELECT (SELECT count(*) FROM unknown), (SELECT count(*) FROM expired)",

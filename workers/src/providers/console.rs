@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmailSender, Receipt, SendError, SmsSender};
+use super::{Email, EmailSender, Receipt, SendError, SmsSender};
 
 pub struct ConsoleSms;
 pub struct ConsoleEmail;
@@ -26,7 +26,9 @@ impl EmailSender for ConsoleEmail {
         "console"
     }
 
-    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<Receipt, SendError> {
+    /// Prints the text part (the HTML part says the same).
+    async fn send(&self, to: &str, email: &Email<'_>) -> Result<Receipt, SendError> {
+        let (subject, body) = (email.subject, email.text);
         tracing::info!(target: "lockers::console_email", %to, %subject, %body, "email (console provider)");
         Ok(Receipt { provider_message_id: None })
     }

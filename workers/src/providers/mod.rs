@@ -57,10 +57,19 @@ pub trait SmsSender: Send + Sync {
     async fn send(&self, to: &str, body: &str) -> Result<Receipt, SendError>;
 }
 
+/// An email as the outbox holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Email<'a> {
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// The HTML alternative to `text`; emails queued before templates have none.
+    pub html: Option<&'a str>,
+}
+
 #[async_trait]
 pub trait EmailSender: Send + Sync {
     fn name(&self) -> &'static str;
-    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<Receipt, SendError>;
+    async fn send(&self, to: &str, email: &Email<'_>) -> Result<Receipt, SendError>;
 }
 
 /// The providers a configuration asks for.

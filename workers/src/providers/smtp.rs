@@ -15,7 +15,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use lettre::Message;
 use lettre::address::Envelope;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
@@ -26,7 +26,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::time::Instant;
 
-use super::{EmailSender, Receipt, SendError};
+use super::{Email, EmailSender, Receipt, SendError};
 
 pub struct SmtpEmail {
     host: String,
@@ -227,11 +227,16 @@ fn before_message(step: &str, e: &smtp::Error) -> SendError {
     }
 }
 
-/// The text as HTML: escaped, one paragraph per line.
-fn html_of(text: &str) -> String {
-    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
-    let paragraphs: Vec<String> = escaped.lines().map(|l| format!("<p>{l}</p>")).collect();
-    format!("<!doctype html><html><body>{}</body></html>", paragraphs.join(""))
+/// The message: multipart/alternative (text, then HTML, the form mail
+/// readers prefer) when the email has an HTML part, plain text otherwise.
+fn build(from: &Mailbox, to: &str, email: &Email<'_>) -> Result<Message, SendError> {
+    let to: Mailbox = to.parse().map_err(|_| SendError::Permanent("invalid recipient address".into()))?;
+    let builder = Message::builder().from(from.clone()).to(to).subject(email.subject);
+    let built = match email.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(email.text.to_owned(), html.to_owned())),
+        None => builder.singlepart(SinglePart::plain(email.text.to_owned())),
+    };
+    built.map_err(|e| SendError::Permanent(format!("message could not be built: {e}")))
 }
 
 #[async_trait]
@@ -240,14 +245,8 @@ impl EmailSender for SmtpEmail {
         "smtp"
     }
 
-    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<Receipt, SendError> {
-        let to: Mailbox = to.parse().map_err(|_| SendError::Permanent("invalid recipient address".into()))?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject)
-            .multipart(MultiPart::alternative_plain_html(body.to_owned(), html_of(body)))
-            .map_err(|e| SendError::Permanent(format!("message could not be built: {e}")))?;
+    async fn send(&self, to: &str, email: &Email<'_>) -> Result<Receipt, SendError> {
+        let message = build(&self.from, to, email)?;
         let email = message.formatted();
         // A server that accepts the connection and then stays silent would
         // otherwise hold this job (and its worker slot) forever. Each send owns
@@ -279,11 +278,24 @@ impl EmailSender for SmtpEmail {
 mod tests {
     use super::*;
 
+    fn from() -> Mailbox {
+        "Lockers <no-reply@lockers.test>".parse().unwrap()
+    }
+
     #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            html_of("a<b>&\"c\"\nd"),
-            "<!doctype html><html><body><p>a&lt;b&gt;&amp;&quot;c&quot;</p><p>d</p></body></html>"
-        );
+    fn an_html_part_makes_the_message_multipart_alternative() {
+        let email = Email { subject: "Hi", text: "plain words", html: Some("<p>rich words</p>") };
+        let sent = String::from_utf8(build(&from(), "a@example.com", &email).unwrap().formatted()).unwrap();
+        assert!(sent.contains("multipart/alternative"), "{sent}");
+        let (text, html) = (sent.find("text/plain").unwrap(), sent.find("text/html").unwrap());
+        assert!(text < html, "text first, HTML last (the preferred part): {sent}");
+        assert!(sent.contains("plain words") && sent.contains("<p>rich words</p>"), "{sent}");
+    }
+
+    #[test]
+    fn without_an_html_part_the_message_is_plain_text() {
+        let email = Email { subject: "Hi", text: "plain words", html: None };
+        let sent = String::from_utf8(build(&from(), "a@example.com", &email).unwrap().formatted()).unwrap();
+        assert!(!sent.contains("multipart") && sent.contains("text/plain") && sent.contains("plain words"), "{sent}");
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -39,9 +40,51 @@ impl Mail {
         out
     }
 
-    /// The first six-digit number in the message text.
+    /// A top-level header's value, unfolded (`None` if absent).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let (head, _) = split_part(&self.data);
+        header_in(head, name)
+    }
+
+    /// The text/plain part, decoded (the whole body of a plain message).
+    pub fn text_part(&self) -> Option<String> {
+        self.part("text/plain")
+    }
+
+    /// The text/html part of a multipart message, decoded.
+    pub fn html_part(&self) -> Option<String> {
+        self.part("text/html")
+    }
+
+    /// The parts of the message as (content type, decoded body), in order:
+    /// one for a single-part message, each part of a multipart one.
+    pub fn parts(&self) -> Vec<(String, String)> {
+        let (head, body) = split_part(&self.data);
+        let content_type = header_in(head, "Content-Type").unwrap_or_else(|| "text/plain".to_owned());
+        let Some(boundary) = content_type.strip_prefix("multipart/").and_then(|_| parameter(&content_type, "boundary"))
+        else {
+            return vec![(mime_type(&content_type), decode_body(head, body).replace("\r\n", "\n"))];
+        };
+        let delimiter = format!("--{boundary}");
+        body.split(delimiter.as_str())
+            .skip(1)
+            .take_while(|part| !part.starts_with("--"))
+            .map(|part| {
+                let (head, body) = split_part(part.trim_start_matches("\r\n"));
+                let content_type = header_in(head, "Content-Type").unwrap_or_else(|| "text/plain".to_owned());
+                (mime_type(&content_type), decode_body(head, body.trim_end_matches("\r\n")).replace("\r\n", "\n"))
+            })
+            .collect()
+    }
+
+    fn part(&self, mime: &str) -> Option<String> {
+        self.parts().into_iter().find(|(t, _)| t == mime).map(|(_, body)| body)
+    }
+
+    /// The first six-digit number in the message text (the text part, so
+    /// no header such as a subject naming a place can stand in for it).
     pub fn code(&self) -> Option<String> {
-        let text = self.decoded();
+        let text = self.text_part().unwrap_or_else(|| self.decoded());
         let bytes = text.as_bytes();
         (0..bytes.len().saturating_sub(5)).find_map(|i| {
             let window = &bytes[i..i + 6];
@@ -49,6 +92,74 @@ impl Mail {
                 (i == 0 || !bytes[i - 1].is_ascii_digit()) && bytes.get(i + 6).is_none_or(|b| !b.is_ascii_digit());
             (bounded && window.iter().all(u8::is_ascii_digit)).then(|| String::from_utf8_lossy(window).into_owned())
         })
+    }
+}
+
+/// A part's headers and body (split at the first empty line).
+fn split_part(part: &str) -> (&str, &str) {
+    part.split_once("\r\n\r\n").unwrap_or((part, ""))
+}
+
+/// The value of header `name` in `head`, folded lines joined.
+fn header_in(head: &str, name: &str) -> Option<String> {
+    let mut value: Option<String> = None;
+    for line in head.split("\r\n") {
+        match &mut value {
+            Some(v) if line.starts_with([' ', '\t']) => v.push_str(line.trim_start_matches(['\t'])),
+            Some(_) => break,
+            None => {
+                let (key, rest) = line.split_once(':').unwrap_or_default();
+                if key.eq_ignore_ascii_case(name) {
+                    value = Some(rest.trim().to_owned());
+                }
+            }
+        }
+    }
+    value
+}
+
+/// `text/html` of `text/html; charset=utf-8`.
+fn mime_type(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
+/// A `key=value` (or `key="value"`) parameter of a header value.
+fn parameter(value: &str, key: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case(key).then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// A part's body undone from its Content-Transfer-Encoding.
+fn decode_body(head: &str, body: &str) -> String {
+    let encoding = header_in(head, "Content-Transfer-Encoding").unwrap_or_default().to_ascii_lowercase();
+    match encoding.as_str() {
+        "base64" => {
+            let compact: String = body.split_whitespace().collect();
+            let bytes = base64::engine::general_purpose::STANDARD.decode(compact).expect("base64 part");
+            String::from_utf8(bytes).expect("utf-8 part")
+        }
+        "quoted-printable" => {
+            let joined = body.replace("=\r\n", "");
+            let (mut bytes, raw) = (Vec::with_capacity(joined.len()), joined.as_bytes());
+            let mut i = 0;
+            while i < raw.len() {
+                let hex = raw.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+                match (raw[i], hex) {
+                    (b'=', Some(byte)) => {
+                        bytes.push(byte);
+                        i += 3;
+                    }
+                    (byte, _) => {
+                        bytes.push(byte);
+                        i += 1;
+                    }
+                }
+            }
+            String::from_utf8(bytes).expect("utf-8 part")
+        }
+        _ => body.to_owned(),
     }
 }
 

@@ -16,7 +16,7 @@
 pub mod collect;
 pub mod expiry;
 mod limits;
-mod messages;
+pub mod messages;
 pub mod outcomes;
 pub mod reminder;
 pub mod request;

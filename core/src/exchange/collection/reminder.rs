@@ -49,7 +49,9 @@ pub async fn remind(conn: &mut PgConnection, now: DateTime<Utc>, after: Duration
         .during("find items to remind")?;
     for (_, name, phone, email, pickup_by, door_no, point_name, address) in &due {
         if let Some(to) = receiver(phone.as_deref(), email.as_deref()) {
-            let message = messages::pickup_reminder(to, name, point_name, address, *door_no, *pickup_by);
+            let waiting =
+                messages::Waiting { item_name: name, point_name, address, door_no: *door_no, pickup_by: *pickup_by };
+            let message = messages::pickup_reminder(to, &waiting);
             outbox::queue(&mut tx, &message).await?;
         }
     }

@@ -1,6 +1,7 @@
 //! Telling people about their deposit.
 
 use chrono::{DateTime, Utc};
+use minijinja::{Value, context};
 use sqlx::PgConnection;
 
 use crate::accounts::contact::{Email, Phone};
@@ -31,11 +32,10 @@ pub(super) fn receiver_recipients(item: &Item) -> Vec<Recipient> {
     phone.into_iter().chain(email).collect()
 }
 
-/// A message to the sender, whichever way it goes.
+/// A message to the sender, whichever way it goes: a template kind and its context.
 pub(crate) struct Note {
     pub kind: &'static str,
-    pub subject: String,
-    pub body: String,
+    pub context: Value,
 }
 
 /// Queues `note` to the sender: by email (always proven), and by SMS when
@@ -47,17 +47,17 @@ pub(crate) async fn tell_sender(conn: &mut PgConnection, item: &Item, note: Note
             .fetch_one(&mut *conn)
             .await
             .during("read an item's sender")?;
-    let Note { kind, subject, body } = note;
+    let Note { kind, context } = note;
     let email = Email::parse(&email).ok().map(Recipient::Email);
     let phone = phone.as_deref().and_then(|p| Phone::parse(p).ok()).map(Recipient::Sms);
     for to in email.into_iter().chain(phone) {
-        let message = Message { to, kind, subject: subject.clone(), body: body.clone(), sensitive: false };
+        let message = Message { to, kind, context: context.clone(), sensitive: false };
         outbox::queue(conn, &message).await?;
     }
     Ok(())
 }
 
-// The texts of the deposit's messages, one function each (plain text until templates come).
+// The deposit's messages, one function each; the words are in `core/templates/<kind>.*`.
 
 fn receiver_hint(item: &Item) -> String {
     match (&item.receiver_phone, &item.receiver_email) {
@@ -67,80 +67,56 @@ fn receiver_hint(item: &Item) -> String {
     }
 }
 
-fn date(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(String::new, |at| at.format("%Y-%m-%d %H:%M UTC").to_string())
+/// A moment as messages show it: `2026-11-22 14:05 UTC`.
+pub(crate) fn when(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// How the receiver asks for a code: with the contact this message went to.
+pub(crate) fn contact_words(to: &Recipient) -> &'static str {
+    match to {
+        Recipient::Sms(_) => "this phone number",
+        Recipient::Email(_) => "this email address",
+    }
 }
 
 /// To the receiver: where the item is and how to collect it.
 pub fn stored_for_receiver(to: Recipient, item: &Item, place: &PlaceOf) -> Message {
-    let how = match &to {
-        Recipient::Sms(_) => "this phone number",
-        Recipient::Email(_) => "this email address",
+    let context = context! {
+        item => &item.name,
+        place => &place.name,
+        address => &place.address,
+        door => item.door_no,
+        pickup_by => item.pickup_by.map(when).unwrap_or_default(),
+        contact => contact_words(&to),
     };
-    Message {
-        to,
-        kind: "item_stored_receiver",
-        subject: "A parcel is waiting for you".to_owned(),
-        body: format!(
-            "Lockers: a parcel ({}) is waiting for you at {}, {}, locker door {}. To collect it, ask for a \
-             code at the locker or at the point's screen with {how}. Collect it by {}.",
-            item.name,
-            place.name,
-            place.address,
-            item.door_no,
-            date(item.pickup_by)
-        ),
-        sensitive: false,
-    }
+    Message { to, kind: "item_stored_receiver", context, sensitive: false }
 }
 
 pub fn stored_for_sender(item: &Item, place: &PlaceOf) -> Note {
-    Note {
-        kind: "item_stored_sender",
-        subject: "Your parcel is stored".to_owned(),
-        body: format!(
-            "Lockers: your parcel ({}) is stored at {}, {}, door {}. We told {} how to collect it.",
-            item.name,
-            place.name,
-            place.address,
-            item.door_no,
-            receiver_hint(item)
-        ),
-    }
+    let context = context! {
+        item => &item.name,
+        place => &place.name,
+        address => &place.address,
+        door => item.door_no,
+        receiver => receiver_hint(item),
+    };
+    Note { kind: "item_stored_sender", context }
+}
+
+/// The item, its place and door: what most notes to the sender name.
+fn at_door(item: &Item, place: &PlaceOf) -> Value {
+    context! { item => &item.name, place => &place.name, door => item.door_no }
 }
 
 pub fn dropoff_failed(item: &Item, place: &PlaceOf) -> Note {
-    Note {
-        kind: "dropoff_failed",
-        subject: "Your drop-off could not go ahead".to_owned(),
-        body: format!(
-            "Lockers: the door of locker {} at {} could not be opened, so your reservation for {} is \
-             cancelled and nothing is charged. Please reserve another locker.",
-            item.door_no, place.name, item.name
-        ),
-    }
+    Note { kind: "dropoff_failed", context: at_door(item, place) }
 }
 
 pub fn reservation_expired(item: &Item, place: &PlaceOf) -> Note {
-    Note {
-        kind: "reservation_expired",
-        subject: "Your reservation expired".to_owned(),
-        body: format!(
-            "Lockers: your reservation of locker {} at {} for {} expired before the drop-off and is \
-             cancelled. Nothing is charged.",
-            item.door_no, place.name, item.name
-        ),
-    }
+    Note { kind: "reservation_expired", context: at_door(item, place) }
 }
 
 pub fn close_the_door(item: &Item, place: &PlaceOf) -> Note {
-    Note {
-        kind: "door_left_open",
-        subject: "Please close the locker door".to_owned(),
-        body: format!(
-            "Lockers: the door of locker {} at {} is still open. Please close it firmly; our staff have \
-             been told.",
-            item.door_no, place.name
-        ),
-    }
+    Note { kind: "door_left_open", context: at_door(item, place) }
 }
