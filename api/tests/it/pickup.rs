@@ -407,7 +407,7 @@ async fn the_receiver_is_reminded_once_after_the_configured_time_while_the_item_
     // Two hours on, the younger item is due too: its receiver gets an SMS.
     let later = sweep::run(&mut conn, &Actor::system(), Utc::now() + Duration::hours(2), &settings).await.unwrap();
     assert_eq!(later.reminders, 1);
-    let sms = sms_with(stack, RECEIVER_PHONE, "still waiting").await;
+    let sms = sms_with(stack, RECEIVER_PHONE, "still waits").await;
     assert!(sms.contains("with this phone number"), "{sms}");
     assert_eq!((reminders(RECEIVER_EMAIL).await, reminders(RECEIVER_PHONE).await), (1, 1));
 }
