@@ -25,9 +25,11 @@ use crate::places::lockers::Size;
 /// five minutes: an item's hours are charged from the first one that had not
 /// started by then. The margin covers an item whose `stored_at` is before the
 /// previous run but whose deposit committed after that run's statement began;
-/// lines already there are skipped (`ON CONFLICT DO NOTHING`). With no earlier run (the first after deploy) each
-/// item's last charged hour is looked up instead. Tariff periods are laid out
-/// once per size, not looked up per line; lines are written in key order.
+/// lines already there are skipped (`ON CONFLICT DO NOTHING`). With no
+/// earlier run (the first after deploy) each item's last charged hour is
+/// looked up instead. Tariff periods are laid out once per size, not looked
+/// up per line; lines are written in key order (unsorted, the primary key's
+/// leaf pages are written at random: 27 s instead of 15 s over a million).
 pub const CHARGE_SQL: &str = "WITH bounds AS (
          SELECT max(run_at) - interval '5 minutes' AS low FROM billing_runs WHERE run_at <= $1
      ),
