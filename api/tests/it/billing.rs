@@ -544,6 +544,30 @@ async fn a_run_during_a_close_waits_for_it_and_leaves_the_settled_item_alone() {
     assert_eq!(lines(&app, item).await, (2, 2, 10_000), "the settled item has its bill's lines only");
 }
 
+#[tokio::test]
+async fn a_run_takes_no_item_row_lock_so_a_transition_holding_one_closes_after_it() {
+    let app = TestApp::spawn().await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let stored_at = days_ago(1);
+    let item = fixture.stored_item(&app, "M", stored_at, "Parcel").await;
+    let tariffs = Tariffs::from_config(&app.config);
+    // A collect's transaction holds the item row, as transitions do before
+    // they close the bill.
+    let mut collect = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM items WHERE id = $1 FOR UPDATE").bind(item).execute(&mut *collect).await.unwrap();
+    // The run writes the item's lines without waiting for that row (a
+    // foreign-key check would: then the close below, waiting for the run's
+    // lock while holding the row, would deadlock with it). The bound only
+    // turns a hang into a failure.
+    let run = tokio::time::timeout(Duration::from_secs(60), accrue(&app, stored_at + minutes(150))).await;
+    assert_eq!(run.expect("the run waited for the item's row").lines, 3);
+    let bill = billing::close(&mut collect, item, stored_at + minutes(61), &tariffs).await.unwrap();
+    collect.commit().await.unwrap();
+    assert_eq!((bill.amount.minor, bill.hours), (10_000, 2));
+    assert_eq!(lines(&app, item).await, (2, 2, 10_000));
+}
+
 async fn runs(app: &TestApp) -> Vec<(DateTime<Utc>, i64, i64)> {
     sqlx::query_as("SELECT run_at, items, lines FROM billing_runs ORDER BY run_at").fetch_all(&app.pool).await.unwrap()
 }
