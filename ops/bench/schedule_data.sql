@@ -10,6 +10,7 @@
 --                    per item)
 --   lockers          1,100,000 (1,000 points x 1,100 doors)
 --   charges          1,000,000 (hour 0 of every stored item)
+--   billing_runs     1 (the run that charged them)
 --   one_time_codes   1,000,000, half expired more than a day ago
 --   refresh_tokens   1,000,000, half expired more than a day ago
 --   notifications    1,000,000, half finished and past the retention
@@ -17,7 +18,7 @@
 \set ON_ERROR_STOP on
 SET synchronous_commit = off;
 
-TRUNCATE charges, transactions, door_commands, one_time_codes, notifications, refresh_tokens, items, lockers,
+TRUNCATE billing_runs, charges, transactions, door_commands, one_time_codes, notifications, refresh_tokens, items, lockers,
          locker_points, cities, states, users, audit_log, jobs, job_keys CASCADE;
 
 INSERT INTO states (id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'Karnataka');
@@ -49,10 +50,14 @@ JOIN senders u ON u.k = 1 + s.k % 1000
 CROSS JOIN LATERAL (SELECT now() - make_interval(mins => 60 + (s.k % 30)::int) AS st) t
 WHERE s.door_no <= 1000;
 
--- Hour 0 of every stored item, charged by an earlier run.
-INSERT INTO charges (id, item_id, hour_start, amount_paise, currency)
-SELECT gen_random_uuid(), i.id, i.stored_at, 5000, 'INR' FROM items i
+-- Hour 0 of every stored item, charged by an earlier run, recorded as the
+-- next run's watermark (billing_runs, migration 0022) just after the latest
+-- of them was stored.
+INSERT INTO charges (item_id, hour_start, amount_paise, currency)
+SELECT i.id, i.stored_at, 5000, 'INR' FROM items i
 WHERE i.status = 'stored' AND i.reminded_at IS NOT NULL;
+INSERT INTO billing_runs (run_at, items, lines)
+SELECT max(stored_at) + interval '1 second', count(*), count(*) FROM items WHERE status = 'stored';
 
 INSERT INTO one_time_codes (id, purpose, contact, code_hash, expires_at, created_at)
 SELECT gen_random_uuid(), 'login', 'user' || n || '@bench.example', sha256(n::text::bytea),

@@ -229,8 +229,8 @@ async fn lines_accrued_past_the_end_are_dropped_and_earlier_ones_kept() {
     // Accrual charged hours 0-5 already (hour 0 at an older price); billing
     // then stopped at 61 minutes (e.g. the pickup open failed for good then).
     sqlx::query(
-        "INSERT INTO charges (id, item_id, hour_start, amount_paise, currency)
-         SELECT gen_random_uuid(), $1, $2 + n * interval '1 hour', CASE WHEN n = 0 THEN 4000 ELSE 5000 END, 'INR'
+        "INSERT INTO charges (item_id, hour_start, amount_paise, currency)
+         SELECT $1, $2 + n * interval '1 hour', CASE WHEN n = 0 THEN 4000 ELSE 5000 END, 'INR'
          FROM generate_series(0, 5) n",
     )
     .bind(item)
@@ -341,12 +341,12 @@ async fn accrual_charges_each_started_hour_once_and_the_close_settles_on_top() {
 }
 
 #[tokio::test]
-async fn accrual_walks_every_open_item_in_batches() {
+async fn accrual_charges_every_open_item_in_one_run() {
     let app = TestApp::spawn().await;
     let (sender, _) = app.user_with_role("user").await;
     let fixture = Fixture::new(&app, sender).await;
     let stored_at = days_ago(1);
-    // 1,100 open items (more than two batches of 500), written in bulk.
+    // 1,100 open items, written in bulk.
     fixture.bulk_items(&app, 1100, stored_at).await;
     let report = accrue(&app, stored_at + minutes(90)).await;
     assert_eq!((report.items, report.lines), (1100, 2200));
@@ -464,6 +464,161 @@ async fn a_run_after_a_three_hour_gap_charges_each_missed_hour_once_and_the_clos
     let bill = close(&app, item, stored_at + minutes(3 * 60 + 20)).await;
     assert_eq!((bill.amount.minor, bill.hours), (20_000, 4));
     assert_eq!(lines(&app, item).await, (4, 4, 20_000));
+}
+
+/// Waits until a session of this database is queued on an advisory lock (the
+/// accrual lock: nothing else here takes one).
+async fn someone_waits_for_the_accrual_lock(app: &TestApp) {
+    let waiting = eventually(Duration::from_secs(30), || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+             WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        n > 0
+    })
+    .await;
+    assert!(waiting, "nobody queued on the accrual lock");
+}
+
+#[tokio::test]
+async fn a_close_during_a_run_waits_for_it_then_drops_what_it_charged_past_the_end() {
+    let app = TestApp::spawn().await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let stored_at = days_ago(3);
+    let item = fixture.stored_item(&app, "M", stored_at, "Parcel").await;
+    let tariffs = Tariffs::from_config(&app.config);
+    // A run in progress: its transaction (and the accrual lock) is still open.
+    let mut run = app.pool.begin().await.unwrap();
+    let report = billing::accrue(&mut run, Utc::now(), &tariffs).await.unwrap();
+    assert_eq!(report.items, 1);
+    assert!(report.lines >= 72, "three days of hours: {report:?}");
+    // The pickup ended billing at 61 minutes; its close must not settle on
+    // what it cannot see yet.
+    let closing = {
+        let (pool, tariffs) = (app.pool.clone(), tariffs.clone());
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let bill = billing::close(&mut tx, item, stored_at + minutes(61), &tariffs).await.unwrap();
+            tx.commit().await.unwrap();
+            bill
+        })
+    };
+    someone_waits_for_the_accrual_lock(&app).await;
+    assert_eq!(transactions_of(&app, item).await, 0, "the close waits for the run");
+    run.commit().await.unwrap();
+    let bill = closing.await.unwrap();
+    assert_eq!((bill.amount.minor, bill.hours), (10_000, 2));
+    assert_eq!(lines(&app, item).await, (2, 2, 10_000), "hours 0 and 1; the run's later lines dropped");
+}
+
+#[tokio::test]
+async fn a_run_during_a_close_waits_for_it_and_leaves_the_settled_item_alone() {
+    let app = TestApp::spawn().await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let stored_at = days_ago(3);
+    let item = fixture.stored_item(&app, "M", stored_at, "Parcel").await;
+    let open = fixture.stored_item(&app, "M", stored_at + minutes(150), "Open").await;
+    let tariffs = Tariffs::from_config(&app.config);
+    // A close in progress (e.g. a collect's transaction, not committed yet).
+    let mut closing = app.pool.begin().await.unwrap();
+    let bill = billing::close(&mut closing, item, stored_at + minutes(61), &tariffs).await.unwrap();
+    assert_eq!(bill.hours, 2);
+    let at = stored_at + minutes(300);
+    let running = {
+        let (pool, tariffs) = (app.pool.clone(), tariffs.clone());
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            billing::accrue(&mut conn, at, &tariffs).await.unwrap()
+        })
+    };
+    someone_waits_for_the_accrual_lock(&app).await;
+    assert_eq!(lines(&app, open).await, (0, 0, 0), "the run waits for the close");
+    closing.commit().await.unwrap();
+    let report = running.await.unwrap();
+    assert_eq!((report.items, report.lines), (1, 3), "only the open item: hours 0 to 2 of its 2 h 30 min");
+    assert_eq!(lines(&app, item).await, (2, 2, 10_000), "the settled item has its bill's lines only");
+}
+
+#[tokio::test]
+async fn a_run_takes_no_item_row_lock_so_a_transition_holding_one_closes_after_it() {
+    let app = TestApp::spawn().await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let stored_at = days_ago(1);
+    let item = fixture.stored_item(&app, "M", stored_at, "Parcel").await;
+    let tariffs = Tariffs::from_config(&app.config);
+    // A collect's transaction holds the item row, as transitions do before
+    // they close the bill.
+    let mut collect = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM items WHERE id = $1 FOR UPDATE").bind(item).execute(&mut *collect).await.unwrap();
+    // The run writes the item's lines without waiting for that row (a
+    // foreign-key check would: then the close below, waiting for the run's
+    // lock while holding the row, would deadlock with it). The bound only
+    // turns a hang into a failure.
+    let run = tokio::time::timeout(Duration::from_secs(60), accrue(&app, stored_at + minutes(150))).await;
+    assert_eq!(run.expect("the run waited for the item's row").lines, 3);
+    let bill = billing::close(&mut collect, item, stored_at + minutes(61), &tariffs).await.unwrap();
+    collect.commit().await.unwrap();
+    assert_eq!((bill.amount.minor, bill.hours), (10_000, 2));
+    assert_eq!(lines(&app, item).await, (2, 2, 10_000));
+}
+
+async fn runs(app: &TestApp) -> Vec<(DateTime<Utc>, i64, i64)> {
+    sqlx::query_as("SELECT run_at, items, lines FROM billing_runs ORDER BY run_at").fetch_all(&app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_first_run_starts_from_each_items_last_line_and_later_runs_from_the_last_run() {
+    let app = TestApp::spawn().await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let stored_at = days_ago(1);
+    // Hours 0-2 charged before this deploy (no run recorded), and an item never accrued.
+    let accrued = fixture.stored_item(&app, "M", stored_at, "Accrued").await;
+    sqlx::query(
+        "INSERT INTO charges (item_id, hour_start, amount_paise, currency)
+         SELECT $1, $2 + n * interval '1 hour', 5000, 'INR' FROM generate_series(0, 2) n",
+    )
+    .bind(accrued)
+    .bind(stored_at)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let fresh = fixture.stored_item(&app, "M", stored_at, "Fresh").await;
+    assert!(runs(&app).await.is_empty());
+
+    let first = stored_at + minutes(5 * 60 + 30);
+    let report = accrue(&app, first).await;
+    assert_eq!((report.items, report.lines), (2, 3 + 6), "hours 3-5 of one, 0-5 of the other");
+    assert_eq!(lines(&app, accrued).await, (6, 6, 30_000));
+    assert_eq!(lines(&app, fresh).await, (6, 6, 30_000));
+    assert_eq!(runs(&app).await, [(first, 2, 9)], "the run is the next one's watermark");
+
+    // From now on a run looks back to the last run (less five minutes), not
+    // at each item's lines: an item whose deposit committed 3 minutes late
+    // gets its hour 0; one stored 3 hours before the run but committed only
+    // now is charged from the hour that started at the run (its close charges
+    // the earlier ones, as it charges whatever accrual missed).
+    let late = fixture.stored_item(&app, "M", first - minutes(3), "Late").await;
+    let very_late = fixture.stored_item(&app, "M", first - minutes(3 * 60), "Very late").await;
+    let second = first + minutes(60);
+    let report = accrue(&app, second).await;
+    assert_eq!((report.items, report.lines), (4, 1 + 1 + 2 + 1), "hour 6 of the first two; 0-1; 3");
+    assert_eq!(lines(&app, late).await, (2, 2, 10_000));
+    let hours: Vec<DateTime<Utc>> = sqlx::query_scalar("SELECT hour_start FROM charges WHERE item_id = $1")
+        .bind(very_late)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(hours, [first]);
+    let bill = close(&app, very_late, second).await;
+    assert_eq!((bill.hours, bill.amount.minor), (4, 20_000), "the close charges hours 0-2 accrual skipped");
+    assert_eq!(runs(&app).await, [(first, 2, 9), (second, 4, 5)]);
 }
 
 #[tokio::test]
@@ -706,18 +861,24 @@ async fn a_collected_exchange_is_in_the_senders_ledger_at_the_amount_quoted_at_t
 #[tokio::test]
 async fn accrual_reads_open_items_through_its_index() {
     let app = TestApp::spawn().await;
-    // With a few rows a sequential scan is cheapest; forbid it to see that indexes serve every table.
+    // With a few rows a sequential scan is cheapest; forbid it to see that the
+    // open items are found through their partial index (collected ones stay
+    // in the table for good).
     let mut tx = app.pool.begin().await.unwrap();
     sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
-    let explain = format!("EXPLAIN {}", billing::accrual::LOCK_SQL);
+    let explain = format!("EXPLAIN {}", billing::accrual::CHARGE_SQL);
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
         .bind(Utc::now())
-        .bind(Uuid::nil())
-        .bind(500i64)
+        .bind(4000i64)
+        .bind(5000i64)
+        .bind(6000i64)
+        .bind(8000i64)
+        .bind(5000i64)
+        .bind("INR")
         .fetch_all(&mut *tx)
         .await
         .unwrap();
     let plan = plan.join("\n");
     assert!(plan.contains("items_billing_open_idx"), "{plan}");
-    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(!plan.contains("Seq Scan on items"), "{plan}");
 }

@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::tariffs::{PriceList, parse_size};
-use super::{Money, started_hours};
+use super::{ACCRUAL_LOCK, Money, started_hours};
 use crate::db::{DbError, During};
 
 /// The settled bill of one item.
@@ -31,6 +31,14 @@ pub async fn close(
     ended_at: DateTime<Utc>,
     tariffs: &(impl PriceList + ?Sized),
 ) -> Result<Bill, DbError> {
+    // Before anything else (the caller may hold this item's row already): an
+    // accrual run in progress finishes first, and none starts until this
+    // transaction ends, so a run never writes a line past this close's end.
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(ACCRUAL_LOCK)
+        .execute(&mut *conn)
+        .await
+        .during("wait for an accrual run")?;
     // Racing closes of one item queue on this lock, so the first writes the
     // lines and the transaction and the rest (reading after it committed)
     // return that bill instead of interleaving their own.
@@ -64,8 +72,8 @@ pub async fn close(
     // The hour count comes from `started_hours` (integer arithmetic, unit
     // tested), so SQL only lays the hours out and prices each one.
     sqlx::query(
-        "INSERT INTO charges (id, item_id, hour_start, amount_paise, currency)
-         SELECT gen_random_uuid(), $1, h.hour_start, coalesce(t.amount_paise, $5), coalesce(t.currency, $6)
+        "INSERT INTO charges (item_id, hour_start, amount_paise, currency)
+         SELECT $1, h.hour_start, coalesce(t.amount_paise, $5), coalesce(t.currency, $6)
          FROM generate_series(0, $3 - 1) AS n
          CROSS JOIN LATERAL (SELECT $2 + n * interval '1 hour' AS hour_start) h
          LEFT JOIN LATERAL (
@@ -87,7 +95,7 @@ pub async fn close(
     sqlx::query(
         "INSERT INTO transactions (id, item_id, user_id, amount_paise, currency, hours)
          SELECT gen_random_uuid(), i.id, i.sender_id, coalesce(sum(c.amount_paise), 0),
-                coalesce(min(c.currency), $2), count(c.id)
+                coalesce(min(c.currency), $2), count(c.hour_start)
          FROM items i LEFT JOIN charges c ON c.item_id = i.id
          WHERE i.id = $1
          GROUP BY i.id, i.sender_id

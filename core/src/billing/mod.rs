@@ -27,6 +27,11 @@ pub use close::{Bill, close, settled};
 pub use so_far::{Accrued, so_far};
 pub use tariffs::{DefaultTariff, PriceList, SizeTariffs, Tariffs};
 
+/// The advisory lock an accrual run holds exclusive for its transaction and
+/// every close takes shared before it settles ("BILL"): closes never wait for
+/// each other, a close waits at most for one run, and runs queue.
+pub const ACCRUAL_LOCK: i64 = 0x4249_4C4C;
+
 /// An amount of money in minor units (paise for INR): never a float.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Money {
