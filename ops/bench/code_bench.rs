@@ -100,14 +100,14 @@ async fn setup(pool: &PgPool, n: u32) -> anyhow::Result<Vec<Waiting>> {
     // Receivers +91 70000 00001 and on: Indian mobile numbers, allowed by default.
     let rows: Vec<(Uuid, String)> = sqlx::query_as(
         "WITH picked AS (
-             SELECT l.id, row_number() OVER (ORDER BY p.name, l.door_no) AS k
+             SELECT l.id, l.size, row_number() OVER (ORDER BY p.name, l.door_no) AS k
              FROM lockers AS l JOIN locker_points AS p ON p.id = l.point_id
              WHERE p.city_id = $1
              ORDER BY k LIMIT $3),
          stored AS (
-             INSERT INTO items (id, locker_id, sender_id, name, receiver_phone, status,
+             INSERT INTO items (id, locker_id, size, sender_id, name, receiver_phone, status,
                                 reserved_at, dropoff_by, stored_at, pickup_by)
-             SELECT gen_random_uuid(), id, $2, 'Bench parcel', '+91' || (7000000000 + k)::text, 'stored',
+             SELECT gen_random_uuid(), id, size, $2, 'Bench parcel', '+91' || (7000000000 + k)::text, 'stored',
                     now() - interval '10 minutes', now() + interval '5 minutes', now(), now() + interval '72 hours'
              FROM picked
              RETURNING locker_id, receiver_phone)

@@ -41,9 +41,10 @@ SELECT l.id AS locker_id, l.door_no, row_number() OVER (ORDER BY l.id) AS k FROM
 
 -- 1,000,000 stored items: stored 60-119 minutes ago, reminded already (so
 -- the reminder step has only its due 1,000), pickup window 72 h.
-INSERT INTO items (id, locker_id, sender_id, name, receiver_email, status, reserved_at, dropoff_by, stored_at,
-                   pickup_by, reminded_at)
-SELECT gen_random_uuid(), s.locker_id, u.id, 'Parcel ' || s.k, 'receiver' || s.k || '@bench.example', 'stored',
+INSERT INTO items (id, locker_id, size, sender_id, name, receiver_email, status, reserved_at, dropoff_by,
+                   stored_at, pickup_by, reminded_at)
+SELECT gen_random_uuid(), s.locker_id, (ARRAY['S', 'M', 'L', 'XL'])[1 + s.door_no % 4],
+       u.id, 'Parcel ' || s.k, 'receiver' || s.k || '@bench.example', 'stored',
        st - interval '5 minutes', st, st, st + interval '72 hours', st
 FROM slots s
 JOIN senders u ON u.k = 1 + s.k % 1000

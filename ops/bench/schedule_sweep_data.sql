@@ -16,9 +16,10 @@ SELECT l.id AS locker_id, l.door_no, row_number() OVER (ORDER BY l.id) AS k FROM
 --   1004: expired past the return deadline (abandon_expired)
 --   1005: stored 25 h ago, not reminded (remind)
 --   1006-1100: collected long ago (history the partial indexes must skip)
-INSERT INTO items (id, locker_id, sender_id, name, receiver_email, status, reserved_at, dropoff_by,
+INSERT INTO items (id, locker_id, size, sender_id, name, receiver_email, status, reserved_at, dropoff_by,
                    dropoff_requested_at, dropoff_opened_at, stored_at, pickup_by, return_by, reminded_at, closed_at)
-SELECT gen_random_uuid(), s.locker_id, u.id, 'Parcel ' || s.k, 'receiver' || s.k || '@bench.example',
+SELECT gen_random_uuid(), s.locker_id, (ARRAY['S', 'M', 'L', 'XL'])[1 + s.door_no % 4],
+       u.id, 'Parcel ' || s.k, 'receiver' || s.k || '@bench.example',
        CASE s.door_no WHEN 1001 THEN 'reserved' WHEN 1002 THEN 'reserved' WHEN 1003 THEN 'stored'
                       WHEN 1004 THEN 'expired' WHEN 1005 THEN 'stored' ELSE 'collected' END,
        now() - interval '30 days',

@@ -62,10 +62,11 @@ impl Fixture {
         .unwrap();
         let item = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO items (id, locker_id, sender_id, name, receiver_email, status, reserved_at, dropoff_by,
+            "INSERT INTO items (id, locker_id, size, sender_id, name, receiver_email, status, reserved_at, dropoff_by,
                                 stored_at, pickup_by)
-             VALUES ($1, $2, $3, $4, 'receiver@example.com', 'stored', $5 - interval '5 minutes', $5,
-                     $5, $5 + interval '72 hours')",
+             SELECT $1, $2, size, $3, $4, 'receiver@example.com', 'stored', $5 - interval '5 minutes', $5,
+                    $5, $5 + interval '72 hours'
+             FROM lockers WHERE id = $2",
         )
         .bind(item)
         .bind(locker)
@@ -84,8 +85,9 @@ impl Fixture {
             "WITH l AS (
                  INSERT INTO lockers (id, point_id, door_no, size, status)
                  SELECT gen_random_uuid(), $1, k, 'M', 'occupied' FROM generate_series(1, $4) k RETURNING id)
-             INSERT INTO items (id, locker_id, sender_id, name, receiver_email, status, dropoff_by, stored_at, pickup_by)
-             SELECT gen_random_uuid(), l.id, $2, 'Bulk', 'r@example.com', 'stored', $3, $3, $3 + interval '72 hours'
+             INSERT INTO items (id, locker_id, size, sender_id, name, receiver_email, status, dropoff_by, stored_at,
+                                pickup_by)
+             SELECT gen_random_uuid(), l.id, 'M', $2, 'Bulk', 'r@example.com', 'stored', $3, $3, $3 + interval '72 hours'
              FROM l",
         )
         .bind(self.point_id)
@@ -619,6 +621,34 @@ async fn the_first_run_starts_from_each_items_last_line_and_later_runs_from_the_
     let bill = close(&app, very_late, second).await;
     assert_eq!((bill.hours, bill.amount.minor), (4, 20_000), "the close charges hours 0-2 accrual skipped");
     assert_eq!(runs(&app).await, [(first, 2, 9), (second, 4, 5)]);
+}
+
+#[tokio::test]
+async fn a_run_older_than_the_last_finds_its_hours_charged_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let (sender, _) = app.user_with_role("user").await;
+    let fixture = Fixture::new(&app, sender).await;
+    let stored_at = days_ago(1);
+    let item = fixture.stored_item(&app, "M", stored_at, "Parcel").await;
+    assert_eq!(accrue(&app, stored_at + minutes(150)).await.lines, 3, "hours 0-2");
+    assert_eq!(accrue(&app, stored_at + minutes(330)).await.lines, 3, "hours 3-5");
+    // Late (a scheduler's clock behind, a queued job): its watermark is the
+    // first run, so it lays out hours 3 and 4 past it, which the later run
+    // charged. The fast insert meets them and the run skips them instead.
+    let late = accrue(&app, stored_at + minutes(270)).await;
+    assert_eq!((late.items, late.lines), (1, 0));
+    assert_eq!(lines(&app, item).await, (6, 6, 30_000));
+    // And a line written outside any run (by hand, or a close's hours of an
+    // item reopened by an operator) is skipped the same way.
+    sqlx::query("INSERT INTO charges (item_id, hour_start, amount_paise, currency) VALUES ($1, $2, 5000, 'INR')")
+        .bind(item)
+        .bind(stored_at + minutes(7 * 60))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let next = accrue(&app, stored_at + minutes(8 * 60 + 30)).await;
+    assert_eq!(next.lines, 2, "hours 6 and 8; hour 7 was there");
+    assert_eq!(lines(&app, item).await, (9, 9, 45_000));
 }
 
 #[tokio::test]

@@ -141,8 +141,8 @@ async fn places_and_lockers_in_use_cannot_be_deleted() {
 
     // A locker with an exchange on record keeps its history.
     sqlx::query(
-        "INSERT INTO items (id, locker_id, sender_id, name, receiver_email, status, dropoff_by)
-         VALUES ($1, $2::uuid, $3, 'Book', 'r@example.com', 'cancelled', now())",
+        "INSERT INTO items (id, locker_id, size, sender_id, name, receiver_email, status, dropoff_by)
+         SELECT $1, $2::uuid, size, $3, 'Book', 'r@example.com', 'cancelled', now() FROM lockers WHERE id = $2::uuid",
     )
     .bind(Uuid::now_v7())
     .bind(&locker)

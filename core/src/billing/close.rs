@@ -42,14 +42,12 @@ pub async fn close(
     // Racing closes of one item queue on this lock, so the first writes the
     // lines and the transaction and the rest (reading after it committed)
     // return that bill instead of interleaving their own.
-    let item: Option<(Option<DateTime<Utc>>, String)> = sqlx::query_as(
-        "SELECT i.stored_at, l.size FROM items i JOIN lockers l ON l.id = i.locker_id
-         WHERE i.id = $1 FOR UPDATE OF i",
-    )
-    .bind(item_id)
-    .fetch_optional(&mut *conn)
-    .await
-    .during("lock an item to bill")?;
+    let item: Option<(Option<DateTime<Utc>>, String)> =
+        sqlx::query_as("SELECT stored_at, size FROM items WHERE id = $1 FOR UPDATE")
+            .bind(item_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .during("lock an item to bill")?;
     let Some((stored_at, size)) = item else {
         return Err(DbError { operation: "find an item to bill", source: sqlx::Error::RowNotFound });
     };

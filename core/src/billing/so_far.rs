@@ -50,8 +50,8 @@ pub async fn so_far(
     }
     type Row = (Uuid, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i64>, Option<String>, Option<i32>);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT i.id, l.size, i.stored_at, i.closed_at, t.amount_paise, t.currency::text, t.hours
-         FROM items i JOIN lockers l ON l.id = i.locker_id
+        "SELECT i.id, i.size, i.stored_at, i.closed_at, t.amount_paise, t.currency::text, t.hours
+         FROM items i
          LEFT JOIN transactions t ON t.item_id = i.id
          WHERE i.id = ANY($1)",
     )

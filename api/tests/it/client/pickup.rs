@@ -152,10 +152,11 @@ impl TestApp {
     ) -> Uuid {
         let id = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO items (id, locker_id, sender_id, name, receiver_phone, receiver_email, status,
+            "INSERT INTO items (id, locker_id, size, sender_id, name, receiver_phone, receiver_email, status,
                                 reserved_at, dropoff_by, stored_at, pickup_by)
-             VALUES ($1, $2, $3, 'Blue parcel', $4, $5, 'stored', $6 - interval '5 minutes',
-                     $6 + interval '10 minutes', $6, $6 + interval '72 hours')",
+             SELECT $1, $2, size, $3, 'Blue parcel', $4, $5, 'stored', $6 - interval '5 minutes',
+                    $6 + interval '10 minutes', $6, $6 + interval '72 hours'
+             FROM lockers WHERE id = $2",
         )
         .bind(id)
         .bind(locker_id)

@@ -114,14 +114,14 @@ impl Collection {
         };
         // The item's rule and the collect's write in one statement: the row
         // lock it takes orders it with the sweep, force-clear and the door's outcomes.
-        // The price of the locker's size in force now is recorded with the
+        // The price of the item's size in force now is recorded with the
         // collect (the acknowledgement bills with it), picked in the statement
         // itself so the collect stays one round trip.
         let tariffs = self.tariffs();
         let price = |size| tariffs.for_size(size).minor_per_hour;
         let recorded: Option<(Uuid, i32, DateTime<Utc>, i64)> = sqlx::query_as(
             "UPDATE items i SET collect_requested_at = now(),
-                                collect_tariff_paise = CASE l.size WHEN 'S' THEN $4 WHEN 'M' THEN $5
+                                collect_tariff_paise = CASE i.size WHEN 'S' THEN $4 WHEN 'M' THEN $5
                                                                    WHEN 'L' THEN $6 WHEN 'XL' THEN $7 ELSE $8 END,
                                 collect_currency = $3, updated_at = now()
              FROM lockers l

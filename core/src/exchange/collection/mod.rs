@@ -126,14 +126,13 @@ async fn quote(
     let (minor, hours): (i64, i64) = sqlx::query_as(
         "SELECT coalesce(sum(coalesce(t.amount_paise, $3)), 0)::bigint, count(h.hour_start)
          FROM items i
-         JOIN lockers l ON l.id = i.locker_id
          CROSS JOIN LATERAL generate_series(
              i.stored_at,
              i.stored_at + (greatest(ceil(extract(epoch FROM $2 - i.stored_at) / 3600), 1) - 1) * interval '1 hour',
              interval '1 hour') AS h(hour_start)
          LEFT JOIN LATERAL (
              SELECT amount_paise FROM tariffs
-             WHERE size = l.size AND valid_from <= h.hour_start
+             WHERE size = i.size AND valid_from <= h.hour_start
              ORDER BY valid_from DESC LIMIT 1) t ON true
          WHERE i.id = $1 AND i.stored_at IS NOT NULL",
     )

@@ -98,9 +98,9 @@ pub async fn reserve(
     };
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO items (id, locker_id, sender_id, name, description, receiver_phone, receiver_email,
+        "INSERT INTO items (id, locker_id, size, sender_id, name, description, receiver_phone, receiver_email,
                             dropoff_by, pickup_window_secs)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9)",
+         SELECT $1, $2, l.size, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9 FROM lockers l WHERE l.id = $2",
     )
     .bind(id)
     .bind(locker_id)
