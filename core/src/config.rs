@@ -190,6 +190,17 @@ pub struct Config {
     #[arg(long, env = "APP_ENV", value_enum, default_value = "development")]
     pub app_env: AppEnv,
 
+    /// Bearer token `/metrics` asks for (intake and worker). Unset: `/metrics` is
+    /// open in development, and not served by the intake in production (set a
+    /// token, or scrape the workers' METRICS_ADDR on a private network).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
+    /// Address a `lockers-worker` process serves its `/metrics` on (e.g.
+    /// `0.0.0.0:9090`); unset: none. The intake serves its own on LISTEN_ADDR.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -635,6 +646,9 @@ impl Config {
                 return fail("APP_ENV=production needs CONTROLLER_TOKEN_SECRET");
             }
             _ => {}
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            return fail("METRICS_TOKEN must be at least 16 characters");
         }
         self.controller_token_secret.get_or_insert_with(|| Secret::new(DEV_CONTROLLER_TOKEN_SECRET));
         self.jwt_secret.get_or_insert_with(Secret::random);
