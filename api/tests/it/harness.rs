@@ -98,6 +98,14 @@ pub fn drop_database(name: &str) {
 
 /// Test configuration: development defaults, a given database, port 0.
 pub fn config(database: &str, extra: &[&str]) -> Config {
+    Config::try_parse_from(config_args(database, extra))
+        .expect("test config parses")
+        .validated()
+        .expect("test config is valid")
+}
+
+/// The command line of [`config`] (program name first).
+pub fn config_args(database: &str, extra: &[&str]) -> Vec<String> {
     let url = format!("{SERVER_URL}/{database}");
     let prefix = format!("test:{database}:");
     let mut args = vec![
@@ -119,7 +127,34 @@ pub fn config(database: &str, extra: &[&str]) -> Config {
         "3600",
     ];
     args.extend_from_slice(extra);
-    Config::try_parse_from(args).expect("test config parses").validated().expect("test config is valid")
+    args.into_iter().map(str::to_owned).collect()
+}
+
+/// The same settings as environment variables, for a child process running a
+/// shipped binary: each `--flag value` or `--flag=value` becomes the variable
+/// the configuration reads it from.
+pub fn config_env(args: &[String]) -> Vec<(String, String)> {
+    use clap::CommandFactory;
+    let command = Config::command();
+    let env_of = |long: &str| {
+        command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_else(|| panic!("--{long} has no environment variable"))
+    };
+    let mut out = Vec::new();
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        let flag = arg.strip_prefix("--").unwrap_or_else(|| panic!("`{arg}` is not a flag"));
+        let (long, value) = match flag.split_once('=') {
+            Some((long, value)) => (long, value.to_owned()),
+            None => (flag, rest.next().cloned().unwrap_or_else(|| panic!("--{flag} has no value"))),
+        };
+        out.push((env_of(long), value));
+    }
+    out
 }
 
 pub struct TestApp {
@@ -153,6 +188,12 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         TestApp { addr, http, pool, config, database, shutdown }
+    }
+
+    /// An app already serving at `addr` (a child process) over `database`.
+    pub fn external(addr: SocketAddr, config: Arc<Config>, pool: PgPool, database: String) -> TestApp {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { addr, http, pool, config, database, shutdown: CancellationToken::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -271,7 +312,8 @@ pub struct Stack {
     pub app: TestApp,
     pub smtp: FakeSmtp,
     pub twilio: FakeTwilio,
-    _workers: Workers,
+    /// None when the workers run elsewhere (a child process).
+    _workers: Option<Workers>,
 }
 
 impl std::ops::Deref for Stack {
@@ -284,16 +326,27 @@ impl std::ops::Deref for Stack {
 impl Stack {
     pub async fn spawn(extra: &[&str]) -> Stack {
         let (smtp, twilio) = (FakeSmtp::start().await, FakeTwilio::start().await);
-        let mut flags: Vec<String> = smtp.flags();
-        flags.extend(twilio.flags());
-        flags.push("--scheduler=false".into());
-        // One message at a time, oldest first: tests name codes by their order of arrival.
-        flags.push("--worker-queues=otp=1,notify=1,sweep=1,door=2".into());
+        let mut flags = Self::flags(&smtp, &twilio);
         flags.extend(extra.iter().map(|s| s.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let app = TestApp::spawn_with(&flags).await;
         let workers = app.start_workers(None);
-        Stack { app, smtp, twilio, _workers: workers }
+        Stack { app, smtp, twilio, _workers: Some(workers) }
+    }
+
+    /// The fakes' flags, no scheduler, and one message at a time, oldest
+    /// first: tests name codes by their order of arrival.
+    pub fn flags(smtp: &FakeSmtp, twilio: &FakeTwilio) -> Vec<String> {
+        let mut flags: Vec<String> = smtp.flags();
+        flags.extend(twilio.flags());
+        flags.push("--scheduler=false".into());
+        flags.push("--worker-queues=otp=1,notify=1,sweep=1,door=2".into());
+        flags
+    }
+
+    /// A stack whose app and workers run elsewhere, configured with [`Stack::flags`].
+    pub fn external(app: TestApp, smtp: FakeSmtp, twilio: FakeTwilio) -> Stack {
+        Stack { app, smtp, twilio, _workers: None }
     }
 
     /// The code in the `n`th (1-based) message to `address`, waiting for it.

@@ -20,6 +20,7 @@ mod jobs;
 mod limits;
 mod mail_relay;
 mod messages;
+mod observability;
 mod outbox;
 mod pickup;
 mod places;
