@@ -322,6 +322,21 @@ async fn a_force_clear_of_a_stored_item_removes_it_bills_its_sizes_price_once_an
     assert_eq!((view["status"].as_str(), view["amount_settled"].as_bool()), (Some("force_removed"), Some(true)));
 }
 
+/// Waits for the simulator's heartbeats to bring `point` online.
+pub(crate) async fn comes_online(app: &TestApp, point: &str) {
+    let online = eventually(WITHIN, || async {
+        let beat: Option<chrono::DateTime<Utc>> =
+            sqlx::query_scalar("SELECT last_heartbeat_at FROM locker_points WHERE id = $1::uuid")
+                .bind(point)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        beat.is_some()
+    })
+    .await;
+    assert!(online, "no heartbeat from the simulator");
+}
+
 /// The shipped simulator as a child process, killed when dropped.
 pub(crate) struct Simulator(pub(crate) std::process::Child);
 
@@ -351,18 +366,7 @@ async fn the_shipped_simulator_serves_as_the_points_controller_for_a_whole_excha
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let simulator = Simulator(child);
     wire(&stack, &admin, &site, &url).await;
-    // Its heartbeats bring the point online.
-    let online = eventually(WITHIN, || async {
-        let beat: Option<chrono::DateTime<Utc>> =
-            sqlx::query_scalar("SELECT last_heartbeat_at FROM locker_points WHERE id = $1::uuid")
-                .bind(&site.point)
-                .fetch_one(&stack.pool)
-                .await
-                .unwrap();
-        beat.is_some()
-    })
-    .await;
-    assert!(online, "no heartbeat from the simulator");
+    comes_online(&stack, &site.point).await;
 
     let (locker, phone) = (site.lockers[0].as_str(), "+919876543213");
     let item_id = deposit_and_store(&stack, &token, locker, phone).await;

@@ -14,7 +14,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::client::exchange::{id, json_of, site};
-use crate::e2e::{HTTP_DOORS, Simulator, WITHIN, collect_by_sms, ledger_row, locker_reaches, reaches, sms_code, wire};
+use crate::e2e::{
+    HTTP_DOORS, Simulator, WITHIN, collect_by_sms, comes_online, ledger_row, locker_reaches, reaches, sms_code, wire,
+};
 use crate::fakes::controller::simulator_url;
 use crate::fakes::smtp::FakeSmtp;
 use crate::fakes::twilio::FakeTwilio;
@@ -130,17 +132,7 @@ async fn exchange(stack: &Stack) -> Exchanged {
     let mut simulator = Simulator(child);
     let url = simulator_url(&mut simulator.0).await;
     wire(stack, &admin, &site, &url).await;
-    let online = eventually(WITHIN, || async {
-        let beat: Option<chrono::DateTime<chrono::Utc>> =
-            sqlx::query_scalar("SELECT last_heartbeat_at FROM locker_points WHERE id = $1::uuid")
-                .bind(&site.point)
-                .fetch_one(&stack.pool)
-                .await
-                .unwrap();
-        beat.is_some()
-    })
-    .await;
-    assert!(online, "no heartbeat from the simulator");
+    comes_online(stack, &site.point).await;
 
     let locker = site.lockers[0].as_str();
     let body = json!({ "locker_id": locker, "name": "Books", "receiver_phone": RECEIVER_PHONE });
