@@ -498,6 +498,39 @@ pub const DEV_CONTROLLER_TOKEN_SECRET: &str = "lockers-development-controller-to
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
+impl ConfigError {
+    /// Clap's error about a setting, told in terms of the environment
+    /// variable (`REQUEST_TIMEOUT_SECS=abc: ...`), not the command-line flag
+    /// nobody typed; the value is left out when the setting is a secret.
+    pub fn from_clap(error: &clap::Error) -> Self {
+        use clap::CommandFactory;
+        use clap::error::{ContextKind, ContextValue};
+        let flag = match error.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => {
+                arg.split_whitespace().next().unwrap_or_default().trim_start_matches('-')
+            }
+            _ => return Self(error.to_string()),
+        };
+        let command = Config::command();
+        let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(flag)) else {
+            return Self(error.to_string());
+        };
+        let Some(env) = arg.get_env().map(|e| e.to_string_lossy().into_owned()) else {
+            return Self(error.to_string());
+        };
+        let why = std::error::Error::source(error).map_or_else(|| "not a valid value".to_owned(), |e| e.to_string());
+        let value = match error.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(v)) if !arg.is_hide_env_values_set() => format!("={v}"),
+            _ => String::new(),
+        };
+        let expected = match error.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(values)) => format!(" (expected one of: {})", values.join(", ")),
+            _ => String::new(),
+        };
+        Self(format!("{env}{value} is not valid: {why}{expected}"))
+    }
+}
+
 impl Config {
     /// Reads `.env` (outside production) and the environment, then validates.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -510,7 +543,7 @@ impl Config {
                 Err(e) => return Err(ConfigError(format!(".env could not be read: {e}"))),
             }
         }
-        let config = Self::try_parse_from(["lockers"]).map_err(|e| ConfigError(e.to_string()))?;
+        let config = Self::try_parse_from(["lockers"]).map_err(|e| ConfigError::from_clap(&e))?;
         config.validated()
     }
 
@@ -856,6 +889,18 @@ mod tests {
         assert!(dev.to_string().contains("development CONTROLLER_TOKEN_SECRET"), "{dev}");
         let set = production(Some(&"c".repeat(40))).unwrap();
         assert_eq!(set.controller_token_secret, Some(Secret::new("c".repeat(40))));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_environment_variable_not_a_flag() {
+        let err = Config::try_parse_from(["lockers", "--request-timeout", "abc"]).unwrap_err();
+        let message = ConfigError::from_clap(&err).to_string();
+        assert!(message.contains("REQUEST_TIMEOUT_SECS=abc"), "{message}");
+        assert!(message.contains("whole number of seconds"), "{message}");
+        assert!(!message.contains("--request-timeout"), "{message}");
+        let err = Config::try_parse_from(["lockers", "--log-format", "xml"]).unwrap_err();
+        let message = ConfigError::from_clap(&err).to_string();
+        assert!(message.contains("LOG_FORMAT=xml") && message.contains("text, json"), "{message}");
     }
 
     #[test]
