@@ -904,6 +904,38 @@ mod tests {
     }
 
     #[test]
+    fn the_env_example_lists_every_setting_with_its_default_and_nothing_else() {
+        use clap::CommandFactory;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/.env.example");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let listed: Vec<(String, String)> = text
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once('='))
+            .filter(|(name, _)| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+            })
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        let mut settings = Vec::new();
+        for arg in Config::command().get_arguments() {
+            let Some(env) = arg.get_env().map(|e| e.to_string_lossy().into_owned()) else { continue };
+            let default: Vec<String> =
+                arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+            let line = listed.iter().find(|(n, _)| *n == env);
+            assert_eq!(
+                line.map(|(_, v)| v.clone()),
+                Some(default.join(",")),
+                "{env} and its default in ops/.env.example"
+            );
+            settings.push(env);
+        }
+        for (name, _) in &listed {
+            assert!(settings.contains(name), "ops/.env.example lists {name}, which no setting reads");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug_output() {
         let config = parse(&["--jwt-secret", "super-secret-value-that-is-long-enough"]).unwrap();
         assert!(!format!("{config:?}").contains("super-secret"));
