@@ -8,6 +8,7 @@ mod harness;
 
 mod admin_cli;
 mod auth;
+mod backup;
 mod billing;
 mod doors;
 mod e2e;
