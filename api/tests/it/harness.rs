@@ -35,7 +35,9 @@ static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 async fn template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
-            let name = format!("lockers_tpl_{}", migrations_hash());
+            // The 9999999999 stands where older harnesses read a creation time
+            // and dropped templates an hour old: they leave this one alone.
+            let name = format!("lockers_tpl_9999999999_{}", migrations_hash());
             let mut conn = PgConnection::connect(&format!("{SERVER_URL}/postgres")).await.expect("connect to postgres");
             sqlx::query("SELECT pg_advisory_lock(hashtext('lockers test template'))")
                 .execute(&mut conn)
@@ -98,7 +100,7 @@ async fn drop_stale_templates(conn: &mut PgConnection, keep: &str, now: u64) {
         // Older runs named templates `lockers_tpl_<created>_<uuid>` and left no comment.
         let used = comment
             .and_then(|c| c.strip_prefix("used ").and_then(|t| t.parse::<u64>().ok()))
-            .or_else(|| name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).filter(|t| *t > 1_000_000_000))
+            .or_else(|| name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).filter(|t| *t < 9_999_999_999))
             .unwrap_or(0);
         if name == keep || now.saturating_sub(used) < 3600 {
             continue;

@@ -279,3 +279,27 @@ async fn a_worker_serves_its_own_metrics_on_its_address_behind_the_token() {
     }
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn in_production_without_a_token_the_intake_does_not_serve_metrics() {
+    let secret = "s".repeat(40);
+    let flags = [
+        "--app-env=production".to_owned(),
+        "--sms-provider=twilio".into(),
+        "--twilio-account-sid=AC1".into(),
+        "--twilio-auth-token=t".into(),
+        "--twilio-from=+15550001111".into(),
+        "--email-provider=smtp".into(),
+        "--smtp-host=mail.example.com".into(),
+        "--email-from=no-reply@example.com".into(),
+        "--door-driver=http".into(),
+        format!("--jwt-secret={secret}"),
+        format!("--otp-pepper={secret}"),
+        format!("--controller-token-secret={secret}"),
+    ];
+    let app = TestApp::spawn_with(&flags.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "route_not_found");
+    assert_eq!(app.get("/health").await.status(), 200, "the rest is served");
+}
