@@ -282,22 +282,14 @@ async fn a_worker_serves_its_own_metrics_on_its_address_behind_the_token() {
 
 #[tokio::test]
 async fn in_production_without_a_token_the_intake_does_not_serve_metrics() {
-    let secret = "s".repeat(40);
-    let flags = [
-        "--app-env=production".to_owned(),
-        "--sms-provider=twilio".into(),
-        "--twilio-account-sid=AC1".into(),
-        "--twilio-auth-token=t".into(),
-        "--twilio-from=+15550001111".into(),
-        "--email-provider=smtp".into(),
-        "--smtp-host=mail.example.com".into(),
-        "--email-from=no-reply@example.com".into(),
-        "--door-driver=http".into(),
-        format!("--jwt-secret={secret}"),
-        format!("--otp-pepper={secret}"),
-        format!("--controller-token-secret={secret}"),
-    ];
-    let app = TestApp::spawn_with(&flags.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // Production as far as /metrics is concerned (the providers it would
+    // demand are beside the point here).
+    let database = harness::fresh_database().await;
+    let mut config = harness::config(&database, &[]);
+    config.app_env = lockers_core::config::AppEnv::Production;
+    assert!(config.metrics_token.is_none());
+    let pool = lockers_core::db::connect(&config.database_url, 4).await.unwrap();
+    let app = TestApp::serve(Arc::new(config), pool, database).await;
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 404);
     assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "route_not_found");
