@@ -14,6 +14,7 @@ mod middleware;
 mod pagination;
 mod pickup;
 mod places;
+mod scrape;
 pub mod simulator;
 mod transactions;
 mod users;
@@ -66,10 +67,15 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(force_clear::router())
         .merge(pickup::router())
         .merge(transactions::router());
+    lockers_core::telemetry::metrics::install();
     let timeout = ctx.config.request_timeout;
     let read_limit = axum::middleware::from_fn_with_state(ctx.clone(), middleware::public_read_limit);
-    let app =
-        Router::new().nest("/api/v1", api_v1).merge(health::router()).fallback(middleware::not_found).with_state(ctx);
+    let app = Router::new()
+        .nest("/api/v1", api_v1)
+        .merge(health::router())
+        .merge(scrape::router())
+        .fallback(middleware::not_found)
+        .with_state(ctx);
     middleware::apply(app.layer(read_limit), timeout)
 }
 

@@ -190,6 +190,17 @@ pub struct Config {
     #[arg(long, env = "APP_ENV", value_enum, default_value = "development")]
     pub app_env: AppEnv,
 
+    /// Bearer token `/metrics` asks for (intake and worker). Unset: `/metrics` is
+    /// open in development, and not served by the intake in production (set a
+    /// token, or scrape the workers' METRICS_ADDR on a private network).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
+    /// Address a `lockers-worker` process serves its `/metrics` on (e.g.
+    /// `0.0.0.0:9090`); unset: none. The intake serves its own on LISTEN_ADDR.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -487,6 +498,39 @@ pub const DEV_CONTROLLER_TOKEN_SECRET: &str = "lockers-development-controller-to
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
+impl ConfigError {
+    /// Clap's error about a setting, told in terms of the environment
+    /// variable (`REQUEST_TIMEOUT_SECS=abc: ...`), not the command-line flag
+    /// nobody typed; the value is left out when the setting is a secret.
+    pub fn from_clap(error: &clap::Error) -> Self {
+        use clap::CommandFactory;
+        use clap::error::{ContextKind, ContextValue};
+        let flag = match error.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => {
+                arg.split_whitespace().next().unwrap_or_default().trim_start_matches('-')
+            }
+            _ => return Self(error.to_string()),
+        };
+        let command = Config::command();
+        let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(flag)) else {
+            return Self(error.to_string());
+        };
+        let Some(env) = arg.get_env().map(|e| e.to_string_lossy().into_owned()) else {
+            return Self(error.to_string());
+        };
+        let why = std::error::Error::source(error).map_or_else(|| "not a valid value".to_owned(), |e| e.to_string());
+        let value = match error.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(v)) if !arg.is_hide_env_values_set() => format!("={v}"),
+            _ => String::new(),
+        };
+        let expected = match error.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(values)) => format!(" (expected one of: {})", values.join(", ")),
+            _ => String::new(),
+        };
+        Self(format!("{env}{value} is not valid: {why}{expected}"))
+    }
+}
+
 impl Config {
     /// Reads `.env` (outside production) and the environment, then validates.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -499,7 +543,7 @@ impl Config {
                 Err(e) => return Err(ConfigError(format!(".env could not be read: {e}"))),
             }
         }
-        let config = Self::try_parse_from(["lockers"]).map_err(|e| ConfigError(e.to_string()))?;
+        let config = Self::try_parse_from(["lockers"]).map_err(|e| ConfigError::from_clap(&e))?;
         config.validated()
     }
 
@@ -635,6 +679,9 @@ impl Config {
                 return fail("APP_ENV=production needs CONTROLLER_TOKEN_SECRET");
             }
             _ => {}
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            return fail("METRICS_TOKEN must be at least 16 characters");
         }
         self.controller_token_secret.get_or_insert_with(|| Secret::new(DEV_CONTROLLER_TOKEN_SECRET));
         self.jwt_secret.get_or_insert_with(Secret::random);
@@ -842,6 +889,50 @@ mod tests {
         assert!(dev.to_string().contains("development CONTROLLER_TOKEN_SECRET"), "{dev}");
         let set = production(Some(&"c".repeat(40))).unwrap();
         assert_eq!(set.controller_token_secret, Some(Secret::new("c".repeat(40))));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_environment_variable_not_a_flag() {
+        let err = Config::try_parse_from(["lockers", "--request-timeout", "abc"]).unwrap_err();
+        let message = ConfigError::from_clap(&err).to_string();
+        assert!(message.contains("REQUEST_TIMEOUT_SECS=abc"), "{message}");
+        assert!(message.contains("whole number of seconds"), "{message}");
+        assert!(!message.contains("--request-timeout"), "{message}");
+        let err = Config::try_parse_from(["lockers", "--log-format", "xml"]).unwrap_err();
+        let message = ConfigError::from_clap(&err).to_string();
+        assert!(message.contains("LOG_FORMAT=xml") && message.contains("text, json"), "{message}");
+    }
+
+    #[test]
+    fn the_env_example_lists_every_setting_with_its_default_and_nothing_else() {
+        use clap::CommandFactory;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/.env.example");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let listed: Vec<(String, String)> = text
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once('='))
+            .filter(|(name, _)| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+            })
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        let mut settings = Vec::new();
+        for arg in Config::command().get_arguments() {
+            let Some(env) = arg.get_env().map(|e| e.to_string_lossy().into_owned()) else { continue };
+            let default: Vec<String> =
+                arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+            let line = listed.iter().find(|(n, _)| *n == env);
+            assert_eq!(
+                line.map(|(_, v)| v.clone()),
+                Some(default.join(",")),
+                "{env} and its default in ops/.env.example"
+            );
+            settings.push(env);
+        }
+        for (name, _) in &listed {
+            assert!(settings.contains(name), "ops/.env.example lists {name}, which no setting reads");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 # Every timed run holds flock /tmp/bench.lock, so nothing else measured runs at the same time.
 #
 # Usage: ops/bench/run.sh [runs]     (default 3 runs per workload and system; results under ops/bench/results/)
+#        NO_PEERS=1 ops/bench/run.sh  (our engine alone: no node, npm or graphile-worker needed)
 # Needs: a release build (cargo build --release -p lockers-workers --bin lockers-jobs-bench),
-#        PostgreSQL on 127.0.0.1:5432, node + npm for graphile-worker (npm ci is run here).
+#        PostgreSQL on 127.0.0.1:5432, node + npm for graphile-worker (npm ci is run here) unless NO_PEERS=1.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -19,10 +20,13 @@ cpu="python3 $peers/cpuwrap.py"
 
 # Not -e: a run that times out is recorded (its CPU line shows rc=124) and the others still run.
 [[ -x $bench ]] || { echo "build first: cargo build --release -p lockers-workers --bin lockers-jobs-bench" >&2; exit 1; }
-(cd "$peers/graphile" && [[ -d node_modules ]] || npm ci --silent)
-psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'bench_graphile'" | grep -q 1 \
-  || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE bench_graphile"
-(cd "$peers/graphile" && node bench.js setup >/dev/null)
+# The peer comparison is optional: NO_PEERS=1 measures our engine alone.
+if [[ -z ${NO_PEERS:-} ]]; then
+  (cd "$peers/graphile" && [[ -d node_modules ]] || npm ci --silent)
+  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'bench_graphile'" | grep -q 1 \
+    || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE bench_graphile"
+  (cd "$peers/graphile" && node bench.js setup >/dev/null)
+fi
 
 {
   echo "# $(date -u) on $(nproc) cores; load before start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -32,7 +36,7 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'b
 for i in $(seq "$runs"); do
   echo "## A: drain 50,000, run $i" | tee -a "$out/summary.txt"
   flock /tmp/bench.lock $cpu "lockers-drain" -- timeout 120 "$bench" drain 50000 2>&1 | grep -E "ENQUEUE|DRAIN|CPU|rror" | tee -a "$out/summary.txt"
-  (cd "$peers/graphile" && flock /tmp/bench.lock node bench.js enqueue 50000 >/dev/null \
+  [[ -n ${NO_PEERS:-} ]] || (cd "$peers/graphile" && flock /tmp/bench.lock node bench.js enqueue 50000 >/dev/null \
     && flock /tmp/bench.lock $cpu "graphile-drain--tuned" -- timeout 88 node bench.js drain 50000 --tuned 2>&1) \
     | grep -E "DRAIN|CPU|rror" | tee -a "$out/summary.txt"
 done
@@ -44,7 +48,7 @@ for rate in 200 2000; do
       | grep -E "LATENCY|per-second|CPU|rror" | tee -a "$out/summary.txt"
     # graphile's harness produces from one connection in sequence: at 2,000/s it
     # falls behind (one commit takes about 1 ms here); its line reports the rate reached.
-    (cd "$peers/graphile" && flock /tmp/bench.lock $cpu "graphile-latency-$rate--tuned" -- timeout 150 node bench.js latency "$rate" 20 --tuned 2>&1) \
+    [[ -n ${NO_PEERS:-} ]] || (cd "$peers/graphile" && flock /tmp/bench.lock $cpu "graphile-latency-$rate--tuned" -- timeout 150 node bench.js latency "$rate" 20 --tuned 2>&1) \
       | grep -E "LATENCY|per-second|CPU|rror" | tee -a "$out/summary.txt"
   done
 done

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::providers::{Email, SendError};
 use crate::{WorkerState, failure};
+use lockers_core::telemetry::metrics::name;
 
 /// One delivery attempt, at most once per message: the message is claimed
 /// (`sending`) and that claim committed before the provider is called, so a
@@ -56,6 +57,7 @@ pub async fn deliver_notification(
         Ok(receipt) => {
             let sent = outbox::Sent { id: message.id, provider, provider_message_id: receipt.provider_message_id };
             state.sent.record(sent).await?;
+            count_sent(&message);
             tracing::info!(notification_id = %message.id, kind = %message.kind, provider, "notification sent");
             Ok(())
         }
@@ -68,15 +70,31 @@ pub async fn deliver_notification(
         // at all; the user can ask for a new one), left for operators to see.
         Err(SendError::Unknown(error)) => {
             outbox::mark_unknown(&state.pool, message.id, provider, &error).await.map_err(failure)?;
+            count_failed(&message);
             tracing::warn!(notification_id = %message.id, provider, %error, "notification outcome unknown; not resent");
             Err(AbortError::new(error).into())
         }
         Err(SendError::Permanent(error)) => {
             outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, true).await.map_err(failure)?;
+            count_failed(&message);
             tracing::warn!(notification_id = %message.id, provider, %error, "notification refused by provider");
             Err(AbortError::new(error).into())
         }
     }
+}
+
+/// A message the provider accepted; one carrying a code also counts as a code sent.
+fn count_sent(message: &outbox::Pending) {
+    let channel = message.channel.clone();
+    metrics::counter!(name::NOTIFICATIONS_SENT, "channel" => channel.clone()).increment(1);
+    if message.sensitive {
+        metrics::counter!(name::CODES_SENT, "channel" => channel).increment(1);
+    }
+}
+
+/// A message given up: refused, out of attempts, or its outcome unknown.
+fn count_failed(message: &outbox::Pending) {
+    metrics::counter!(name::NOTIFICATIONS_FAILED, "channel" => message.channel.clone()).increment(1);
 }
 
 /// Records a failed attempt worth repeating: the job runs again (after `wait`
@@ -92,6 +110,9 @@ async fn retry_or_give_up(
 ) -> Result<(), BoxDynError> {
     let give_up = attempt.current() >= message.queue().max_attempts() as usize;
     outbox::mark_attempt_failed(&state.pool, message.id, provider, &error, give_up).await.map_err(failure)?;
+    if give_up {
+        count_failed(message);
+    }
     let wait_secs = wait.map(|w| w.as_secs_f64());
     tracing::warn!(notification_id = %message.id, provider, %error, give_up, ?wait_secs, "notification attempt failed");
     Err(match (give_up, wait) {

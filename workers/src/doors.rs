@@ -56,6 +56,7 @@ pub async fn open_door(job: OpenDoor, state: Data<Arc<WorkerState>>, attempt: At
             } else {
                 doors::acknowledged(&mut conn, &Actor::system(), command.command_id).await.map_err(failure)?;
             }
+            tracing::info!(command_id = %command.command_id, door_no = command.door_no, "door opened");
             Ok(())
         }
         Err(DoorError::Transient(error)) => {

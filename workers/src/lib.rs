@@ -7,6 +7,7 @@ mod doors;
 pub mod engine;
 pub mod providers;
 mod scheduler;
+pub mod scrape;
 pub mod sweep;
 
 use std::sync::Arc;
@@ -83,6 +84,7 @@ impl Runtime {
             .connect_lazy_with((*self.pool.connect_options()).clone());
         let sent = deliver::SentLog::start(&handler_pool);
         let state = Arc::new(WorkerState { config: self.config.clone(), pool: handler_pool.clone(), providers, sent });
+        lockers_core::telemetry::metrics::install();
         let engine = Engine::start(self.pool.clone(), EngineSettings::from_config(&self.config))
             .await
             .context("Failed to register with the job engine")?;

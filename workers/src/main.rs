@@ -34,6 +34,9 @@ async fn main() -> anyhow::Result<()> {
     let pool = db::connect_and_migrate(&config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
+    if let Some(addr) = config.metrics_addr {
+        lockers_workers::scrape::serve(addr, pool.clone(), config.metrics_token.clone(), shutdown.clone()).await?;
+    }
     Runtime::new(Arc::new(config), pool).run_until_stopped(shutdown).await?;
     tracing::info!("lockers-worker stopped");
     Ok(())

@@ -112,6 +112,12 @@ async fn jobs_stats_shows_each_queues_depth_oldest_wait_running_retrying_and_dea
     let oldest: f64 = notify[5].parse().unwrap();
     assert!((90.0..3600.0).contains(&oldest), "the oldest due job waited 90 s and more: {listing}");
     assert_eq!(row("door"), ["0", "0", "0", "0", "1", "-"], "{listing}");
+    // Empty queues are listed too, with zeros, in the queues' order.
+    for queue in ["otp", "billing", "sweep"] {
+        assert_eq!(row(queue), ["0", "0", "0", "0", "0", "-"], "{listing}");
+    }
+    let order: Vec<&str> = listing.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(order, ["otp", "notify", "door", "billing", "sweep"], "{listing}");
 }
 
 #[tokio::test]

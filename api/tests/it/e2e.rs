@@ -22,13 +22,13 @@ use crate::fakes::controller::{FakeController, simulator_url};
 use crate::harness::{Stack, TestApp, eventually};
 
 /// The `http` door driver with quick retries (door attempts keep their 5 s timeout).
-const HTTP_DOORS: [&str; 3] = ["--door-driver=http", "--job-backoff-base-ms=50", "--job-backoff-max-secs=1"];
+pub(crate) const HTTP_DOORS: [&str; 3] = ["--door-driver=http", "--job-backoff-base-ms=50", "--job-backoff-max-secs=1"];
 
 /// Long enough for any step of an exchange on a busy 2-core machine.
-const WITHIN: Duration = Duration::from_secs(15);
+pub(crate) const WITHIN: Duration = Duration::from_secs(15);
 
 /// Points the site's doors at `url` (an admin's PATCH, as an operator would).
-async fn wire(app: &TestApp, admin: &str, site: &Site, url: &str) {
+pub(crate) async fn wire(app: &TestApp, admin: &str, site: &Site, url: &str) {
     json_of(app.update_point(admin, &site.point, &json!({ "controller_url": url })).await, 200).await;
 }
 
@@ -42,11 +42,11 @@ async fn controller(stack: &Stack, admin: &str, site: &Site) -> FakeController {
     fake
 }
 
-async fn item_status(app: &TestApp, item: &str) -> String {
+pub(crate) async fn item_status(app: &TestApp, item: &str) -> String {
     sqlx::query_scalar("SELECT status FROM items WHERE id = $1::uuid").bind(item).fetch_one(&app.pool).await.unwrap()
 }
 
-async fn locker_status(app: &TestApp, locker: &str) -> String {
+pub(crate) async fn locker_status(app: &TestApp, locker: &str) -> String {
     sqlx::query_scalar("SELECT status FROM lockers WHERE id = $1::uuid")
         .bind(locker)
         .fetch_one(&app.pool)
@@ -54,12 +54,12 @@ async fn locker_status(app: &TestApp, locker: &str) -> String {
         .unwrap()
 }
 
-async fn reaches(app: &TestApp, item: &str, status: &str) {
+pub(crate) async fn reaches(app: &TestApp, item: &str, status: &str) {
     let reached = eventually(WITHIN, || async { item_status(app, item).await == status }).await;
     assert!(reached, "item {item} never became {status} (is {})", item_status(app, item).await);
 }
 
-async fn locker_reaches(app: &TestApp, locker: &str, status: &str) {
+pub(crate) async fn locker_reaches(app: &TestApp, locker: &str, status: &str) {
     let reached = eventually(WITHIN, || async { locker_status(app, locker).await == status }).await;
     assert!(reached, "locker {locker} never became {status} (is {})", locker_status(app, locker).await);
 }
@@ -97,7 +97,7 @@ async fn sms_with(stack: &Stack, to: &str, needle: &str) -> String {
 }
 
 /// The sender's ledger over HTTP: the one row for `item`.
-async fn ledger_row(app: &TestApp, token: &str, item: &str) -> Value {
+pub(crate) async fn ledger_row(app: &TestApp, token: &str, item: &str) -> Value {
     let ledger = json_of(app.my_transactions(Some(token), "").await, 200).await;
     let rows: Vec<&Value> = ledger["items"].as_array().unwrap().iter().filter(|r| r["item_id"] == item).collect();
     assert_eq!(rows.len(), 1, "one transaction for the item: {ledger}");
@@ -105,7 +105,7 @@ async fn ledger_row(app: &TestApp, token: &str, item: &str) -> Value {
 }
 
 /// Deposit to `locker` for a phone receiver, drop-off from the app, and wait until stored.
-async fn deposit_and_store(stack: &Stack, token: &str, locker: &str, phone: &str) -> String {
+pub(crate) async fn deposit_and_store(stack: &Stack, token: &str, locker: &str, phone: &str) -> String {
     let body = json!({ "locker_id": locker, "name": "Books", "receiver_phone": phone });
     let item = id(&json_of(stack.deposit(token, &body).await, 201).await);
     json_of(stack.drop_off(token, &item).await, 200).await;
@@ -117,7 +117,7 @@ async fn deposit_and_store(stack: &Stack, token: &str, locker: &str, phone: &str
 /// `otp`) and notices (queue `notify`) may arrive in either order, and a
 /// notice may hold digit runs too (the point's name here), so the code is
 /// read from the code message: `Lockers: <code> to collect ...`.
-async fn sms_code(stack: &Stack, phone: &str) -> String {
+pub(crate) async fn sms_code(stack: &Stack, phone: &str) -> String {
     let code_in = |body: &str| {
         let code = body.strip_prefix("Lockers: ")?.split(' ').next()?;
         (body.contains("Never share") && code.len() == 6).then(|| code.to_owned())
@@ -129,7 +129,7 @@ async fn sms_code(stack: &Stack, phone: &str) -> String {
 }
 
 /// The receiver at the locker: asks for a code by SMS and collects.
-async fn collect_by_sms(stack: &Stack, locker: &str, phone: &str) {
+pub(crate) async fn collect_by_sms(stack: &Stack, locker: &str, phone: &str) {
     let locker_id: Uuid = locker.parse().unwrap();
     assert_eq!(stack.pickup_request(locker_id, phone).await.status(), 202);
     let code = sms_code(stack, phone).await;
@@ -322,8 +322,23 @@ async fn a_force_clear_of_a_stored_item_removes_it_bills_its_sizes_price_once_an
     assert_eq!((view["status"].as_str(), view["amount_settled"].as_bool()), (Some("force_removed"), Some(true)));
 }
 
+/// Waits for the simulator's heartbeats to bring `point` online.
+pub(crate) async fn comes_online(app: &TestApp, point: &str) {
+    let online = eventually(WITHIN, || async {
+        let beat: Option<chrono::DateTime<Utc>> =
+            sqlx::query_scalar("SELECT last_heartbeat_at FROM locker_points WHERE id = $1::uuid")
+                .bind(point)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        beat.is_some()
+    })
+    .await;
+    assert!(online, "no heartbeat from the simulator");
+}
+
 /// The shipped simulator as a child process, killed when dropped.
-struct Simulator(std::process::Child);
+pub(crate) struct Simulator(pub(crate) std::process::Child);
 
 impl Drop for Simulator {
     fn drop(&mut self) {
@@ -351,18 +366,7 @@ async fn the_shipped_simulator_serves_as_the_points_controller_for_a_whole_excha
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let simulator = Simulator(child);
     wire(&stack, &admin, &site, &url).await;
-    // Its heartbeats bring the point online.
-    let online = eventually(WITHIN, || async {
-        let beat: Option<chrono::DateTime<Utc>> =
-            sqlx::query_scalar("SELECT last_heartbeat_at FROM locker_points WHERE id = $1::uuid")
-                .bind(&site.point)
-                .fetch_one(&stack.pool)
-                .await
-                .unwrap();
-        beat.is_some()
-    })
-    .await;
-    assert!(online, "no heartbeat from the simulator");
+    comes_online(&stack, &site.point).await;
 
     let (locker, phone) = (site.lockers[0].as_str(), "+919876543213");
     let item_id = deposit_and_store(&stack, &token, locker, phone).await;

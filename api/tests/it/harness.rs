@@ -27,42 +27,87 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// A migrated database that each test clones (much faster than migrating).
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 
+/// The template of this migration set: named by a hash of the migrations, so
+/// every run with the same migrations reuses one template (runs leave no new
+/// database behind) and a run with other migrations gets its own. Built under
+/// a name of its own and renamed when complete, under an advisory lock, so
+/// concurrent runs neither race nor clone a half-migrated template.
 async fn template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
-            drop_stale_templates().await;
-            // The creation time in the name lets other runs tell stale templates from live ones.
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let name = format!("lockers_tpl_{}_{}", now.as_secs(), Uuid::new_v4().simple());
-            let url = format!("{SERVER_URL}/{name}");
-            db::ensure_database_exists(&url).await.expect("create template database");
-            let pool = db::connect(&url, 2).await.expect("connect template");
-            db::migrate(&pool).await.expect("migrate template");
-            pool.close().await;
+            // The 9999999999 stands where older harnesses read a creation time
+            // and dropped templates an hour old: they leave this one alone.
+            let name = format!("lockers_tpl_9999999999_{}", migrations_hash());
+            let mut conn = PgConnection::connect(&format!("{SERVER_URL}/postgres")).await.expect("connect to postgres");
+            sqlx::query("SELECT pg_advisory_lock(hashtext('lockers test template'))")
+                .execute(&mut conn)
+                .await
+                .expect("lock the template");
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await
+                .expect("look for the template");
+            if !exists {
+                let building = format!("{name}_b");
+                let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db::quote_ident(&building));
+                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await.expect("drop a half-built template");
+                let url = format!("{SERVER_URL}/{building}");
+                db::ensure_database_exists(&url).await.expect("create template database");
+                let pool = db::connect(&url, 2).await.expect("connect template");
+                db::migrate(&pool).await.expect("migrate template");
+                pool.close().await;
+                let rename =
+                    format!("ALTER DATABASE {} RENAME TO {}", db::quote_ident(&building), db::quote_ident(&name));
+                sqlx::query(sqlx::AssertSqlSafe(rename)).execute(&mut conn).await.expect("complete the template");
+            }
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+            let used = format!("COMMENT ON DATABASE {} IS 'used {now}'", db::quote_ident(&name));
+            sqlx::query(sqlx::AssertSqlSafe(used)).execute(&mut conn).await.expect("mark the template used");
+            drop_stale_templates(&mut conn, &name, now).await;
+            sqlx::query("SELECT pg_advisory_unlock(hashtext('lockers test template'))").execute(&mut conn).await.ok();
+            conn.close().await.ok();
             name
         })
         .await
 }
 
-/// Templates left by earlier runs, once they are an hour old: a run between two
-/// clones holds no connection to its template, so a younger one may be in use.
-async fn drop_stale_templates() {
-    let Ok(mut conn) = PgConnection::connect(&format!("{SERVER_URL}/postgres")).await else { return };
-    let stale: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'lockers\\_tpl\\_%'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-    for name in stale {
-        let created = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        if now.saturating_sub(created) < 3600 {
+/// The first 16 hex digits of a SHA-256 over every migration file, in order.
+fn migrations_hash() -> String {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).expect("the migrations folder").flatten().map(|e| e.path()).collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    for file in files {
+        hash.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+        hash.update(std::fs::read(&file).expect("a migration"));
+    }
+    hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Templates of other migration sets that no run used for an hour (a run
+/// marks its template when it starts; one may still be cloning from its own).
+async fn drop_stale_templates(conn: &mut PgConnection, keep: &str, now: u64) {
+    let templates: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE 'lockers\\_tpl\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    for (name, comment) in templates {
+        // Older runs named templates `lockers_tpl_<created>_<uuid>` and left no comment.
+        let used = comment
+            .and_then(|c| c.strip_prefix("used ").and_then(|t| t.parse::<u64>().ok()))
+            .or_else(|| name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).filter(|t| *t < 9_999_999_999))
+            .unwrap_or(0);
+        if name == keep || now.saturating_sub(used) < 3600 {
             continue;
         }
         let sql = format!("DROP DATABASE IF EXISTS {}", db::quote_ident(&name));
-        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await;
     }
-    conn.close().await.ok();
 }
 
 /// A new, migrated database for one test.
@@ -82,13 +127,16 @@ pub async fn fresh_database() -> String {
     name
 }
 
-/// Drops a test database, closing whatever still holds it.
+/// Drops a test database, closing whatever still holds it, and the Redis
+/// keys written under its prefix (see [`config_args`]).
 pub fn drop_database(name: &str) {
     let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db::quote_ident(name));
+    let pattern = format!("test:{name}:*");
     // Drop runs outside any async context we could await in: use a thread of its own.
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
         rt.block_on(async {
+            delete_redis_keys(&pattern).await;
             let mut conn = PgConnection::connect(&format!("{SERVER_URL}/postgres")).await.ok()?;
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.ok()
         })
@@ -96,8 +144,33 @@ pub fn drop_database(name: &str) {
     .join();
 }
 
+/// Deletes every Redis key matching `pattern` (a test's prefix).
+async fn delete_redis_keys(pattern: &str) {
+    let Ok(client) = redis::Client::open(REDIS_URL) else { return };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+    let keys: Vec<String> = {
+        let Ok(mut iter) = redis::AsyncCommands::scan_match::<_, String>(&mut conn, pattern).await else { return };
+        let mut keys = Vec::new();
+        while let Some(key) = futures::StreamExt::next(&mut iter).await {
+            keys.extend(key.ok());
+        }
+        keys
+    };
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::AsyncCommands::del(&mut conn, keys).await;
+    }
+}
+
 /// Test configuration: development defaults, a given database, port 0.
 pub fn config(database: &str, extra: &[&str]) -> Config {
+    Config::try_parse_from(config_args(database, extra))
+        .expect("test config parses")
+        .validated()
+        .expect("test config is valid")
+}
+
+/// The command line of [`config`] (program name first).
+pub fn config_args(database: &str, extra: &[&str]) -> Vec<String> {
     let url = format!("{SERVER_URL}/{database}");
     let prefix = format!("test:{database}:");
     let mut args = vec![
@@ -119,7 +192,34 @@ pub fn config(database: &str, extra: &[&str]) -> Config {
         "3600",
     ];
     args.extend_from_slice(extra);
-    Config::try_parse_from(args).expect("test config parses").validated().expect("test config is valid")
+    args.into_iter().map(str::to_owned).collect()
+}
+
+/// The same settings as environment variables, for a child process running a
+/// shipped binary: each `--flag value` or `--flag=value` becomes the variable
+/// the configuration reads it from.
+pub fn config_env(args: &[String]) -> Vec<(String, String)> {
+    use clap::CommandFactory;
+    let command = Config::command();
+    let env_of = |long: &str| {
+        command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_else(|| panic!("--{long} has no environment variable"))
+    };
+    let mut out = Vec::new();
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        let flag = arg.strip_prefix("--").unwrap_or_else(|| panic!("`{arg}` is not a flag"));
+        let (long, value) = match flag.split_once('=') {
+            Some((long, value)) => (long, value.to_owned()),
+            None => (flag, rest.next().cloned().unwrap_or_else(|| panic!("--{flag} has no value"))),
+        };
+        out.push((env_of(long), value));
+    }
+    out
 }
 
 pub struct TestApp {
@@ -153,6 +253,12 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         TestApp { addr, http, pool, config, database, shutdown }
+    }
+
+    /// An app already serving at `addr` (a child process) over `database`.
+    pub fn external(addr: SocketAddr, config: Arc<Config>, pool: PgPool, database: String) -> TestApp {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { addr, http, pool, config, database, shutdown: CancellationToken::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -271,7 +377,8 @@ pub struct Stack {
     pub app: TestApp,
     pub smtp: FakeSmtp,
     pub twilio: FakeTwilio,
-    _workers: Workers,
+    /// None when the workers run elsewhere (a child process).
+    _workers: Option<Workers>,
 }
 
 impl std::ops::Deref for Stack {
@@ -284,16 +391,27 @@ impl std::ops::Deref for Stack {
 impl Stack {
     pub async fn spawn(extra: &[&str]) -> Stack {
         let (smtp, twilio) = (FakeSmtp::start().await, FakeTwilio::start().await);
-        let mut flags: Vec<String> = smtp.flags();
-        flags.extend(twilio.flags());
-        flags.push("--scheduler=false".into());
-        // One message at a time, oldest first: tests name codes by their order of arrival.
-        flags.push("--worker-queues=otp=1,notify=1,sweep=1,door=2".into());
+        let mut flags = Self::flags(&smtp, &twilio);
         flags.extend(extra.iter().map(|s| s.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let app = TestApp::spawn_with(&flags).await;
         let workers = app.start_workers(None);
-        Stack { app, smtp, twilio, _workers: workers }
+        Stack { app, smtp, twilio, _workers: Some(workers) }
+    }
+
+    /// The fakes' flags, no scheduler, and one message at a time, oldest
+    /// first: tests name codes by their order of arrival.
+    pub fn flags(smtp: &FakeSmtp, twilio: &FakeTwilio) -> Vec<String> {
+        let mut flags: Vec<String> = smtp.flags();
+        flags.extend(twilio.flags());
+        flags.push("--scheduler=false".into());
+        flags.push("--worker-queues=otp=1,notify=1,sweep=1,door=2".into());
+        flags
+    }
+
+    /// A stack whose app and workers run elsewhere, configured with [`Stack::flags`].
+    pub fn external(app: TestApp, smtp: FakeSmtp, twilio: FakeTwilio) -> Stack {
+        Stack { app, smtp, twilio, _workers: None }
     }
 
     /// The code in the `n`th (1-based) message to `address`, waiting for it.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lockers_core::jobs::{self, Queue, Sweep};
+use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::harness::{TestApp, eventually};
@@ -119,4 +120,27 @@ async fn the_scheduled_sweep_does_not_write_to_the_audit_log() {
     assert!(swept, "the sweep ran");
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&app.pool).await.unwrap();
     assert_eq!(audited, 0, "a sweep every minute would bury the audit log");
+}
+
+#[tokio::test]
+async fn a_finished_test_leaves_neither_its_database_nor_its_redis_keys_behind() {
+    let app = TestApp::spawn().await;
+    // A public read writes the per-IP counter under the test's Redis prefix.
+    assert_eq!(app.get("/api/v1/states").await.status(), 200);
+    let pattern = format!("{}*", app.config.redis_key_prefix);
+    let client = redis::Client::open(crate::harness::REDIS_URL).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut redis).await.unwrap();
+    assert!(!keys.is_empty(), "the limiter wrote under {pattern}");
+    let database = app.database.clone();
+    drop(app);
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut redis).await.unwrap();
+    assert!(keys.is_empty(), "left behind: {keys:?}");
+    let mut conn = sqlx::PgConnection::connect(&format!("{}/postgres", crate::harness::SERVER_URL)).await.unwrap();
+    let left: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&database)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!left, "database {database} left behind");
 }

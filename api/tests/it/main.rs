@@ -8,6 +8,7 @@ mod harness;
 
 mod admin_cli;
 mod auth;
+mod backup;
 mod billing;
 mod doors;
 mod e2e;
@@ -20,6 +21,7 @@ mod jobs;
 mod limits;
 mod mail_relay;
 mod messages;
+mod observability;
 mod outbox;
 mod pickup;
 mod places;

@@ -90,7 +90,7 @@ pub async fn close(
     .execute(&mut *conn)
     .await
     .during("charge the started hours")?;
-    sqlx::query(
+    let written = sqlx::query(
         "INSERT INTO transactions (id, item_id, user_id, amount_paise, currency, hours)
          SELECT gen_random_uuid(), i.id, i.sender_id, coalesce(sum(c.amount_paise), 0),
                 coalesce(min(c.currency), $2), count(c.hour_start)
@@ -103,8 +103,17 @@ pub async fn close(
     .bind(tariffs.default_price().currency)
     .execute(&mut *conn)
     .await
-    .during("write a transaction")?;
-    settled(conn, item_id).await?.ok_or(DbError { operation: "read a closed bill", source: sqlx::Error::RowNotFound })
+    .during("write a transaction")?
+    .rows_affected();
+    let bill = settled(conn, item_id)
+        .await?
+        .ok_or(DbError { operation: "read a closed bill", source: sqlx::Error::RowNotFound })?;
+    if written == 1 {
+        let currency = bill.amount.currency.clone();
+        metrics::counter!(crate::telemetry::metrics::name::BILLED_MINOR, "currency" => currency)
+            .increment(u64::try_from(bill.amount.minor).unwrap_or(0));
+    }
+    Ok(bill)
 }
 
 /// The bill written when `item_id`'s billing closed, if it has.

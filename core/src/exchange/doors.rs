@@ -266,6 +266,7 @@ pub(super) async fn acknowledge_in(
     .await
     .during("acknowledge a door command")?;
     if let Some(command) = &command {
+        crate::telemetry::metrics::business(crate::telemetry::metrics::name::DOOR_COMMANDS_OPENED, 1);
         lifecycle::door_opened(tx, by, command).await?;
         audit::record(tx, by, Entry::change("door.opened", "door_command", id, None::<&()>, Some(command))).await?;
     }
@@ -287,12 +288,16 @@ pub async fn failed(conn: &mut PgConnection, by: &Actor, id: Uuid, error: &str) 
     .fetch_optional(&mut *tx)
     .await
     .during("fail a door command")?;
+    let failed_one = command.is_some();
     if let Some(command) = command {
         lifecycle::door_failed(&mut tx, by, &command, error).await?;
         audit::record(&mut tx, by, Entry::change("door.failed", "door_command", id, None::<&()>, Some(&command)))
             .await?;
     }
     tx.commit().await.during("commit a door failure")?;
+    if failed_one {
+        crate::telemetry::metrics::business(crate::telemetry::metrics::name::DOOR_FAILURES, 1);
+    }
     Ok(())
 }
 

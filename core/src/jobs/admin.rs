@@ -23,21 +23,32 @@ pub struct QueueStats {
     pub oldest_ready_secs: Option<f64>,
 }
 
-/// Per-queue depth and state counts. Completed jobs are not counted: the scan
-/// stays on the partial indexes of live states.
+/// Per-queue depth and state counts, every known queue listed (zeros for an
+/// empty one, so a dashboard or `jobs stats` never loses a row), then any
+/// other queue name found in the table. Completed jobs are not counted: the
+/// scan stays on the partial indexes of live states.
 pub async fn stats<'e>(db: impl PgExecutor<'e>) -> Result<Vec<QueueStats>, DbError> {
+    let known: Vec<&str> = crate::jobs::Queue::ALL.iter().map(|q| q.as_str()).collect();
     sqlx::query_as(
-        "SELECT queue,
-                count(*) FILTER (WHERE state = 'ready' AND run_at <= now()) AS ready,
-                count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempts = 0) AS scheduled,
-                count(*) FILTER (WHERE state = 'running') AS running,
-                count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempts > 0) AS retrying,
-                count(*) FILTER (WHERE state = 'dead') AS dead,
-                EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'ready' AND run_at <= now()))::float8
-                    AS oldest_ready_secs
-         FROM jobs WHERE state IN ('ready', 'running', 'dead')
-         GROUP BY queue ORDER BY queue",
+        "WITH live AS (
+             SELECT queue,
+                    count(*) FILTER (WHERE state = 'ready' AND run_at <= now()) AS ready,
+                    count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempts = 0) AS scheduled,
+                    count(*) FILTER (WHERE state = 'running') AS running,
+                    count(*) FILTER (WHERE state = 'ready' AND run_at > now() AND attempts > 0) AS retrying,
+                    count(*) FILTER (WHERE state = 'dead') AS dead,
+                    EXTRACT(EPOCH FROM now() - min(run_at) FILTER (WHERE state = 'ready' AND run_at <= now()))::float8
+                        AS oldest_ready_secs
+             FROM jobs WHERE state IN ('ready', 'running', 'dead')
+             GROUP BY queue)
+         SELECT q.queue, coalesce(l.ready, 0) AS ready, coalesce(l.scheduled, 0) AS scheduled,
+                coalesce(l.running, 0) AS running, coalesce(l.retrying, 0) AS retrying,
+                coalesce(l.dead, 0) AS dead, l.oldest_ready_secs
+         FROM (SELECT DISTINCT queue FROM (SELECT unnest($1::text[]) AS queue UNION SELECT queue FROM live) AS n) AS q
+         LEFT JOIN live AS l ON l.queue = q.queue
+         ORDER BY array_position($1::text[], q.queue) NULLS LAST, q.queue",
     )
+    .bind(known)
     .fetch_all(db)
     .await
     .during("count jobs per queue")

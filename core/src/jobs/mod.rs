@@ -175,7 +175,9 @@ pub enum EnqueueError {
     Render(#[from] crate::messaging::templates::RenderError),
 }
 
-/// Enqueues `job` on `queue` in the caller's transaction.
+/// Enqueues `job` on `queue` in the caller's transaction. Inside an HTTP
+/// request the job keeps the request's id (`telemetry::with_request_id`), and
+/// its runs log it.
 pub async fn enqueue<J: Serialize>(conn: &mut PgConnection, queue: Queue, job: &J) -> Result<(), EnqueueError> {
     enqueue_with(conn, queue, job, EnqueueOptions::default()).await.map(|_| ())
 }
@@ -198,8 +200,8 @@ pub async fn enqueue_with<J: Serialize>(
              INSERT INTO job_keys (queue, key) SELECT $1, $4 WHERE $4 IS NOT NULL
              ON CONFLICT DO NOTHING
              RETURNING 1)
-         INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, run_at)
-         SELECT $1, $2, $3, $4, now() + make_interval(secs => $5)
+         INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, run_at, request_id)
+         SELECT $1, $2, $3, $4, now() + make_interval(secs => $5), $6
          WHERE $4 IS NULL OR EXISTS (SELECT 1 FROM key)",
     )
     .bind(queue.as_str())
@@ -207,10 +209,12 @@ pub async fn enqueue_with<J: Serialize>(
     .bind(queue.max_attempts() as i32)
     .bind(options.idempotency_key)
     .bind(delay_secs)
+    .bind(crate::telemetry::current_request_id())
     .execute(conn)
     .await
     .during("enqueue a job")?
     .rows_affected();
+    crate::telemetry::metrics::job_enqueued(queue, inserted);
     Ok(if inserted == 1 { Enqueued::New } else { Enqueued::Duplicate })
 }
 
@@ -218,13 +222,18 @@ pub async fn enqueue_with<J: Serialize>(
 /// them), in the caller's transaction.
 pub async fn enqueue_many<J: Serialize>(conn: &mut PgConnection, queue: Queue, jobs: &[J]) -> Result<(), EnqueueError> {
     let payloads = jobs.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?;
-    sqlx::query("INSERT INTO jobs (queue, payload, max_attempts) SELECT $1, p, $3 FROM unnest($2::jsonb[]) AS p")
-        .bind(queue.as_str())
-        .bind(payloads)
-        .bind(queue.max_attempts() as i32)
-        .execute(conn)
-        .await
-        .during("enqueue jobs")?;
+    sqlx::query(
+        "INSERT INTO jobs (queue, payload, max_attempts, request_id)
+         SELECT $1, p, $3, $4 FROM unnest($2::jsonb[]) AS p",
+    )
+    .bind(queue.as_str())
+    .bind(payloads)
+    .bind(queue.max_attempts() as i32)
+    .bind(crate::telemetry::current_request_id())
+    .execute(conn)
+    .await
+    .during("enqueue jobs")?;
+    crate::telemetry::metrics::job_enqueued(queue, jobs.len() as u64);
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use futures::future::BoxFuture;
 use lockers_core::db::DbError;
 use lockers_core::jobs::Queue;
 use lockers_core::jobs::backoff::Backoff;
+use lockers_core::telemetry::metrics::name;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -98,6 +99,10 @@ struct Run {
     held: Held,
     max_attempts: i32,
     identity: Arc<Identity>,
+    /// The HTTP request that enqueued the job, carried into the run's log lines.
+    request_id: Option<String>,
+    /// Seconds from the job's due time to its claim.
+    waited_secs: f64,
 }
 
 /// One worker's jobs of one queue. Tasks start on the first poll: a backend
@@ -201,6 +206,8 @@ impl<Args: DeserializeOwned> Backend for JobBackend<Args> {
                         held: fetched.held(),
                         max_attempts: job.max_attempts,
                         identity: fetched.identity.clone(),
+                        request_id: job.request_id.clone(),
+                        waited_secs: job.waited_secs,
                     };
                     let task = TaskBuilder::new(args)
                         .task_id(TaskId::from_int(job.id as u64))
@@ -215,6 +222,7 @@ impl<Args: DeserializeOwned> Backend for JobBackend<Args> {
                 // worker carries on (apalis would stop the worker on a decode error).
                 Err(error) => {
                     tracing::error!(job_id = job.id, queue = %self.queue, %error, "job payload does not decode");
+                    metrics::counter!(name::JOBS_DEAD, "queue" => self.queue.as_str()).increment(1);
                     let failure = Failure {
                         run: fetched.held(),
                         retry_in: None,
@@ -256,6 +264,7 @@ impl<Args> BackendConfig for JobBackend<Args> {
             starts: self.starts.clone(),
             backoff: settings.backoff,
             timeout: settings.timeouts.get(self.queue),
+            queue: self.queue,
         }
     }
 }
@@ -459,6 +468,7 @@ pub struct AckLayer {
     starts: mpsc::UnboundedSender<StartRequest>,
     backoff: Backoff,
     timeout: Duration,
+    queue: Queue,
 }
 
 impl<S> Layer<S> for AckLayer {
@@ -495,71 +505,91 @@ where
         // Nothing runs until this future is polled, after the start check.
         let handler = self.inner.call(task);
         let layer = self.layer.clone();
-        Box::pin(async move {
-            let Some(run) = run else {
-                // Not from a JobBackend: nothing of ours to check or record.
-                return handler.await.map_err(Into::into);
-            };
-            if run.identity.is_fenced() {
-                return Err(RunLost(run.held.id).into());
-            }
-            let (reply, started) = oneshot::channel();
-            let _ = layer.starts.send(StartRequest { run: run.held.clone(), reply });
-            let checked = started.await.unwrap_or_else(|_| Err("the job starter stopped".into()));
-            match checked {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(job_id = run.held.id, "a prefetched job was rescued before it started; skipped");
+        let Some(run) = run else {
+            // Not from a JobBackend: nothing of ours to check or record.
+            return Box::pin(async move { handler.await.map_err(Into::into) });
+        };
+        // Every line the run logs names the job and the request that enqueued it.
+        let span = tracing::info_span!(
+            "job",
+            queue = %layer.queue,
+            job_id = run.held.id,
+            attempt = run.held.attempts,
+            request_id = run.request_id.as_deref().unwrap_or("-"),
+        );
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                if run.identity.is_fenced() {
                     return Err(RunLost(run.held.id).into());
                 }
-                Err(error) => {
-                    // Not started: hand it back without counting an attempt.
-                    let _ = layer.acks.send(Ack::Released { run: run.held.clone(), started: false });
-                    return Err(error.into());
-                }
-            }
-            let mut guard = RunGuard { run: Some(run.held.clone()), acks: layer.acks.clone() };
-            let guarded = tokio::time::timeout(layer.timeout, AssertUnwindSafe(handler).catch_unwind());
-            let result: Result<S::Response, BoxDynError> = tokio::select! {
-                biased;
-                () = run.identity.fenced.cancelled() => {
-                    // Rescued while running: the job runs elsewhere. Stop and record nothing.
-                    guard.run = None;
-                    tracing::warn!(job_id = run.held.id, "run cancelled: this process was presumed dead");
-                    return Err(RunLost(run.held.id).into());
-                }
-                outcome = guarded => match outcome {
-                    Ok(Ok(result)) => result.map_err(Into::into),
-                    Ok(Err(panic)) => Err(RunPanicked(panic_message(panic.as_ref())).into()),
-                    Err(_) => Err(RunTimedOut(layer.timeout).into()),
-                },
-            };
-            let Some(held) = guard.run.take() else { return result };
-            let ack = match &result {
-                Ok(_) => Ack::Completed(held),
-                Err(error) => {
-                    if let Some(panic) = error.downcast_ref::<RunPanicked>() {
-                        tracing::error!(job_id = held.id, %panic, "job handler panicked");
-                    } else {
-                        // Handlers spell out what failed (`crate::failure`).
-                        tracing::warn!(job_id = held.id, attempt = held.attempts, %error, "job run failed");
+                let (reply, started) = oneshot::channel();
+                let _ = layer.starts.send(StartRequest { run: run.held.clone(), reply });
+                let checked = started.await.unwrap_or_else(|_| Err("the job starter stopped".into()));
+                match checked {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job_id = run.held.id, "a prefetched job was rescued before it started; skipped");
+                        return Err(RunLost(run.held.id).into());
                     }
-                    let out_of_attempts = held.attempts >= run.max_attempts;
-                    let permanent = error.downcast_ref::<AbortError>().is_some();
-                    let attempt = u32::try_from(held.attempts).unwrap_or(u32::MAX);
-                    // A handler that was told when to come back (`Retry-After`)
-                    // says so with apalis's `RetryAfterError`.
-                    let asked = error.downcast_ref::<RetryAfterError>().map(RetryAfterError::get_duration);
-                    let retry_in = (!permanent && !out_of_attempts).then(|| match asked {
-                        Some(hint) => layer.backoff.delay_after_jittered(attempt, hint),
-                        None => layer.backoff.delay_jittered(attempt),
-                    });
-                    Ack::Failed(Failure { run: held, retry_in, error: error.to_string() })
+                    Err(error) => {
+                        // Not started: hand it back without counting an attempt.
+                        let _ = layer.acks.send(Ack::Released { run: run.held.clone(), started: false });
+                        return Err(error.into());
+                    }
                 }
-            };
-            let _ = layer.acks.send(ack);
-            result
-        })
+                let queue = layer.queue.as_str();
+                metrics::counter!(name::JOBS_STARTED, "queue" => queue).increment(1);
+                metrics::histogram!(name::JOB_START_DELAY, "queue" => queue).record(run.waited_secs);
+                let mut guard = RunGuard { run: Some(run.held.clone()), acks: layer.acks.clone() };
+                let guarded = tokio::time::timeout(layer.timeout, AssertUnwindSafe(handler).catch_unwind());
+                let result: Result<S::Response, BoxDynError> = tokio::select! {
+                    biased;
+                    () = run.identity.fenced.cancelled() => {
+                        // Rescued while running: the job runs elsewhere. Stop and record nothing.
+                        guard.run = None;
+                        tracing::warn!(job_id = run.held.id, "run cancelled: this process was presumed dead");
+                        return Err(RunLost(run.held.id).into());
+                    }
+                    outcome = guarded => match outcome {
+                        Ok(Ok(result)) => result.map_err(Into::into),
+                        Ok(Err(panic)) => Err(RunPanicked(panic_message(panic.as_ref())).into()),
+                        Err(_) => Err(RunTimedOut(layer.timeout).into()),
+                    },
+                };
+                let Some(held) = guard.run.take() else { return result };
+                let ack = match &result {
+                    Ok(_) => {
+                        metrics::counter!(name::JOBS_SUCCEEDED, "queue" => queue).increment(1);
+                        Ack::Completed(held)
+                    }
+                    Err(error) => {
+                        if let Some(panic) = error.downcast_ref::<RunPanicked>() {
+                            tracing::error!(job_id = held.id, %panic, "job handler panicked");
+                        } else {
+                            // Handlers spell out what failed (`crate::failure`).
+                            tracing::warn!(job_id = held.id, attempt = held.attempts, %error, "job run failed");
+                        }
+                        let out_of_attempts = held.attempts >= run.max_attempts;
+                        let permanent = error.downcast_ref::<AbortError>().is_some();
+                        let attempt = u32::try_from(held.attempts).unwrap_or(u32::MAX);
+                        // A handler that was told when to come back (`Retry-After`)
+                        // says so with apalis's `RetryAfterError`.
+                        let asked = error.downcast_ref::<RetryAfterError>().map(RetryAfterError::get_duration);
+                        let retry_in = (!permanent && !out_of_attempts).then(|| match asked {
+                            Some(hint) => layer.backoff.delay_after_jittered(attempt, hint),
+                            None => layer.backoff.delay_jittered(attempt),
+                        });
+                        metrics::counter!(name::JOBS_FAILED, "queue" => queue).increment(1);
+                        let outcome = if retry_in.is_some() { name::JOBS_RETRIED } else { name::JOBS_DEAD };
+                        metrics::counter!(outcome, "queue" => queue).increment(1);
+                        Ack::Failed(Failure { run: held, retry_in, error: error.to_string() })
+                    }
+                };
+                let _ = layer.acks.send(ack);
+                result
+            },
+            span,
+        ))
     }
 }
 

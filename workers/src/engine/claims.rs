@@ -19,6 +19,10 @@ pub struct Claimed {
     /// Runs so far, this one included.
     pub attempts: i32,
     pub max_attempts: i32,
+    /// The id of the HTTP request that enqueued the job, if one did.
+    pub request_id: Option<String>,
+    /// Seconds from the job's due time (`run_at`) to this claim.
+    pub waited_secs: f64,
 }
 
 /// One run of a job as its holder knows it: the worker identity that claimed
@@ -54,7 +58,7 @@ pub struct Claim {
     pub registered: bool,
 }
 
-type ClaimRow = (Option<i64>, Option<String>, Option<i32>, Option<i32>, Option<f64>, bool);
+type ClaimRow = (Option<i64>, Option<String>, Option<i32>, Option<i32>, Option<f64>, bool, Option<String>, Option<f64>);
 
 /// Claims up to `limit` due jobs of `queue` for `worker`, oldest first. Rows
 /// another claim holds are skipped, so concurrent claims never take one job
@@ -73,11 +77,12 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
                  ORDER BY run_at, id
                  LIMIT $2
                  FOR UPDATE SKIP LOCKED)
-             RETURNING id, payload::text AS payload, attempts, max_attempts)
+             RETURNING id, payload::text AS payload, attempts, max_attempts, request_id,
+                       EXTRACT(EPOCH FROM now() - run_at)::float8 AS waited)
          SELECT c.id, c.payload, c.attempts, c.max_attempts,
                 (SELECT EXTRACT(EPOCH FROM min(run_at) - now())::float8
                  FROM jobs WHERE queue = $1 AND state = 'ready' AND run_at > now()),
-                EXISTS (SELECT 1 FROM me)
+                EXISTS (SELECT 1 FROM me), c.request_id, c.waited
          FROM (SELECT) AS one LEFT JOIN claimed AS c ON true
          ORDER BY c.id",
     )
@@ -92,8 +97,15 @@ pub async fn claim(pool: &PgPool, queue: &str, worker: &str, limit: i64) -> Resu
     let registered = rows.first().is_some_and(|row| row.5);
     let jobs = rows
         .into_iter()
-        .filter_map(|(id, payload, attempts, max_attempts, _, _)| {
-            Some(Claimed { id: id?, payload: payload?, attempts: attempts?, max_attempts: max_attempts? })
+        .filter_map(|(id, payload, attempts, max_attempts, _, _, request_id, waited)| {
+            Some(Claimed {
+                id: id?,
+                payload: payload?,
+                attempts: attempts?,
+                max_attempts: max_attempts?,
+                request_id,
+                waited_secs: waited.unwrap_or(0.0).max(0.0),
+            })
         })
         .collect();
     Ok(Claim { jobs, next_due_in, registered })

@@ -78,6 +78,8 @@ pub async fn door_opened(conn: &mut PgConnection, by: &Actor, command: &DoorComm
         outbox::queue(conn, &message).await?;
     }
     let action = if to_is_return(command) { "item.returned" } else { "item.collected" };
+    let by_whom = if to_is_return(command) { "sender" } else { "receiver" };
+    metrics::counter!(crate::telemetry::metrics::name::COLLECTIONS, "by" => by_whom).increment(1);
     let after = json!({ "status": to, "closed_at": at, "amount_paise": bill.amount.minor, "hours": bill.hours });
     let entry = Entry::change(action, "item", item.id, Some(&json!({ "status": item.status })), Some(&after));
     audit::record(conn, by, entry).await?;

@@ -65,6 +65,7 @@ pub async fn door_closed(conn: &mut PgConnection, by: &Actor, command: &DoorComm
     .execute(&mut *conn)
     .await
     .during("store an item")?;
+    crate::telemetry::metrics::business(crate::telemetry::metrics::name::DEPOSITS, 1);
     // Also out of maintenance when the door was left open and is closed at last.
     sqlx::query("UPDATE lockers SET status = 'occupied', updated_at = now() WHERE id = $1")
         .bind(before.locker_id)
