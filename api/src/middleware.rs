@@ -173,8 +173,27 @@ pub async fn public_read_limit(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use clap::Parser;
+    use lockers_core::config::AppEnv;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn production_answers_carry_hsts_and_development_ones_do_not() {
+        for (env, hsts) in [(AppEnv::Production, true), (AppEnv::Development, false)] {
+            let mut config = Config::try_parse_from(["lockers"]).expect("defaults parse");
+            config.app_env = env;
+            let app = apply(Router::new().route("/", get(|| async { "ok" })), &config);
+            let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(response.headers().contains_key(header::STRICT_TRANSPORT_SECURITY), hsts, "{env:?}");
+            assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        }
+    }
 
     #[test]
     fn public_reads_are_gets_of_the_catalogue_only() {
