@@ -129,6 +129,30 @@ fn unauthorized_codes(op: &Operation) -> Vec<&'static str> {
     codes
 }
 
+/// Operation ids are the handlers' names; where two modules share one
+/// (`list`, `create`), both get their tag in front (`items_list`).
+fn unique_operation_ids(spec: &mut utoipa::openapi::OpenApi) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for item in spec.paths.paths.values() {
+        for op in [&item.get, &item.post, &item.patch, &item.put, &item.delete].into_iter().flatten() {
+            if let Some(id) = &op.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for item in spec.paths.paths.values_mut() {
+        for op in
+            [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete].into_iter().flatten()
+        {
+            let Some(id) = op.operation_id.clone() else { continue };
+            if seen.get(&id).copied().unwrap_or_default() > 1 {
+                let tag = op.tags.as_ref().and_then(|t| t.first()).cloned().unwrap_or_default();
+                op.operation_id = Some(format!("{tag}_{id}"));
+            }
+        }
+    }
+}
+
 /// Security schemes and the errors every operation shares, added to each
 /// operation the route table produced.
 pub fn finish(mut spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
@@ -153,6 +177,7 @@ pub fn finish(mut spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         KIOSK,
         SecurityScheme::Http(bearer().description(Some("A locker point's screen (kiosk) token.")).build()),
     );
+    unique_operation_ids(&mut spec);
     for (path, item) in spec.paths.paths.iter_mut() {
         let in_api = path.starts_with("/api/v1/");
         for op in
