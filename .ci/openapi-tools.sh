@@ -18,14 +18,6 @@ then
   echo "openapi-spec-validator $validator and schemathesis $schemathesis in $venv"
   exit 0
 fi
-rm -rf "$venv"
-mkdir -p "$(dirname "$venv")"
-if ! python3 -m venv "$venv"; then
-  # Debian's own python3 makes virtualenvs only with python3-venv installed.
-  rm -rf "$venv"
-  apt-get update -qq
-  apt-get install -y -qq python3-venv
-  python3 -m venv "$venv"
-fi
+bash "$(dirname "$0")/venv.sh" "$venv"
 "$venv/bin/pip" install --quiet "openapi-spec-validator==$validator" "schemathesis==$schemathesis"
 echo "openapi-spec-validator $validator and schemathesis $schemathesis in $venv"

@@ -330,3 +330,32 @@ async fn docs_render_in_headless_chromium_with_no_request_leaving_loopback() {
     assert!(outside.is_empty(), "/reference: requests left 127.0.0.1: {outside:?}");
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn swagger_authorize_signs_in_through_the_password_form_and_its_token_opens_signed_in_routes() {
+    let stack = crate::harness::Stack::spawn(&[]).await;
+    let (email, password) = ("swagger@example.com", "a long swagger passphrase");
+    assert_eq!(stack.signup("Swagger User", email, None, password).await.status(), 201);
+    let code = stack.email_code(email, 1).await;
+    assert_eq!(stack.verify_keeping_password(email, &code, password).await.status(), 200);
+
+    // What Swagger UI's password flow posts to the document's tokenUrl.
+    let app = &stack.app;
+    let token_url = spec(app).await["components"]["securitySchemes"]["oauth2"]["flows"]["password"]["tokenUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form =
+        [("grant_type", "password"), ("username", email), ("password", password), ("scope", ""), ("client_id", "")];
+    let response = app.http.post(app.url(&token_url)).form(&form).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "bearer");
+    let me = app.get_as("/api/v1/auth/me", tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<Value>().await.unwrap()["email"], email);
+
+    let wrong = [("grant_type", "password"), ("username", email), ("password", "not the passphrase")];
+    let response = app.http.post(app.url(&token_url)).form(&wrong).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
