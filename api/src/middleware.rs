@@ -41,8 +41,7 @@ pub fn apply(router: Router, config: &Config) -> Router {
     let limit = config.body_limit_bytes;
     let router = router
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(move |request, next| refuse_large_bodies(limit, request, next)))
-        .layer(axum::middleware::from_fn(refuse_nul_in_query));
+        .layer(axum::middleware::from_fn(move |request, next| refuse_large_bodies(limit, request, next)));
     let production = config.is_production();
     router.layer(
         ServiceBuilder::new()
@@ -83,16 +82,6 @@ async fn refuse_large_bodies(limit: usize, request: axum::extract::Request, next
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return ApiError::PayloadTooLarge.into_response();
-    }
-    next.run(request).await
-}
-
-/// PostgreSQL text cannot hold NUL: refused here once rather than at every
-/// text filter (it would otherwise surface as a database error).
-async fn refuse_nul_in_query(request: axum::extract::Request, next: Next) -> Response {
-    if request.uri().query().is_some_and(|q| q.contains("%00")) {
-        return ApiError::bad_request("invalid_query", "query parameters must not contain NUL characters")
-            .into_response();
     }
     next.run(request).await
 }

@@ -84,13 +84,6 @@ async fn body_errors_describe_json_shapes_and_never_name_rust_types() {
 }
 
 #[tokio::test]
-async fn a_nul_character_in_a_query_is_a_400_not_a_database_error() {
-    let app = TestApp::spawn().await;
-    let (status, code, _) = error_of(app.get("/api/v1/lockers?q=a%00b").await).await;
-    assert_eq!((status, code.as_str()), (400, "invalid_query"));
-}
-
-#[tokio::test]
 async fn cors_answers_only_the_configured_origins() {
     let app = TestApp::spawn_with(&["--cors-allowed-origins", "https://app.example.com,http://localhost:3000"]).await;
     let preflight = |origin: &'static str| {
