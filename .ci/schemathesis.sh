@@ -53,13 +53,15 @@ curl -fs -X PATCH "$base/api/v1/users/$user_id" -H "authorization: Bearer $admin
   -d '{"role": "user"}' >/dev/null
 user=$(login user@example.com 'schemathesis user passphrase')
 
+# One worker: with two threads CPython 3.11's ast module broke inside
+# schemathesis' own coverage phase (SystemError, an internal error, not ours).
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 run() {
   local who=$1
   shift
   echo "== schemathesis: $who"
   "$st" run "$base/openapi.json" --checks "$checks" --max-examples "$examples" --max-time "$budget" \
-    --phases examples,coverage,fuzzing --workers 2 --seed 13 --no-color --warnings off "$@"
+    --phases examples,coverage,fuzzing --workers 1 --seed 13 --no-color --warnings off "$@"
 }
 status=0
 run "signed out" || status=1
