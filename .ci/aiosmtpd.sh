@@ -11,14 +11,6 @@ if "$venv/bin/python" -c "import sys, aiosmtpd; sys.exit(aiosmtpd.__version__ !=
   echo "aiosmtpd $version in $venv"
   exit 0
 fi
-rm -rf "$venv"
-mkdir -p "$(dirname "$venv")"
-if ! python3 -m venv "$venv"; then
-  # Debian's own python3 makes virtualenvs only with python3-venv installed.
-  rm -rf "$venv"
-  apt-get update -qq
-  apt-get install -y -qq python3-venv
-  python3 -m venv "$venv"
-fi
+bash "$(dirname "$0")/venv.sh" "$venv"
 "$venv/bin/pip" install --quiet "aiosmtpd==$version"
 "$venv/bin/python" -c "import aiosmtpd; print('aiosmtpd', aiosmtpd.__version__, 'in $venv')"

@@ -1,36 +1,45 @@
 //! `GET /admin/audit`: the audit log, read back through `audit::list`.
 
-use axum::Router;
 use axum::extract::{Query, State};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use lockers_core::audit::{self, Filter, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AdminUser, QueryOf};
 use crate::pagination::{List, PageQuery};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/admin/audit", get(list))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Entries by this actor.
     actor_id: Option<Uuid>,
+    /// E.g. `locker.force_clear` (at most 200 bytes).
     action: Option<String>,
+    /// E.g. `locker`.
     target_type: Option<String>,
     target_id: Option<String>,
+    /// From this time (RFC 3339), inclusive.
     from: Option<DateTime<Utc>>,
+    /// Up to this time (RFC 3339).
     to: Option<DateTime<Utc>>,
+    #[param(minimum = 1)]
     page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AuditView {
     id: i64,
     actor_id: Option<Uuid>,
@@ -62,9 +71,16 @@ impl From<Record> for AuditView {
 }
 
 /// Newest first, filtered by actor, action, target and time range (`from` inclusive, `to` exclusive).
+/// Who did what, when: newest first, filterable.
+#[utoipa::path(get, path = "/admin/audit", tag = "audit", params(AuditQuery), security(("bearer" = []), ("oauth2" = [])),
+    responses(
+    (status = 200, body = List<AuditView>),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+))]
 async fn list(
     State(ctx): State<ApiContext>,
-    AdminUser(_): AdminUser,
+    _admin: AdminUser,
     query: QueryOf<AuditQuery>,
 ) -> Result<AppJson<List<AuditView>>> {
     let Query(q) = query?;

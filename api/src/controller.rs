@@ -1,24 +1,23 @@
 //! The point-side routes: events from a point's controller (protocol v1)
 //! and the enrolment of a point's screen (its kiosk token).
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use lockers_core::audit::Party;
 use lockers_core::exchange::events::{self, Event, EventError, Kind};
 use lockers_core::places::credentials;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AdminActor, Caller, ControllerPoint, PathId};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/controller/events", post(controller_event))
-        .route("/locker-points/{id}/kiosk-token", post(rotate_kiosk_token))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(controller_event)).routes(routes!(rotate_kiosk_token))
 }
 
 impl From<EventError> for ApiError {
@@ -33,8 +32,9 @@ impl From<EventError> for ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"door_no": 3, "event": "door_closed", "command_id": null}))]
 struct EventBody {
     event: Kind,
     door_no: Option<i32>,
@@ -42,6 +42,14 @@ struct EventBody {
 }
 
 /// `204` once recorded; a replay is recorded once.
+/// Door controller protocol v1: a door opened or closed, or a heartbeat.
+#[utoipa::path(post, path = "/controller/events", tag = "controller", request_body = EventBody,
+    security(("controller_token" = [])), responses(
+    (status = 204, description = "Recorded"),
+    (status = 403, description = "`foreign_command`", body = ErrorBody),
+    (status = 404, description = "`not_found`: no such door at this point, or unknown command", body = ErrorBody),
+    (status = 422, description = "`door_no_required`", body = ErrorBody),
+))]
 async fn controller_event(
     State(ctx): State<ApiContext>,
     ControllerPoint(point_id): ControllerPoint,
@@ -57,12 +65,18 @@ async fn controller_event(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct KioskTokenBody {
     kiosk_token: String,
 }
 
 /// Enrols (or re-enrols) the point's screen: a new kiosk token, shown once.
+/// A new credential for the point's screen, shown once; the old one stops working.
+#[utoipa::path(post, path = "/locker-points/{id}/kiosk-token", tag = "controller", params(("id" = Uuid, Path, description = "The locker point")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, body = KioskTokenBody),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+))]
 async fn rotate_kiosk_token(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,

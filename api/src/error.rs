@@ -44,6 +44,9 @@ pub enum ApiError {
     /// A dependency or budget is exhausted for now (503), with its own code.
     #[error("{message}")]
     Unavailable { code: &'static str, message: &'static str },
+    /// The body is larger than `BODY_LIMIT_BYTES` (413).
+    #[error("the request body is too large")]
+    PayloadTooLarge,
     /// The database cannot be reached right now (503, with `Retry-After`).
     #[error("the service is temporarily unavailable; try again shortly")]
     DatabaseUnavailable,
@@ -79,6 +82,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Suspended { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -147,20 +151,24 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"code": "not_found", "message": "locker not found"}}))]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, `snake_case`: what clients branch on.
+    code: String,
+    /// For people; may change.
     message: String,
 }
 
 /// The error shape of DESIGN.md, for responses built outside a handler too.
 pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = Body { error: Detail { code, message: message.into() } };
+    let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.into() } };
     (status, Json(body)).into_response()
 }
 
@@ -196,35 +204,72 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A deserializer's message without the Rust names in it: serde says
+/// "expected struct LoginBody" where a client needs "expected a JSON object".
+fn without_type_names(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("expected ") {
+        let (head, tail) = rest.split_at(at + "expected ".len());
+        out.push_str(head);
+        let named =
+            [("struct ", "a JSON object"), ("tuple struct ", "a JSON array"), ("enum ", "one of the allowed values")]
+                .into_iter()
+                .find_map(|(kind, plain)| tail.strip_prefix(kind).map(|t| (t, plain)));
+        rest = match named {
+            Some((t, plain)) => {
+                out.push_str(plain);
+                t.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            }
+            None => tail,
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge;
+        }
         match rejection {
             JsonRejection::MissingJsonContentType(_) => {
                 Self::bad_request("unsupported_media_type", "expected a JSON body with content-type application/json")
             }
-            JsonRejection::JsonSyntaxError(e) => Self::bad_request("malformed_json", e.body_text()),
-            JsonRejection::JsonDataError(e) => Self::bad_request("invalid_body", e.body_text()),
-            JsonRejection::BytesRejection(_) => Self::bad_request("invalid_body", "the request body could not be read"),
-            other => Self::bad_request("invalid_body", other.body_text()),
+            JsonRejection::JsonSyntaxError(e) => {
+                Self::bad_request("malformed_json", without_type_names(&e.body_text()))
+            }
+            JsonRejection::JsonDataError(e) => Self::bad_request("invalid_body", without_type_names(&e.body_text())),
+            _ => Self::bad_request("invalid_body", "the request body could not be read"),
         }
     }
 }
 
 impl From<FormRejection> for ApiError {
     fn from(rejection: FormRejection) -> Self {
-        Self::bad_request("invalid_body", rejection.body_text())
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge;
+        }
+        match rejection {
+            FormRejection::InvalidFormContentType(_) => Self::bad_request(
+                "unsupported_media_type",
+                "expected a form body with content-type application/x-www-form-urlencoded",
+            ),
+            other => Self::bad_request("invalid_body", without_type_names(&other.body_text())),
+        }
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        Self::bad_request("invalid_query", rejection.body_text())
+        Self::bad_request("invalid_query", without_type_names(&rejection.body_text()))
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::bad_request("invalid_path", rejection.body_text())
+        Self::bad_request("invalid_path", without_type_names(&rejection.body_text()))
     }
 }
 
@@ -288,6 +333,19 @@ mod tests {
             assert_eq!(body["error"]["code"], code, "{body}");
             assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         }
+    }
+
+    #[tokio::test]
+    async fn body_errors_name_json_shapes_never_rust_types() {
+        let (status, body) = call(Some("application/json"), "[]").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("expected a JSON object"), "{message}");
+        assert!(!message.contains("Input") && !message.contains("struct"), "{message}");
+        assert_eq!(
+            without_type_names("invalid type: string, expected enum Size"),
+            "invalid type: string, expected one of the allowed values"
+        );
     }
 
     #[tokio::test]

@@ -1,21 +1,22 @@
 //! `POST /admin/lockers/{id}/force-clear`: an admin empties a locker (the
 //! rules are `lockers_core::exchange::force_clear`'s).
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use lockers_core::billing::Tariffs;
 use lockers_core::exchange::force_clear::{self, ClearReason, ForceClearError};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AdminActor, PathId};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/admin/lockers/{id}/force-clear", post(force_clear))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(force_clear))
 }
 
 impl From<ForceClearError> for ApiError {
@@ -27,13 +28,14 @@ impl From<ForceClearError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "customer called: item left too long"}))]
 struct ForceClearBody {
     reason: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Accepted {
     command_id: Uuid,
     /// The item the open will remove; none when the locker is empty.
@@ -41,6 +43,14 @@ struct Accepted {
 }
 
 /// `202`: the door will open; the item inside is removed when it does.
+/// Opens the door, marks the item `force_removed`, closes its billing; audited.
+#[utoipa::path(post, path = "/admin/lockers/{id}/force-clear", tag = "lockers", request_body = ForceClearBody,
+    params(("id" = Uuid, Path, description = "The locker")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 202, description = "The door command is queued", body = Accepted),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 422, description = "`invalid_reason`", body = ErrorBody),
+))]
 async fn force_clear(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,

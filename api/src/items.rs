@@ -2,10 +2,8 @@
 //! of items; `/locker-points/{id}/dropoff`: the drop-off code typed at the
 //! point's screen. The rules are `lockers_core::exchange::deposit`'s.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use lockers_core::accounts::contact::{Email, Phone};
 use lockers_core::accounts::users::{Role, User};
@@ -17,20 +15,23 @@ use lockers_core::exchange::deposit::{
 use lockers_core::exchange::items::{self, ItemStatus, Listed, mask_email, mask_phone};
 use lockers_core::places::lockers::Size;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AuthUser, Caller, ClientIp, KioskPoint, PathId, QueryOf};
 use crate::pagination::{List, PageQuery};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/items", post(create).get(list))
-        .route("/items/{id}", get(show))
-        .route("/items/{id}/dropoff", post(drop_off))
-        .route("/items/{id}/cancel", post(cancel))
-        .route("/locker-points/{id}/dropoff", post(drop_off_at_point))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show))
+        .routes(routes!(drop_off))
+        .routes(routes!(cancel))
+        .routes(routes!(drop_off_at_point))
 }
 
 fn rules(ctx: &ApiContext) -> Rules<'_> {
@@ -92,13 +93,13 @@ impl From<CancelError> for ApiError {
 
 // Views ------------------------------------------------------------------------------
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LockerRef {
     id: Uuid,
     door_no: i32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PointRef {
     id: Uuid,
     name: String,
@@ -106,7 +107,7 @@ struct PointRef {
 }
 
 /// An item as its sender (or an admin) sees it; the receiver's contact masked.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ItemView {
     id: Uuid,
     status: ItemStatus,
@@ -165,8 +166,11 @@ async fn amounts_of(ctx: &ApiContext, conn: &mut sqlx::PgConnection, rows: &[Lis
 
 // Deposit ----------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+/// Either `locker_id`, or `point_id` and `size` (`allow_larger`: a larger free locker will do).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"point_id": "0195f0a4-7c1e-7a51-9d1e-3f5b7c2a9e10", "size": "M", "name": "Birthday present",
+    "receiver_phone": "+919812345678"}))]
 struct DepositBody {
     locker_id: Option<Uuid>,
     point_id: Option<Uuid>,
@@ -219,7 +223,8 @@ impl DepositBody {
     }
 }
 
-#[derive(Serialize)]
+/// A reservation, with the code that opens its door at the point's screen.
+#[derive(Serialize, ToSchema)]
 struct Deposited {
     #[serde(flatten)]
     item: ItemView,
@@ -228,6 +233,15 @@ struct Deposited {
 }
 
 /// `201` with the reserved item and its drop-off code; no door opens yet.
+/// Reserves a locker for a deposit; no door opens yet.
+#[utoipa::path(post, path = "/items", tag = "items", request_body = DepositBody, security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 201, description = "Reserved, with the drop-off code", body = Deposited),
+    (status = 403, description = "`email_not_verified`", body = ErrorBody),
+    (status = 409, description = "`too_many_reservations`, `point_offline`, `locker_unavailable`, `no_locker_available`",
+        body = ErrorBody),
+    (status = 422, description = "`place_required`, `invalid_name`, `invalid_description`, `invalid_phone`, \
+        `invalid_email`, `receiver_required`, `locker_not_found`, `point_not_found`", body = ErrorBody),
+))]
 async fn create(
     State(ctx): State<ApiContext>,
     AuthUser(user): AuthUser,
@@ -245,14 +259,24 @@ async fn create(
 
 // Reads ------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Admins: one sender's items (others may only give their own id).
     sender_id: Option<Uuid>,
+    #[param(minimum = 1)]
     page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
 /// The caller's items, newest first; admins see everyone's, or one sender's with `?sender_id=`.
+/// The caller's items (admins: everyone's, or one sender's), newest first.
+#[utoipa::path(get, path = "/items", tag = "items", params(ListQuery), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, body = List<ItemView>),
+    (status = 403, description = "`forbidden`: another sender's items", body = ErrorBody),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+))]
 async fn list(
     State(ctx): State<ApiContext>,
     AuthUser(user): AuthUser,
@@ -279,6 +303,11 @@ async fn list(
 }
 
 /// One item, for its sender or an admin; anyone else gets 404.
+/// One of the caller's items (admins: any).
+#[utoipa::path(get, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path, description = "The item")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, body = ItemView),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+))]
 async fn show(State(ctx): State<ApiContext>, AuthUser(user): AuthUser, id: PathId) -> Result<AppJson<ItemView>> {
     let Path(id) = id?;
     let mut conn = ctx.db.acquire().await?;
@@ -292,13 +321,19 @@ async fn show(State(ctx): State<ApiContext>, AuthUser(user): AuthUser, id: PathI
 
 // Drop-off and cancel ------------------------------------------------------------------
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DropoffView {
     item_id: Uuid,
     door_no: i32,
 }
 
 /// The sender, at the locker: its door opens (once; asking again answers the same door).
+/// The sender, at the locker: opens the reserved door for the drop-off.
+#[utoipa::path(post, path = "/items/{id}/dropoff", tag = "items", params(("id" = Uuid, Path, description = "The item")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, description = "The door is opening", body = DropoffView),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`item_not_reserved`, `dropoff_deadline_passed`, `point_offline`", body = ErrorBody),
+))]
 async fn drop_off(
     State(ctx): State<ApiContext>,
     AuthUser(user): AuthUser,
@@ -311,13 +346,24 @@ async fn drop_off(
     Ok(AppJson(DropoffView { item_id: done.item_id, door_no: done.door_no }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "123456"}))]
 struct CodeBody {
     code: String,
 }
 
 /// The drop-off code typed at the point's own screen: that door opens.
+/// The point's screen: the drop-off code opens its reserved door.
+#[utoipa::path(post, path = "/locker-points/{id}/dropoff", tag = "items", request_body = CodeBody, params(("id" = Uuid, Path, description = "The locker point")), security(("kiosk_token" = [])),
+    responses(
+    (status = 200, description = "The door is opening", body = DropoffView),
+    (status = 403, description = "`wrong_point`: the screen belongs to another point", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`item_not_reserved`, `dropoff_deadline_passed`, `point_offline`", body = ErrorBody),
+    (status = 422, description = "`invalid_code`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (with Retry-After)", body = ErrorBody),
+))]
 async fn drop_off_at_point(
     State(ctx): State<ApiContext>,
     kiosk: KioskPoint,
@@ -334,6 +380,12 @@ async fn drop_off_at_point(
 }
 
 /// The sender cancels a reservation whose door was never asked to open.
+/// The sender cancels a reservation whose door has not opened.
+#[utoipa::path(post, path = "/items/{id}/cancel", tag = "items", params(("id" = Uuid, Path, description = "The item")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, body = ItemView),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`item_not_reserved`, `dropoff_started`", body = ErrorBody),
+))]
 async fn cancel(
     State(ctx): State<ApiContext>,
     AuthUser(user): AuthUser,

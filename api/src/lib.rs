@@ -11,6 +11,7 @@ mod health;
 mod items;
 mod lockers;
 mod middleware;
+mod openapi;
 mod pagination;
 mod pickup;
 mod places;
@@ -23,7 +24,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::Router;
+use axum::routing::get;
+use axum::{Extension, Router};
 use lockers_core::accounts::Accounts;
 use lockers_core::config::Config;
 use lockers_core::messaging::codes::Codes;
@@ -31,6 +33,9 @@ use lockers_core::rate_limit::RateLimiter;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -54,9 +59,10 @@ impl ApiContext {
     }
 }
 
-/// The whole router: `/api/v1` resources plus the operational routes.
-pub fn router(ctx: ApiContext) -> Router {
-    let api_v1 = Router::new()
+/// Every JSON route, with its description: one table for the router and the
+/// OpenAPI document (a handler routed here must carry `#[utoipa::path]`).
+fn documented_routes() -> OpenApiRouter<ApiContext> {
+    let api_v1 = OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(places::router())
@@ -67,16 +73,40 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(force_clear::router())
         .merge(pickup::router())
         .merge(transactions::router());
-    lockers_core::telemetry::metrics::install();
-    let timeout = ctx.config.request_timeout;
-    let read_limit = axum::middleware::from_fn_with_state(ctx.clone(), middleware::public_read_limit);
-    let app = Router::new()
+    OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api_v1)
         .merge(health::router())
         .merge(scrape::router())
+        .routes(routes!(openapi::spec))
+}
+
+/// The finished OpenAPI document, as `/openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(documented_routes().split_for_parts().1)
+}
+
+/// The whole router: `/api/v1` resources, the operational routes, and the
+/// HTML readers of the API description (`/docs`, `/reference`).
+pub fn router(ctx: ApiContext) -> Router {
+    lockers_core::telemetry::metrics::install();
+    let (json_routes, spec) = documented_routes().split_for_parts();
+    let spec = openapi::finish(spec);
+    let spec_json = openapi::SpecJson(Arc::new(spec.to_json().unwrap_or_default()));
+    let swagger = SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::from("/openapi.json").persist_authorization(false).try_it_out_enabled(true));
+    let readers = Router::new()
+        .merge(swagger)
+        .route("/reference", get(openapi::reference))
+        .route("/reference/rapidoc-min.js", get(openapi::reference_script));
+    let config = ctx.config.clone();
+    let read_limit = axum::middleware::from_fn_with_state(ctx.clone(), middleware::public_read_limit);
+    let app = json_routes
+        .merge(readers)
+        .layer(Extension(spec_json))
         .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
         .with_state(ctx);
-    middleware::apply(app.layer(read_limit), timeout)
+    middleware::apply(app.layer(read_limit), &config)
 }
 
 /// A built, bound intake that has not started serving yet.

@@ -1,10 +1,8 @@
 //! `/lockers`: search by place (public), and `/admin/lockers` (admin, audited:
 //! the use cases of `lockers_core::places::lockers`).
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
 use lockers_core::places::SearchTerms;
@@ -12,20 +10,23 @@ use lockers_core::places::lockers::{
     self, DoorNo, Filter, Locker, LockerChanges, LockerError, NewLocker, Size, Status,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
 use crate::pagination::{List, PageQuery};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/lockers", get(search))
-        .route("/lockers/by-place", get(by_place))
-        .route("/lockers/{id}", get(get_locker))
-        .route("/admin/lockers", post(create))
-        .route("/admin/lockers/{id}", patch(update).delete(delete))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(by_place))
+        .routes(routes!(get_locker))
+        .routes(routes!(create))
+        .routes(routes!(update, delete))
 }
 
 impl From<LockerError> for ApiError {
@@ -47,7 +48,8 @@ impl From<LockerError> for ApiError {
 }
 
 /// A locker with its place, as the API shows it.
-#[derive(Serialize)]
+/// A locker with its place.
+#[derive(Serialize, ToSchema)]
 struct LockerView {
     id: Uuid,
     point_id: Uuid,
@@ -93,15 +95,20 @@ impl LockerView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// Words of the place name, address or city.
     q: Option<String>,
+    /// The place to search by (`/lockers/by-place` only, where it is required).
     location: Option<String>,
     status: Option<Status>,
     size: Option<Size>,
     point_id: Option<Uuid>,
     city_id: Option<Uuid>,
+    #[param(minimum = 1)]
     page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
@@ -119,6 +126,12 @@ async fn run_search(ctx: &ApiContext, q: SearchQuery, text: Option<&str>) -> Res
 }
 
 /// Lockers matching place text `q` (point name, address, city, state) and filters.
+/// Search by status, size, point, city and place words.
+#[utoipa::path(get, path = "/lockers", tag = "lockers", params(SearchQuery), responses(
+    (status = 200, body = List<LockerView>),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
+))]
 async fn search(State(ctx): State<ApiContext>, query: QueryOf<SearchQuery>) -> Result<AppJson<List<LockerView>>> {
     let Query(q) = query?;
     let text = q.q.clone();
@@ -126,6 +139,13 @@ async fn search(State(ctx): State<ApiContext>, query: QueryOf<SearchQuery>) -> R
 }
 
 /// The same search, by `location`.
+/// The same search by a place (`location` required).
+#[utoipa::path(get, path = "/lockers/by-place", tag = "lockers", params(SearchQuery), responses(
+    (status = 200, body = List<LockerView>),
+    (status = 400, description = "`invalid_query`: `location` is required", body = ErrorBody),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
+))]
 async fn by_place(State(ctx): State<ApiContext>, query: QueryOf<SearchQuery>) -> Result<AppJson<List<LockerView>>> {
     let Query(q) = query?;
     let Some(location) = q.location.clone().filter(|l| !l.trim().is_empty()) else {
@@ -134,21 +154,27 @@ async fn by_place(State(ctx): State<ApiContext>, query: QueryOf<SearchQuery>) ->
     run_search(&ctx, q, Some(&location)).await
 }
 
+#[utoipa::path(get, path = "/lockers/{id}", tag = "lockers", params(("id" = Uuid, Path, description = "The locker")), responses(
+    (status = 200, body = LockerView),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
+))]
 async fn get_locker(State(ctx): State<ApiContext>, id: PathId) -> Result<AppJson<LockerView>> {
     let Path(id) = id?;
     let locker = lockers::by_id(&mut *ctx.db.acquire().await?, id).await?.ok_or(ApiError::NotFound("locker"))?;
     Ok(AppJson(LockerView::new(&ctx, &locker)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"point_id": "0195f0a4-7c1e-7a51-9d1e-3f5b7c2a9e10", "door_no": 3, "size": "M"}))]
 struct CreateBody {
     point_id: Uuid,
     door_no: i32,
     size: Size,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     door_no: Option<i32>,
@@ -162,6 +188,12 @@ fn door_no(n: i32) -> Result<DoorNo> {
     })
 }
 
+#[utoipa::path(post, path = "/admin/lockers", tag = "lockers", request_body = CreateBody, security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 201, body = LockerView),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 409, description = "`door_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_door_no`, `point_not_found`", body = ErrorBody),
+))]
 async fn create(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
@@ -173,6 +205,14 @@ async fn create(
 }
 
 /// Door number, size, and maintenance on or off; never while an exchange holds the locker.
+/// Door, size or status (`available` or `maintenance` only).
+#[utoipa::path(patch, path = "/admin/lockers/{id}", tag = "lockers", request_body = UpdateBody, params(("id" = Uuid, Path, description = "The locker")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, body = LockerView),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`door_taken`, `locker_in_use`", body = ErrorBody),
+    (status = 422, description = "`invalid_door_no`, `status_not_settable`", body = ErrorBody),
+))]
 async fn update(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
@@ -187,6 +227,13 @@ async fn update(
 }
 
 /// Only an empty locker (no reservation, no item) can be deleted.
+/// Only an empty locker without history.
+#[utoipa::path(delete, path = "/admin/lockers/{id}", tag = "lockers", params(("id" = Uuid, Path, description = "The locker")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`locker_not_empty`, `locker_in_use`, `locker_has_history`", body = ErrorBody),
+))]
 async fn delete(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     lockers::delete(&mut *ctx.db.acquire().await?, &actor, id).await?;

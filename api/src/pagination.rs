@@ -1,6 +1,7 @@
 //! `?page=&per_page=` and the list envelope `{items, page, per_page, total}`.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 
@@ -12,9 +13,14 @@ const DEFAULT_PER_PAGE: u32 = 50;
 /// past this depth clients narrow their filters instead.
 pub const MAX_DEPTH: u64 = 10_000;
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// From 1 (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
+    /// 1 to 100 (default 50); `page * per_page` at most 10000.
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
@@ -62,7 +68,8 @@ impl Page {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct List<T> {
     pub items: Vec<T>,
     pub page: u32,

@@ -1,10 +1,8 @@
 //! `/states`, `/cities`, `/locker-points`: reads are public, writes admin-only
 //! and audited (the use cases of `lockers_core::places`).
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
 use lockers_core::places::{
@@ -12,22 +10,25 @@ use lockers_core::places::{
     PlaceName, PointChanges, SearchTerms,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
 use crate::pagination::{List, PageQuery};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/states", get(list_states).post(create_state))
-        .route("/states/{id}", patch(rename_state).delete(delete_state))
-        .route("/cities", get(list_cities).post(create_city))
-        .route("/cities/{id}", patch(update_city).delete(delete_city))
-        .route("/locker-points", get(list_points).post(create_point))
-        .route("/locker-points/{id}", get(get_point).patch(update_point).delete(delete_point))
-        .route("/locker-points/{id}/controller-token", post(rotate_token))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list_states, create_state))
+        .routes(routes!(rename_state, delete_state))
+        .routes(routes!(list_cities, create_city))
+        .routes(routes!(update_city, delete_city))
+        .routes(routes!(list_points, create_point))
+        .routes(routes!(get_point, update_point, delete_point))
+        .routes(routes!(rotate_token))
 }
 
 impl From<PlaceError> for ApiError {
@@ -58,7 +59,8 @@ fn name(raw: &str, max: usize) -> Result<PlaceName> {
 
 // States ----------------------------------------------------------------------
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": "0195f0a4-7c1e-7a51-9d1e-3f5b7c2a9e10", "name": "Karnataka", "created_at": "2026-01-15T09:30:00Z"}))]
 struct StateView {
     id: Uuid,
     name: String,
@@ -71,18 +73,31 @@ impl From<&places::State> for StateView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Karnataka"}))]
 struct NameBody {
     name: String,
 }
 
+/// Every state, by name.
+#[utoipa::path(get, path = "/states", tag = "places", params(PageQuery), responses(
+    (status = 200, body = List<StateView>),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
+))]
 async fn list_states(State(ctx): State<ApiContext>, query: QueryOf<PageQuery>) -> Result<AppJson<List<StateView>>> {
     let page = query?.0.parse()?;
     let (items, total) = places::list_states(&mut *ctx.db.acquire().await?, page.limit(), page.offset()).await?;
     Ok(AppJson(List::new(items.iter().map(StateView::from).collect(), page, total)))
 }
 
+#[utoipa::path(post, path = "/states", tag = "places", request_body = NameBody, security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 201, body = StateView),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 409, description = "`name_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`", body = ErrorBody),
+))]
 async fn create_state(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
@@ -93,6 +108,13 @@ async fn create_state(
     Ok((StatusCode::CREATED, AppJson(StateView::from(&state))))
 }
 
+#[utoipa::path(patch, path = "/states/{id}", tag = "places", request_body = NameBody, params(("id" = Uuid, Path, description = "The state")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, body = StateView),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`name_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`", body = ErrorBody),
+))]
 async fn rename_state(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
@@ -105,6 +127,13 @@ async fn rename_state(
     Ok(AppJson(StateView::from(&state)))
 }
 
+/// Only a state without cities.
+#[utoipa::path(delete, path = "/states/{id}", tag = "places", params(("id" = Uuid, Path, description = "The state")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`state_has_cities`", body = ErrorBody),
+))]
 async fn delete_state(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_state(&mut *ctx.db.acquire().await?, &actor, id).await?;
@@ -113,7 +142,7 @@ async fn delete_state(State(ctx): State<ApiContext>, AdminActor(actor): AdminAct
 
 // Cities ----------------------------------------------------------------------
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CityView {
     id: Uuid,
     state_id: Uuid,
@@ -127,27 +156,37 @@ impl From<&City> for CityView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CityQuery {
+    /// The cities of this state.
     state_id: Option<Uuid>,
+    #[param(minimum = 1)]
     page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CityBody {
     state_id: Uuid,
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CityChangesBody {
     state_id: Option<Uuid>,
     name: Option<String>,
 }
 
+/// Cities by name, of one state or all.
+#[utoipa::path(get, path = "/cities", tag = "places", params(CityQuery), responses(
+    (status = 200, body = List<CityView>),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
+))]
 async fn list_cities(State(ctx): State<ApiContext>, query: QueryOf<CityQuery>) -> Result<AppJson<List<CityView>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
@@ -156,6 +195,12 @@ async fn list_cities(State(ctx): State<ApiContext>, query: QueryOf<CityQuery>) -
     Ok(AppJson(List::new(items.iter().map(CityView::from).collect(), page, total)))
 }
 
+#[utoipa::path(post, path = "/cities", tag = "places", request_body = CityBody, security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 201, body = CityView),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 409, description = "`name_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`, `parent_not_found`", body = ErrorBody),
+))]
 async fn create_city(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
@@ -166,6 +211,13 @@ async fn create_city(
     Ok((StatusCode::CREATED, AppJson(CityView::from(&city))))
 }
 
+#[utoipa::path(patch, path = "/cities/{id}", tag = "places", request_body = CityChangesBody, params(("id" = Uuid, Path, description = "The city")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, body = CityView),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`name_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`, `parent_not_found`", body = ErrorBody),
+))]
 async fn update_city(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
@@ -181,6 +233,13 @@ async fn update_city(
     Ok(AppJson(CityView::from(&city)))
 }
 
+/// Only a city without locker points.
+#[utoipa::path(delete, path = "/cities/{id}", tag = "places", params(("id" = Uuid, Path, description = "The city")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`city_has_points`", body = ErrorBody),
+))]
 async fn delete_city(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_city(&mut *ctx.db.acquire().await?, &actor, id).await?;
@@ -190,7 +249,7 @@ async fn delete_city(State(ctx): State<ApiContext>, AdminActor(actor): AdminActo
 // Locker points ---------------------------------------------------------------
 
 /// A point as the API shows it: the controller URL only in answers to admins' writes.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PointView {
     id: Uuid,
     city_id: Uuid,
@@ -198,7 +257,9 @@ struct PointView {
     address: String,
     last_heartbeat_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    /// A heartbeat in the last 60 s (always, with simulated doors).
     online: bool,
+    /// Only in answers to admins' writes.
     #[serde(skip_serializing_if = "Option::is_none")]
     controller_url: Option<String>,
 }
@@ -224,7 +285,7 @@ impl PointView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CreatedPoint {
     #[serde(flatten)]
     point: PointView,
@@ -232,16 +293,23 @@ struct CreatedPoint {
     controller_token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PointQuery {
+    /// The points of this city.
     city_id: Option<Uuid>,
+    /// Words of the point's name, address or city.
     q: Option<String>,
+    #[param(minimum = 1)]
     page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"city_id": "0195f0a4-7c1e-7a51-9d1e-3f5b7c2a9e10", "name": "Koramangala Metro",
+    "address": "80 Feet Road, Koramangala", "controller_url": "https://ctrl-17.example.net"}))]
 struct PointBody {
     city_id: Uuid,
     name: String,
@@ -249,7 +317,7 @@ struct PointBody {
     controller_url: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PointChangesBody {
     city_id: Option<Uuid>,
@@ -257,6 +325,7 @@ struct PointChangesBody {
     address: Option<String>,
     /// `null` clears it; absent leaves it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     controller_url: Option<Option<String>>,
 }
 
@@ -280,6 +349,12 @@ fn address(raw: &str) -> Result<Address> {
     })
 }
 
+/// Locker points, of one city or all, with text search.
+#[utoipa::path(get, path = "/locker-points", tag = "places", params(PointQuery), responses(
+    (status = 200, body = List<PointView>),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
+))]
 async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) -> Result<AppJson<List<PointView>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
@@ -290,12 +365,24 @@ async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) 
     Ok(AppJson(List::new(points.iter().map(|p| PointView::new(&ctx, p)).collect(), page, total)))
 }
 
+#[utoipa::path(get, path = "/locker-points/{id}", tag = "places", params(("id" = Uuid, Path, description = "The locker point")), responses(
+    (status = 200, body = PointView),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
+))]
 async fn get_point(State(ctx): State<ApiContext>, id: PathId) -> Result<AppJson<PointView>> {
     let Path(id) = id?;
     let point = places::point(&mut *ctx.db.acquire().await?, id).await?.ok_or(ApiError::NotFound("locker point"))?;
     Ok(AppJson(PointView::new(&ctx, &point)))
 }
 
+/// A new point; its controller token is in the answer, once.
+#[utoipa::path(post, path = "/locker-points", tag = "places", request_body = PointBody, security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 201, body = CreatedPoint),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 409, description = "`name_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`, `invalid_address`, `parent_not_found`, `invalid_controller_url`, `controller_url_not_allowed`", body = ErrorBody),
+))]
 async fn create_point(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
@@ -314,6 +401,15 @@ async fn create_point(
     Ok((StatusCode::CREATED, AppJson(created)))
 }
 
+/// `controller_url: null` clears it; an absent field is left as it is.
+#[utoipa::path(patch, path = "/locker-points/{id}", tag = "places", request_body = PointChangesBody, params(("id" = Uuid, Path, description = "The locker point")), security(("bearer" = []), ("oauth2" = [])),
+    responses(
+    (status = 200, body = PointView),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`name_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`, `invalid_address`, `parent_not_found`, `invalid_controller_url`, `controller_url_not_allowed`", body = ErrorBody),
+))]
 async fn update_point(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,
@@ -335,18 +431,30 @@ async fn update_point(
     Ok(AppJson(PointView::for_admin(&ctx, &point)))
 }
 
+/// Only a point without lockers.
+#[utoipa::path(delete, path = "/locker-points/{id}", tag = "places", params(("id" = Uuid, Path, description = "The locker point")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 204, description = "Deleted"),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 409, description = "`point_has_lockers`", body = ErrorBody),
+))]
 async fn delete_point(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_point(&mut *ctx.db.acquire().await?, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct RotatedToken {
     controller_token: String,
 }
 
 /// A new controller token; the old one stops working at once.
+#[utoipa::path(post, path = "/locker-points/{id}/controller-token", tag = "controller", params(("id" = Uuid, Path, description = "The locker point")), security(("bearer" = []), ("oauth2" = [])), responses(
+    (status = 200, description = "The new token, shown once", body = RotatedToken),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+))]
 async fn rotate_token(
     State(ctx): State<ApiContext>,
     AdminActor(actor): AdminActor,

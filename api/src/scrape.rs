@@ -3,20 +3,27 @@
 //! bearer token; without one it is open in development and not served in
 //! production, where the intake faces the public.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiContext;
 use crate::error::error_response;
 use lockers_core::telemetry;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
+/// The Prometheus scrape (text exposition format): HTTP, job, queue, business
+/// and process series.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+    (status = 401, description = "`unauthorized`: METRICS_TOKEN is set and the bearer token is not it", body = crate::error::ErrorBody),
+    (status = 404, description = "`not_found`: production without METRICS_TOKEN serves no metrics", body = crate::error::ErrorBody),
+))]
 async fn metrics(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
     match (&ctx.config.metrics_token, ctx.config.is_production()) {
         (Some(token), _) if !telemetry::metrics::bearer_matches(authorization(&headers), token) => {

@@ -2,42 +2,55 @@
 //! read back through `billing::ledger::list`. Amounts are integer paise with
 //! their currency (and a display string), never floats.
 
-use axum::Router;
 use axum::extract::{Query, State};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use lockers_core::billing::ledger::{self, Entry, Filter};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AdminUser, AuthUser, QueryOf};
 use crate::pagination::{List, PageQuery};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/me/transactions", get(mine)).route("/admin/transactions", get(all))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(mine)).routes(routes!(all))
 }
 
 /// `from` inclusive, `to` exclusive, on when the transaction was written (RFC 3339).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MineQuery {
+    /// From this time (RFC 3339), inclusive.
     from: Option<DateTime<Utc>>,
+    /// Up to this time (RFC 3339).
     to: Option<DateTime<Utc>>,
+    #[param(minimum = 1)]
     page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AllQuery {
+    /// One sender's lines.
     user_id: Option<Uuid>,
+    /// From this time (RFC 3339), inclusive.
     from: Option<DateTime<Utc>>,
+    /// Up to this time (RFC 3339).
     to: Option<DateTime<Utc>>,
+    #[param(minimum = 1)]
     page: Option<u32>,
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
-#[derive(Serialize)]
+/// One line of the billing ledger: what one item cost when it was closed.
+#[derive(Serialize, ToSchema)]
 struct TransactionView {
     id: Uuid,
     item_id: Uuid,
@@ -99,6 +112,12 @@ async fn page_of(
 }
 
 /// The caller's own transactions, newest first.
+/// The caller's billing ledger, newest first.
+#[utoipa::path(get, path = "/me/transactions", tag = "billing", params(MineQuery), security(("bearer" = []), ("oauth2" = [])),
+    responses(
+    (status = 200, body = List<TransactionView>),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+))]
 async fn mine(
     State(ctx): State<ApiContext>,
     AuthUser(user): AuthUser,
@@ -109,9 +128,16 @@ async fn mine(
 }
 
 /// Everyone's transactions, newest first, by user and time range.
+/// Every ledger line, filterable by sender and time.
+#[utoipa::path(get, path = "/admin/transactions", tag = "billing", params(AllQuery), security(("bearer" = []), ("oauth2" = [])),
+    responses(
+    (status = 200, body = List<TransactionView>),
+    (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    (status = 422, description = "`page_too_deep`", body = ErrorBody),
+))]
 async fn all(
     State(ctx): State<ApiContext>,
-    AdminUser(_): AdminUser,
+    _admin: AdminUser,
     query: QueryOf<AllQuery>,
 ) -> Result<AppJson<List<TransactionView>>> {
     let Query(q) = query?;

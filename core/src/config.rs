@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::accounts::contact::Email;
 use crate::jobs::Queue;
-use crate::net::CidrList;
+use crate::net::{CidrList, OriginList};
 
 /// Where the process runs. Production refuses development conveniences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -387,6 +387,15 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value = "30", value_parser = parse_secs)]
     pub request_timeout: Duration,
 
+    /// Largest request body in bytes; a larger one is answered 413 `payload_too_large`.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 65_536)]
+    pub body_limit_bytes: usize,
+
+    /// Browser origins allowed to call the API from another origin (CORS),
+    /// comma-separated, e.g. `https://app.example.com`; empty: none.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "")]
+    pub cors_allowed_origins: OriginList,
+
     // --- Limits that cannot be turned against users (issue 8: client IPs, SMS, public reads) ---
     /// Proxies whose `X-Forwarded-For` is believed, as comma-separated CIDRs
     /// (e.g. `10.0.0.0/8,::1`); empty: the TCP peer is the client.
@@ -561,6 +570,9 @@ impl Config {
         }
         if self.public_read_limit_per_min == 0 {
             return fail("PUBLIC_READ_LIMIT_PER_MIN must be at least 1");
+        }
+        if !(1024..=16 << 20).contains(&self.body_limit_bytes) {
+            return fail("BODY_LIMIT_BYTES must be between 1024 and 16777216");
         }
         // The exchange's pickup window and return path (issue 10, helper collection).
         if self.return_window < Duration::from_secs(60) {

@@ -69,6 +69,28 @@ impl FromStr for CidrList {
     }
 }
 
+/// Browser origins (`scheme://host[:port]`, no path), comma-separated; empty
+/// entries are ignored, so an empty setting allows no origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginList(pub Vec<String>);
+
+impl FromStr for OriginList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let origin = |o: &str| {
+            let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+            let plain = |host: &str| {
+                !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            };
+            match rest {
+                Some(host) if plain(host) => Ok(o.to_owned()),
+                _ => Err(format!("`{o}` is not an origin like https://app.example.com (scheme and host, no path)")),
+            }
+        };
+        s.split(',').map(str::trim).filter(|o| !o.is_empty()).map(origin).collect::<Result<_, _>>().map(Self)
+    }
+}
+
 /// The client's address: the TCP peer, unless the peer is a trusted proxy; then
 /// the right-most `X-Forwarded-For` entry that is not a trusted proxy (entries
 /// left of it were written by the client and prove nothing). When every entry
@@ -145,6 +167,16 @@ mod tests {
         assert_eq!(list.0.len(), 2);
         assert_eq!("".parse::<CidrList>().unwrap(), CidrList::default());
         assert!("10.0.0.0/8,nonsense".parse::<CidrList>().is_err());
+    }
+
+    #[test]
+    fn origins_are_scheme_and_host_only() {
+        let list: OriginList = " https://app.example.com, ,http://127.0.0.1:3000 ".parse().unwrap();
+        assert_eq!(list.0, ["https://app.example.com", "http://127.0.0.1:3000"]);
+        assert_eq!("".parse::<OriginList>().unwrap(), OriginList::default());
+        for bad in ["app.example.com", "https://app.example.com/", "ftp://x", "https://", "*"] {
+            assert!(bad.parse::<OriginList>().is_err(), "{bad}");
+        }
         for bad in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "example.com", "10.0.0.0/-1"] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }

@@ -6,22 +6,35 @@ use serde::Deserialize;
 
 use super::TokensView;
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::Caller;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"identifier": "asha@example.com", "password": "a long passphrase"}))]
 pub struct LoginBody {
+    /// An email or an E.164 phone.
     identifier: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct TokenForm {
+    /// An email or an E.164 phone.
     username: String,
     password: String,
+    /// `password` when given.
     grant_type: Option<String>,
 }
 
+/// Password login (needs a proven email).
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginBody, responses(
+    (status = 200, description = "Signed in", body = TokensView),
+    (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+    (status = 403, description = "`email_not_verified`", body = ErrorBody),
+    (status = 429, description = "`rate_limited`, `password_login_suspended` (with Retry-After)", body = ErrorBody),
+))]
 pub async fn login(
     State(ctx): State<ApiContext>,
     Caller(actor): Caller,
@@ -32,6 +45,15 @@ pub async fn login(
     Ok(AppJson(pair.into()))
 }
 
+/// The OAuth2 password grant, as a form: what Swagger UI's Authorize uses.
+#[utoipa::path(post, path = "/auth/token", tag = "auth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"), responses(
+    (status = 200, description = "Signed in", body = TokensView),
+    (status = 400, description = "`unsupported_grant_type`", body = ErrorBody),
+    (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+    (status = 403, description = "`email_not_verified`", body = ErrorBody),
+    (status = 429, description = "`rate_limited`, `password_login_suspended` (with Retry-After)", body = ErrorBody),
+))]
 pub async fn token_form(
     State(ctx): State<ApiContext>,
     Caller(actor): Caller,

@@ -7,8 +7,6 @@ mod login;
 mod signup;
 mod tokens;
 
-use axum::Router;
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use lockers_core::accounts::Internal;
 use lockers_core::accounts::admin::UpdateUserError;
@@ -24,27 +22,34 @@ use lockers_core::messaging::codes::{CodeError, RateLimited};
 use serde::Serialize;
 use uuid::Uuid;
 
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::ApiContext;
 use crate::error::ApiError;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/auth/signup", post(signup::signup))
-        .route("/auth/verify/request", post(codes::request_verification))
-        .route("/auth/verify", post(codes::verify))
-        .route("/auth/login", post(login::login))
-        .route("/auth/token", post(login::token_form))
-        .route("/auth/otp/request", post(codes::request_login_code))
-        .route("/auth/otp/verify", post(codes::login_with_code))
-        .route("/auth/refresh", post(tokens::refresh))
-        .route("/auth/logout", post(tokens::logout))
-        .route("/auth/password/forgot", post(codes::request_reset))
-        .route("/auth/password/reset", post(codes::reset_password))
-        .route("/auth/me", get(tokens::me))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(signup::signup))
+        .routes(routes!(codes::request_verification))
+        .routes(routes!(codes::verify))
+        .routes(routes!(login::login))
+        .routes(routes!(login::token_form))
+        .routes(routes!(codes::request_login_code))
+        .routes(routes!(codes::login_with_code))
+        .routes(routes!(tokens::refresh))
+        .routes(routes!(tokens::logout))
+        .routes(routes!(codes::request_reset))
+        .routes(routes!(codes::reset_password))
+        .routes(routes!(tokens::me))
 }
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "0195f0a4-7c1e-7a51-9d1e-3f5b7c2a9e10", "name": "Asha Rao", "email": "asha@example.com",
+    "phone": "+919812345678", "role": "user", "email_verified": true, "phone_verified": false, "disabled": false,
+    "created_at": "2026-01-15T09:30:00Z"}))]
 pub struct UserView {
     pub id: Uuid,
     pub name: String,
@@ -74,7 +79,9 @@ impl From<User> for UserView {
 }
 
 /// A token pair as the API hands it out (OAuth2's shape).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJIUzI1NiJ9...", "refresh_token": "rt_3q2...", "token_type": "bearer",
+    "expires_in": 900}))]
 pub struct TokensView {
     access_token: String,
     refresh_token: String,

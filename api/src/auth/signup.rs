@@ -5,13 +5,15 @@ use lockers_core::accounts::password::Password;
 use lockers_core::accounts::signup::NewAccount;
 use lockers_core::accounts::users::Name;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::{UserView, password_rejected};
 use crate::ApiContext;
-use crate::error::{ApiError, AppJson, Result};
+use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::Caller;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "Asha Rao", "email": "asha@example.com", "phone": "+919812345678", "password": "a long passphrase"}))]
 pub struct SignupBody {
     name: String,
     email: String,
@@ -20,6 +22,14 @@ pub struct SignupBody {
 }
 
 /// Creates an account and sends verification codes to its email (and phone).
+#[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupBody, responses(
+    (status = 201, description = "The account, not verified yet", body = UserView),
+    (status = 409, description = "`email_taken`, `phone_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`, `invalid_email`, `invalid_phone`, `password_too_short`, \
+        `password_too_long`, `password_too_common`, `phone_country_not_allowed`", body = ErrorBody),
+    (status = 429, description = "`rate_limited` (with Retry-After)", body = ErrorBody),
+    (status = 503, description = "`sms_budget_exhausted`", body = ErrorBody),
+))]
 pub async fn signup(
     State(ctx): State<ApiContext>,
     Caller(actor): Caller,

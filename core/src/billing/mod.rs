@@ -33,7 +33,8 @@ pub use tariffs::{DefaultTariff, PriceList, SizeTariffs, Tariffs};
 pub const ACCRUAL_LOCK: i64 = 0x4249_4C4C;
 
 /// An amount of money in minor units (paise for INR): never a float.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"minor": 5000, "currency": "INR"}))]
 pub struct Money {
     pub minor: i64,
     /// ISO 4217, e.g. `INR` (validated where it enters: CURRENCY at start-up,

@@ -10,8 +10,9 @@ use super::{ExchangeError, doors, lifecycle};
 use crate::audit::Actor;
 use crate::db::{DbError, During};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ControllerEventKind)]
 pub enum Kind {
     DoorOpened,
     DoorClosed,

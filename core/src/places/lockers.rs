@@ -13,7 +13,7 @@ pub use super::store::{locker as by_id, search_lockers as search};
 pub use super::use_cases::{create_locker as create, delete_locker as delete, update_locker as update};
 
 /// A size by its code; stored as that text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "text")]
 pub enum Size {
     S,
@@ -24,9 +24,10 @@ pub enum Size {
     Xl,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
+#[schema(as = LockerStatus)]
 pub enum Status {
     Available,
     Reserved,
