@@ -7,9 +7,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
+use lockers_core::places::directory::{Narrowing, PointHit};
+use lockers_core::places::lockers::Size;
 use lockers_core::places::{
     self, Address, City, CityChanges, ControllerUrl, ControllerUrlError, LockerPoint, NewPoint, PlaceError, PlaceKind,
-    PlaceName, PointChanges, SearchTerms,
+    PlaceName, PointChanges,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -17,7 +19,7 @@ use uuid::Uuid;
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
-use crate::pagination::{List, PageQuery};
+use crate::pagination::{List, PageQuery, search_terms};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -90,6 +92,7 @@ async fn create_state(
 ) -> Result<(StatusCode, AppJson<StateView>)> {
     let name = name(&body.name, PlaceName::MAX)?;
     let state = places::create_state(&mut *ctx.db.acquire().await?, &actor, name).await?;
+    ctx.places_changed().await;
     Ok((StatusCode::CREATED, AppJson(StateView::from(&state))))
 }
 
@@ -102,12 +105,14 @@ async fn rename_state(
     let Path(id) = id?;
     let name = name(&body.name, PlaceName::MAX)?;
     let state = places::rename_state(&mut *ctx.db.acquire().await?, &actor, id, name).await?;
+    ctx.places_changed().await;
     Ok(AppJson(StateView::from(&state)))
 }
 
 async fn delete_state(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_state(&mut *ctx.db.acquire().await?, &actor, id).await?;
+    ctx.places_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -163,6 +168,7 @@ async fn create_city(
 ) -> Result<(StatusCode, AppJson<CityView>)> {
     let name = name(&body.name, PlaceName::MAX)?;
     let city = places::create_city(&mut *ctx.db.acquire().await?, &actor, body.state_id, name).await?;
+    ctx.places_changed().await;
     Ok((StatusCode::CREATED, AppJson(CityView::from(&city))))
 }
 
@@ -178,12 +184,14 @@ async fn update_city(
         name: body.name.as_deref().map(|n| name(n, PlaceName::MAX)).transpose()?,
     };
     let city = places::update_city(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
+    ctx.places_changed().await;
     Ok(AppJson(CityView::from(&city)))
 }
 
 async fn delete_city(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_city(&mut *ctx.db.acquire().await?, &actor, id).await?;
+    ctx.places_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,8 +244,58 @@ struct CreatedPoint {
 struct PointQuery {
     city_id: Option<Uuid>,
     q: Option<String>,
+    /// Only points with a locker of this size available now.
+    size: Option<Size>,
     page: Option<u32>,
     per_page: Option<u32>,
+}
+
+/// Lockers available now at a point, per size.
+#[derive(Serialize)]
+struct Available {
+    #[serde(rename = "S")]
+    s: u32,
+    #[serde(rename = "M")]
+    m: u32,
+    #[serde(rename = "L")]
+    l: u32,
+    #[serde(rename = "XL")]
+    xl: u32,
+}
+
+/// A point found by search: its place, whether it answers, and what is free there.
+#[derive(Serialize)]
+struct FoundPoint {
+    id: Uuid,
+    name: String,
+    address: String,
+    city_id: Uuid,
+    city_name: String,
+    state_id: Uuid,
+    state_name: String,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    online: bool,
+    available: Available,
+}
+
+impl FoundPoint {
+    fn new(hit: &PointHit<'_>, now: DateTime<Utc>, doors_simulated: bool) -> Self {
+        let (p, [s, m, l, xl]) = (hit.point, hit.available);
+        Self {
+            id: p.id,
+            name: p.name.to_string(),
+            address: p.address.to_string(),
+            city_id: p.city_id,
+            city_name: p.city_name.to_string(),
+            state_id: p.state_id,
+            state_name: p.state_name.to_string(),
+            last_heartbeat_at: p.last_heartbeat_at,
+            created_at: p.created_at,
+            online: places::is_online(p.last_heartbeat_at, now, doors_simulated),
+            available: Available { s, m, l, xl },
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -280,14 +338,17 @@ fn address(raw: &str) -> Result<Address> {
     })
 }
 
-async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) -> Result<AppJson<List<PointView>>> {
+/// Search by place, answered from the search directory: points ranked by
+/// match (typos included, below exact matches), each with what is available.
+async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) -> Result<AppJson<List<FoundPoint>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
-    let terms = q.q.as_deref().and_then(SearchTerms::parse);
-    let (points, total) =
-        places::list_points(&mut *ctx.db.acquire().await?, q.city_id, terms.as_ref(), page.limit(), page.offset())
-            .await?;
-    Ok(AppJson(List::new(points.iter().map(|p| PointView::new(&ctx, p)).collect(), page, total)))
+    let narrowing = Narrowing { terms: search_terms(q.q.as_deref())?, city_id: q.city_id, point_id: None };
+    let snapshot = ctx.directory.snapshot().await?;
+    let (hits, total) = snapshot.points(&narrowing, q.size, page.offset_rows(), page.limit_rows());
+    let (now, simulated) = (Utc::now(), ctx.config.door_driver == DoorDriver::Simulated);
+    let items = hits.iter().map(|hit| FoundPoint::new(hit, now, simulated)).collect();
+    Ok(AppJson(List::new(items, page, total as i64)))
 }
 
 async fn get_point(State(ctx): State<ApiContext>, id: PathId) -> Result<AppJson<PointView>> {
@@ -309,6 +370,7 @@ async fn create_point(
     };
     let key = places::ControllerKey::from_config(&ctx.config);
     let (point, token) = places::create_point(&mut *ctx.db.acquire().await?, &actor, &key, new).await?;
+    ctx.places_changed().await;
     let created =
         CreatedPoint { point: PointView::for_admin(&ctx, &point), controller_token: token.expose().to_owned() };
     Ok((StatusCode::CREATED, AppJson(created)))
@@ -332,12 +394,14 @@ async fn update_point(
             .transpose()?,
     };
     let point = places::update_point(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
+    ctx.places_changed().await;
     Ok(AppJson(PointView::for_admin(&ctx, &point)))
 }
 
 async fn delete_point(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_point(&mut *ctx.db.acquire().await?, &actor, id).await?;
+    ctx.places_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
