@@ -87,8 +87,12 @@ impl Terms {
     /// Longer words are cut: nothing in a place is longer than a few dozen letters.
     pub const MAX_WORD_CHARS: usize = 64;
 
-    /// `None` when the text has no letters or digits (no filter).
+    /// `None` for blank text (no filter). Text without a letter or digit
+    /// (`%`, `_`) has no words and matches nothing: it is not a wildcard.
     pub fn parse(raw: &str) -> Option<Self> {
+        if raw.chars().all(|c| c.is_whitespace() || c.is_control()) {
+            return None;
+        }
         let mut words: Vec<String> = text::words(raw)
             .into_iter()
             .map(|w| {
@@ -101,7 +105,7 @@ impl Terms {
             .collect();
         words.dedup();
         words.truncate(Self::MAX_WORDS);
-        (!words.is_empty()).then_some(Self { words })
+        Some(Self { words })
     }
 
     pub fn words(&self) -> &[String] {
@@ -360,6 +364,9 @@ impl Snapshot {
             }
             return (0..self.points.len()).filter(|&at| within(&self.points[at])).collect();
         };
+        if terms.words.is_empty() {
+            return Vec::new();
+        }
         let lists: Vec<Hits> = terms.words.iter().map(|w| self.hits(w)).collect();
         let mut score = vec![0u32; self.points.len()];
         let mut matched = vec![0u8; self.points.len()];
@@ -473,10 +480,11 @@ mod tests {
             point("Café Mercado", "Rua de Ourém", "Panaji", "Goa"),
         ];
         points.sort_by_key(|p| p.name.to_lowercase());
+        let hub = points.iter().find(|p| &*p.name == "Koramangala Hub").unwrap();
         let lockers = vec![
-            locker(&points[0], 2, Size::M, Status::Available),
-            locker(&points[0], 1, Size::S, Status::Available),
-            locker(&points[0], 3, Size::S, Status::Reserved),
+            locker(hub, 2, Size::M, Status::Available),
+            locker(hub, 1, Size::S, Status::Available),
+            locker(hub, 3, Size::S, Status::Reserved),
         ];
         Snapshot::build(points, lockers, [(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 4, 4)])
     }
@@ -491,11 +499,14 @@ mod tests {
         let s = network();
         assert_eq!(names(&s, "koramangala"), ["Koramangala Hub", "Indiranagar Metro", "Koramangla Stores"]);
         assert_eq!(names(&s, "koramangla"), ["Koramangla Stores", "Koramangala Hub", "Indiranagar Metro"]);
-        assert_eq!(names(&s, "kormangala"), ["Koramangala Hub", "Koramangla Stores", "Indiranagar Metro"]);
+        // One edit from the hub's name; two from the stores' name, one from the metro's
+        // address: equal ranks, then by name.
+        assert_eq!(names(&s, "kormangala"), ["Koramangala Hub", "Indiranagar Metro", "Koramangla Stores"]);
         assert_eq!(names(&s, "cafe ourem"), ["Café Mercado"]);
         assert_eq!(names(&s, "CAFÉ goa"), ["Café Mercado"]);
         assert!(names(&s, "cafe bengaluru").is_empty(), "every word must match");
-        assert_eq!(names(&s, "").len(), 0, "blank text is no search: parse gives none");
+        assert!(Terms::parse(" \0 ").is_none(), "blank text is no filter");
+        assert!(names(&s, "%").is_empty(), "text without a letter or digit matches nothing");
     }
 
     #[test]
@@ -523,6 +534,7 @@ mod tests {
         assert_eq!(Terms::parse(&many).unwrap().words().len(), Terms::MAX_WORDS);
         let long = "a".repeat(1000);
         assert_eq!(Terms::parse(&long).unwrap().words()[0].len(), Terms::MAX_WORD_CHARS);
-        assert!(Terms::parse(" %_ \0").is_none());
+        assert!(Terms::parse(" \0\n").is_none());
+        assert!(Terms::parse(" %_ ").unwrap().words().is_empty());
     }
 }
