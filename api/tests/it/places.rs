@@ -531,7 +531,10 @@ async fn points_answer_their_availability_per_size_and_filter_by_size() {
     let doors: Vec<i64> = listed["items"].as_array().unwrap().iter().map(|l| l["door_no"].as_i64().unwrap()).collect();
     assert_eq!((listed["total"].as_i64(), doors), (Some(4), vec![1, 2, 3, 4]));
     assert_eq!(listed["items"][3]["status"], "reserved");
-    assert_eq!(listed["items"][2]["inner_height_mm"], 300, "M lockers' inner size");
+    let by_id: Value = app.locker(listed["items"][2]["id"].as_str().unwrap()).await.json().await.unwrap();
+    for field in ["inner_width_mm", "inner_height_mm", "inner_depth_mm", "point_name", "city_name", "size", "status"] {
+        assert_eq!(listed["items"][2][field], by_id[field], "search and the locker itself agree on {field}");
+    }
     let available: Value = app.lockers(&format!("point_id={hub}&status=available&size=S")).await.json().await.unwrap();
     assert_eq!(available["total"], 2);
     let unknown: Value = app.lockers(&format!("point_id={}", Uuid::new_v4())).await.json().await.unwrap();
