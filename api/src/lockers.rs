@@ -16,6 +16,7 @@ use crate::ApiContext;
 use crate::error::{ApiError, AppJson, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
 use crate::pagination::{List, PageQuery, search_terms};
+use crate::places::PlaceOf;
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -57,10 +58,8 @@ struct LockerView {
     inner_depth_mm: i32,
     point_name: String,
     address: String,
-    city_id: Uuid,
-    city_name: String,
-    state_id: Uuid,
-    state_name: String,
+    #[serde(flatten)]
+    place: PlaceOf,
     last_heartbeat_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     /// The point answers: a heartbeat in the last minute (always, under simulated doors).
@@ -80,10 +79,7 @@ impl LockerView {
             inner_depth_mm: l.inner_depth_mm,
             point_name: l.point_name.clone(),
             address: l.address.clone(),
-            city_id: l.city_id,
-            city_name: l.city_name.clone(),
-            state_id: l.state_id,
-            state_name: l.state_name.clone(),
+            place: PlaceOf::new(l.city_id, &l.city_name, l.state_id, &l.state_name),
             last_heartbeat_at: l.last_heartbeat_at,
             created_at: l.created_at,
             online: l.point_online(Utc::now(), ctx.config.door_driver == DoorDriver::Simulated),
@@ -104,10 +100,7 @@ impl LockerView {
             inner_depth_mm: d,
             point_name: point.name.to_string(),
             address: point.address.to_string(),
-            city_id: point.city_id,
-            city_name: point.city_name.to_string(),
-            state_id: point.state_id,
-            state_name: point.state_name.to_string(),
+            place: PlaceOf::of(point),
             last_heartbeat_at: point.last_heartbeat_at,
             created_at: hit.locker.created_at,
             online: lockers_core::places::is_online(point.last_heartbeat_at, now, doors_simulated),

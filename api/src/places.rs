@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
-use lockers_core::places::directory::{Narrowing, PointHit};
+use lockers_core::places::directory::{Narrowing, PointEntry, PointHit};
 use lockers_core::places::lockers::Size;
 use lockers_core::places::{
     self, Address, City, CityChanges, ControllerUrl, ControllerUrlError, LockerPoint, NewPoint, PlaceError, PlaceKind,
@@ -263,16 +263,33 @@ struct Available {
     xl: u32,
 }
 
+/// The city and state a point stands in, as search results show them.
+#[derive(Serialize)]
+pub(crate) struct PlaceOf {
+    city_id: Uuid,
+    city_name: String,
+    state_id: Uuid,
+    state_name: String,
+}
+
+impl PlaceOf {
+    pub(crate) fn new(city_id: Uuid, city_name: &str, state_id: Uuid, state_name: &str) -> Self {
+        Self { city_id, city_name: city_name.to_owned(), state_id, state_name: state_name.to_owned() }
+    }
+
+    pub(crate) fn of(p: &PointEntry) -> Self {
+        Self::new(p.city_id, &p.city_name, p.state_id, &p.state_name)
+    }
+}
+
 /// A point found by search: its place, whether it answers, and what is free there.
 #[derive(Serialize)]
 struct FoundPoint {
     id: Uuid,
     name: String,
     address: String,
-    city_id: Uuid,
-    city_name: String,
-    state_id: Uuid,
-    state_name: String,
+    #[serde(flatten)]
+    place: PlaceOf,
     last_heartbeat_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     online: bool,
@@ -286,10 +303,7 @@ impl FoundPoint {
             id: p.id,
             name: p.name.to_string(),
             address: p.address.to_string(),
-            city_id: p.city_id,
-            city_name: p.city_name.to_string(),
-            state_id: p.state_id,
-            state_name: p.state_name.to_string(),
+            place: PlaceOf::of(p),
             last_heartbeat_at: p.last_heartbeat_at,
             created_at: p.created_at,
             online: places::is_online(p.last_heartbeat_at, now, doors_simulated),

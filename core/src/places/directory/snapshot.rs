@@ -249,7 +249,7 @@ impl Snapshot {
                 Some((at, locker, status))
             })
             .collect();
-        placed.sort_by(|a, b| (a.0, a.1.door_no, a.1.id).cmp(&(b.0, b.1.door_no, b.1.id)));
+        placed.sort_by_key(|(at, locker, _)| (*at, locker.door_no, locker.id));
         let mut start = 0;
         for (at, point) in points.iter_mut().enumerate() {
             let end = start + placed[start..].iter().take_while(|(p, _, _)| *p == at).count();
