@@ -29,6 +29,7 @@ use axum::{Extension, Router};
 use lockers_core::accounts::Accounts;
 use lockers_core::config::Config;
 use lockers_core::messaging::codes::Codes;
+use lockers_core::places::directory::Directory;
 use lockers_core::rate_limit::RateLimiter;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -48,6 +49,8 @@ pub struct ApiContext {
     pub codes: Arc<Codes>,
     /// The account use cases with what they share (keys, hashing pool).
     pub accounts: Arc<Accounts>,
+    /// The in-process copy of the network that public search reads.
+    pub directory: Arc<Directory>,
 }
 
 impl ApiContext {
@@ -55,7 +58,17 @@ impl ApiContext {
         let limiter = Arc::new(RateLimiter::new(redis.clone(), config.redis_key_prefix.clone()));
         let codes = Arc::new(Codes::new(config.clone(), limiter.clone(), db.clone()));
         let accounts = Arc::new(Accounts::new(config.clone(), limiter.clone(), codes.clone()));
-        Self { config, db, redis, limiter, codes, accounts }
+        let directory = Directory::start(db.clone(), config.search_refresh);
+        Self { config, db, redis, limiter, codes, accounts, directory }
+    }
+
+    /// After a place or locker write through this process: the directory
+    /// reloads before the answer goes out, so the writer's next search sees it
+    /// (other processes hear of it by NOTIFY).
+    pub async fn places_changed(&self) {
+        if let Err(error) = self.directory.reload().await {
+            tracing::warn!(%error, "search directory reload after a write failed; the listener will retry");
+        }
     }
 }
 

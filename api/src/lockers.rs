@@ -5,10 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
-use lockers_core::places::SearchTerms;
-use lockers_core::places::lockers::{
-    self, DoorNo, Filter, Locker, LockerChanges, LockerError, NewLocker, Size, Status,
-};
+use lockers_core::places::directory::{LockerHit, Narrowing};
+use lockers_core::places::lockers::{self, DoorNo, Locker, LockerChanges, LockerError, NewLocker, Size, Status};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +16,8 @@ use uuid::Uuid;
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
-use crate::pagination::{List, PageQuery};
+use crate::pagination::{List, PageQuery, search_terms};
+use crate::places::PlaceOf;
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -61,10 +60,8 @@ struct LockerView {
     inner_depth_mm: i32,
     point_name: String,
     address: String,
-    city_id: Uuid,
-    city_name: String,
-    state_id: Uuid,
-    state_name: String,
+    #[serde(flatten)]
+    place: PlaceOf,
     last_heartbeat_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     /// The point answers: a heartbeat in the last minute (always, under simulated doors).
@@ -84,13 +81,31 @@ impl LockerView {
             inner_depth_mm: l.inner_depth_mm,
             point_name: l.point_name.clone(),
             address: l.address.clone(),
-            city_id: l.city_id,
-            city_name: l.city_name.clone(),
-            state_id: l.state_id,
-            state_name: l.state_name.clone(),
+            place: PlaceOf::new(l.city_id, &l.city_name, l.state_id, &l.state_name),
             last_heartbeat_at: l.last_heartbeat_at,
             created_at: l.created_at,
             online: l.point_online(Utc::now(), ctx.config.door_driver == DoorDriver::Simulated),
+        }
+    }
+
+    /// A search result, from the directory.
+    fn found(hit: &LockerHit<'_>, now: DateTime<Utc>, doors_simulated: bool) -> Self {
+        let (point, (w, h, d)) = (hit.point, hit.dimensions);
+        Self {
+            id: hit.locker.id,
+            point_id: point.id,
+            door_no: hit.locker.door_no,
+            size: hit.locker.size,
+            status: hit.status,
+            inner_width_mm: w,
+            inner_height_mm: h,
+            inner_depth_mm: d,
+            point_name: point.name.to_string(),
+            address: point.address.to_string(),
+            place: PlaceOf::of(point),
+            last_heartbeat_at: point.last_heartbeat_at,
+            created_at: hit.locker.created_at,
+            online: lockers_core::places::is_online(point.last_heartbeat_at, now, doors_simulated),
         }
     }
 }
@@ -112,17 +127,15 @@ struct SearchQuery {
     per_page: Option<u32>,
 }
 
+/// Answered from the search directory: no database work per request.
 async fn run_search(ctx: &ApiContext, q: SearchQuery, text: Option<&str>) -> Result<AppJson<List<LockerView>>> {
     let page = PageQuery::new(q.page, q.per_page).parse()?;
-    let filter = Filter {
-        status: q.status,
-        size: q.size,
-        point_id: q.point_id,
-        city_id: q.city_id,
-        terms: text.and_then(SearchTerms::parse),
-    };
-    let (rows, total) = lockers::search(&mut *ctx.db.acquire().await?, &filter, page.limit(), page.offset()).await?;
-    Ok(AppJson(List::new(rows.iter().map(|r| LockerView::new(ctx, r)).collect(), page, total)))
+    let narrowing = Narrowing { terms: search_terms(text)?, city_id: q.city_id, point_id: q.point_id };
+    let snapshot = ctx.directory.snapshot().await?;
+    let (hits, total) = snapshot.lockers(&narrowing, q.status, q.size, page.offset_rows(), page.limit_rows());
+    let (now, simulated) = (Utc::now(), ctx.config.door_driver == DoorDriver::Simulated);
+    let items = hits.iter().map(|hit| LockerView::found(hit, now, simulated)).collect();
+    Ok(AppJson(List::new(items, page, total as i64)))
 }
 
 /// Lockers matching place text `q` (point name, address, city, state) and filters.
@@ -201,6 +214,7 @@ async fn create(
 ) -> Result<(StatusCode, AppJson<LockerView>)> {
     let new = NewLocker { point_id: body.point_id, door_no: door_no(body.door_no)?, size: body.size };
     let locker = lockers::create(&mut *ctx.db.acquire().await?, &actor, new).await?;
+    ctx.places_changed().await;
     Ok((StatusCode::CREATED, AppJson(LockerView::new(&ctx, &locker))))
 }
 
@@ -223,6 +237,7 @@ async fn update(
     let changes =
         LockerChanges { door_no: body.door_no.map(door_no).transpose()?, size: body.size, status: body.status };
     let locker = lockers::update(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
+    ctx.places_changed().await;
     Ok(AppJson(LockerView::new(&ctx, &locker)))
 }
 
@@ -237,5 +252,6 @@ async fn update(
 async fn delete(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     lockers::delete(&mut *ctx.db.acquire().await?, &actor, id).await?;
+    ctx.places_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,6 @@
 //! `?page=&per_page=` and the list envelope `{items, page, per_page, total}`.
 
+use lockers_core::places::directory::Terms;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -66,6 +67,31 @@ impl Page {
     pub fn offset(&self) -> i64 {
         i64::from(self.page - 1) * i64::from(self.per_page)
     }
+
+    /// The page's size and start for lists served from memory.
+    pub fn limit_rows(&self) -> usize {
+        self.per_page as usize
+    }
+
+    pub fn offset_rows(&self) -> usize {
+        (self.page as usize - 1) * self.per_page as usize
+    }
+}
+
+/// The longest search text (`q`, `location`) taken, in characters; longer
+/// answers `400 invalid_query` rather than being cut somewhere surprising.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// Search text parsed into words; `None` for blank text (no filter).
+pub fn search_terms(text: Option<&str>) -> Result<Option<Terms>, ApiError> {
+    let Some(text) = text else { return Ok(None) };
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("search text must be at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    Ok(Terms::parse(text))
 }
 
 /// One page of a list.

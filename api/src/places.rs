@@ -5,9 +5,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use lockers_core::config::DoorDriver;
+use lockers_core::places::directory::{Narrowing, PointEntry, PointHit};
+use lockers_core::places::lockers::Size;
 use lockers_core::places::{
     self, Address, City, CityChanges, ControllerUrl, ControllerUrlError, LockerPoint, NewPoint, PlaceError, PlaceKind,
-    PlaceName, PointChanges, SearchTerms,
+    PlaceName, PointChanges,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,7 +20,7 @@ use uuid::Uuid;
 use crate::ApiContext;
 use crate::error::{ApiError, AppJson, ErrorBody, Result};
 use crate::extract::{AdminActor, PathId, QueryOf};
-use crate::pagination::{List, PageQuery};
+use crate::pagination::{List, PageQuery, search_terms};
 
 pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new()
@@ -105,6 +107,7 @@ async fn create_state(
 ) -> Result<(StatusCode, AppJson<StateView>)> {
     let name = name(&body.name, PlaceName::MAX)?;
     let state = places::create_state(&mut *ctx.db.acquire().await?, &actor, name).await?;
+    ctx.places_changed().await;
     Ok((StatusCode::CREATED, AppJson(StateView::from(&state))))
 }
 
@@ -124,6 +127,7 @@ async fn rename_state(
     let Path(id) = id?;
     let name = name(&body.name, PlaceName::MAX)?;
     let state = places::rename_state(&mut *ctx.db.acquire().await?, &actor, id, name).await?;
+    ctx.places_changed().await;
     Ok(AppJson(StateView::from(&state)))
 }
 
@@ -137,6 +141,7 @@ async fn rename_state(
 async fn delete_state(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_state(&mut *ctx.db.acquire().await?, &actor, id).await?;
+    ctx.places_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -208,6 +213,7 @@ async fn create_city(
 ) -> Result<(StatusCode, AppJson<CityView>)> {
     let name = name(&body.name, PlaceName::MAX)?;
     let city = places::create_city(&mut *ctx.db.acquire().await?, &actor, body.state_id, name).await?;
+    ctx.places_changed().await;
     Ok((StatusCode::CREATED, AppJson(CityView::from(&city))))
 }
 
@@ -230,6 +236,7 @@ async fn update_city(
         name: body.name.as_deref().map(|n| name(n, PlaceName::MAX)).transpose()?,
     };
     let city = places::update_city(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
+    ctx.places_changed().await;
     Ok(AppJson(CityView::from(&city)))
 }
 
@@ -243,6 +250,7 @@ async fn update_city(
 async fn delete_city(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_city(&mut *ctx.db.acquire().await?, &actor, id).await?;
+    ctx.places_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -300,10 +308,74 @@ struct PointQuery {
     city_id: Option<Uuid>,
     /// Words of the point's name, address or city.
     q: Option<String>,
+    /// Only points with a locker of this size available now.
+    size: Option<Size>,
     #[param(minimum = 1)]
     page: Option<u32>,
     #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
+}
+
+/// Lockers available now at a point, per size.
+#[derive(Serialize, ToSchema)]
+struct Available {
+    #[serde(rename = "S")]
+    s: u32,
+    #[serde(rename = "M")]
+    m: u32,
+    #[serde(rename = "L")]
+    l: u32,
+    #[serde(rename = "XL")]
+    xl: u32,
+}
+
+/// The city and state a point stands in, as search results show them.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PlaceOf {
+    city_id: Uuid,
+    city_name: String,
+    state_id: Uuid,
+    state_name: String,
+}
+
+impl PlaceOf {
+    pub(crate) fn new(city_id: Uuid, city_name: &str, state_id: Uuid, state_name: &str) -> Self {
+        Self { city_id, city_name: city_name.to_owned(), state_id, state_name: state_name.to_owned() }
+    }
+
+    pub(crate) fn of(p: &PointEntry) -> Self {
+        Self::new(p.city_id, &p.city_name, p.state_id, &p.state_name)
+    }
+}
+
+/// A point found by search: its place, whether it answers, and what is free there.
+#[derive(Serialize, ToSchema)]
+struct FoundPoint {
+    id: Uuid,
+    name: String,
+    address: String,
+    #[serde(flatten)]
+    place: PlaceOf,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    online: bool,
+    available: Available,
+}
+
+impl FoundPoint {
+    fn new(hit: &PointHit<'_>, now: DateTime<Utc>, doors_simulated: bool) -> Self {
+        let (p, [s, m, l, xl]) = (hit.point, hit.available);
+        Self {
+            id: p.id,
+            name: p.name.to_string(),
+            address: p.address.to_string(),
+            place: PlaceOf::of(p),
+            last_heartbeat_at: p.last_heartbeat_at,
+            created_at: p.created_at,
+            online: places::is_online(p.last_heartbeat_at, now, doors_simulated),
+            available: Available { s, m, l, xl },
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -349,20 +421,24 @@ fn address(raw: &str) -> Result<Address> {
     })
 }
 
-/// Locker points, of one city or all, with text search.
+/// Search by place, answered from the search directory: points ranked by
+/// match (typos included, below exact matches), each with its place, whether
+/// it is online and what is available per size.
 #[utoipa::path(get, path = "/locker-points", tag = "places", params(PointQuery), responses(
-    (status = 200, body = List<PointView>),
+    (status = 200, body = List<FoundPoint>),
+    (status = 400, description = "`invalid_query`: `q` over 200 characters", body = ErrorBody),
     (status = 422, description = "`page_too_deep`", body = ErrorBody),
     (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
 ))]
-async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) -> Result<AppJson<List<PointView>>> {
+async fn list_points(State(ctx): State<ApiContext>, query: QueryOf<PointQuery>) -> Result<AppJson<List<FoundPoint>>> {
     let Query(q) = query?;
     let page = PageQuery::new(q.page, q.per_page).parse()?;
-    let terms = q.q.as_deref().and_then(SearchTerms::parse);
-    let (points, total) =
-        places::list_points(&mut *ctx.db.acquire().await?, q.city_id, terms.as_ref(), page.limit(), page.offset())
-            .await?;
-    Ok(AppJson(List::new(points.iter().map(|p| PointView::new(&ctx, p)).collect(), page, total)))
+    let narrowing = Narrowing { terms: search_terms(q.q.as_deref())?, city_id: q.city_id, point_id: None };
+    let snapshot = ctx.directory.snapshot().await?;
+    let (hits, total) = snapshot.points(&narrowing, q.size, page.offset_rows(), page.limit_rows());
+    let (now, simulated) = (Utc::now(), ctx.config.door_driver == DoorDriver::Simulated);
+    let items = hits.iter().map(|hit| FoundPoint::new(hit, now, simulated)).collect();
+    Ok(AppJson(List::new(items, page, total as i64)))
 }
 
 #[utoipa::path(get, path = "/locker-points/{id}", tag = "places", params(("id" = Uuid, Path, description = "The locker point")), responses(
@@ -396,6 +472,7 @@ async fn create_point(
     };
     let key = places::ControllerKey::from_config(&ctx.config);
     let (point, token) = places::create_point(&mut *ctx.db.acquire().await?, &actor, &key, new).await?;
+    ctx.places_changed().await;
     let created =
         CreatedPoint { point: PointView::for_admin(&ctx, &point), controller_token: token.expose().to_owned() };
     Ok((StatusCode::CREATED, AppJson(created)))
@@ -428,6 +505,7 @@ async fn update_point(
             .transpose()?,
     };
     let point = places::update_point(&mut *ctx.db.acquire().await?, &actor, id, changes).await?;
+    ctx.places_changed().await;
     Ok(AppJson(PointView::for_admin(&ctx, &point)))
 }
 
@@ -441,6 +519,7 @@ async fn update_point(
 async fn delete_point(State(ctx): State<ApiContext>, AdminActor(actor): AdminActor, id: PathId) -> Result<StatusCode> {
     let Path(id) = id?;
     places::delete_point(&mut *ctx.db.acquire().await?, &actor, id).await?;
+    ctx.places_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -415,6 +415,16 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_READ_LIMIT_PER_MIN", default_value_t = 600)]
     pub public_read_limit_per_min: u32,
 
+    /// Seconds between full reloads of the search directory (points' heartbeats
+    /// and a safety net; changes arrive sooner by NOTIFY). At least 1.
+    #[arg(long = "search-refresh-secs", env = "SEARCH_REFRESH_SECS", default_value = "5", value_parser = parse_secs)]
+    pub search_refresh: Duration,
+
+    /// Argon2 threads: each keeps its 19 MiB of hashing memory for good, so
+    /// this bounds both concurrent hashes and their memory. 0: one per core, at most 4.
+    #[arg(long, env = "PASSWORD_HASH_THREADS", default_value_t = 0)]
+    pub password_hash_threads: usize,
+
     // --- The exchange: deposit (issue 10, helper "deposit") ---
     /// Seconds a reservation waits for its drop-off (the drop-off code lives as long);
     /// past it, a reservation whose door never opened is cancelled by the sweep.
@@ -573,6 +583,12 @@ impl Config {
         }
         if !(1024..=16 << 20).contains(&self.body_limit_bytes) {
             return fail("BODY_LIMIT_BYTES must be between 1024 and 16777216");
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.search_refresh) {
+            return fail("SEARCH_REFRESH_SECS must be between 1 and 3600");
+        }
+        if self.password_hash_threads > 64 {
+            return fail("PASSWORD_HASH_THREADS must be at most 64 (each keeps 19 MiB)");
         }
         // The exchange's pickup window and return path (issue 10, helper collection).
         if self.return_window < Duration::from_secs(60) {

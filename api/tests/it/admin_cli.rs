@@ -69,8 +69,13 @@ async fn seed_demo_builds_a_searchable_network_once() {
     let sizes: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT size FROM lockers ORDER BY 1").fetch_all(&app.pool).await.unwrap();
     assert_eq!(sizes, ["L", "M", "S", "XL"]);
-    let found: serde_json::Value = app.get("/api/v1/lockers?q=cafe%20ourem").await.json().await.unwrap();
-    assert_eq!(found["total"], 12);
+    // Seeded by another process: search hears of it by NOTIFY.
+    let found = crate::harness::eventually(std::time::Duration::from_secs(5), || async {
+        let found: serde_json::Value = app.get("/api/v1/lockers?q=cafe%20ourem").await.json().await.unwrap();
+        found["total"] == 12
+    })
+    .await;
+    assert!(found, "the seeded lockers never reached search");
 
     let again = admin(&app, &["seed-demo"], "");
     assert!(again.status.success());

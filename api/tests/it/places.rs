@@ -1,10 +1,12 @@
 //! Places and lockers: admin-only writes, uniqueness, delete protection,
 //! search by place, audit entries, demo data.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, eventually};
 
 async fn created(response: reqwest::Response) -> Value {
     let status = response.status();
@@ -301,12 +303,15 @@ async fn search_finds_lockers_by_partial_accent_free_text_across_point_address_c
     assert_eq!(search(&app, &format!("point_id={kora}&size=L")).await["total"], 2);
     let page: Value = search(&app, "per_page=3&page=3").await;
     assert_eq!((page["total"].as_i64(), page["items"].as_array().unwrap().len()), (Some(7), 1));
+    // A change committed by another process (here: straight SQL) reaches search by NOTIFY.
     sqlx::query("UPDATE lockers SET status = 'maintenance' WHERE point_id = $1::uuid")
         .bind(&cafe)
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(search(&app, "status=available").await["total"], 5);
+    let followed =
+        eventually(Duration::from_secs(5), || async { search(&app, "status=available").await["total"] == 5 }).await;
+    assert!(followed, "search still shows the maintenance lockers as available");
 
     let by_place: Value = app.lockers_by_place("location=koramangala").await.json().await.unwrap();
     assert_eq!(point_names(&by_place), ["Koramangala Hub"]);
@@ -326,24 +331,6 @@ async fn search_finds_lockers_by_partial_accent_free_text_across_point_address_c
     app.update_city(&admin, &mysuru, &json!({ "state_id": goa })).await;
     assert_eq!(point_names(&search(&app, "q=mysore%20goa").await), ["Devaraja Market"]);
     assert_eq!(search(&app, "q=karnataka").await["total"], 3);
-}
-
-#[tokio::test]
-async fn the_search_predicate_is_served_by_the_trigram_index() {
-    let app = TestApp::spawn().await;
-    // With a few rows a sequential scan is cheapest; forbid it to see that the index can serve the query.
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
-    let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN SELECT id FROM locker_points p
-         WHERE p.search_document LIKE '%' || lockers_fold('koram') || '%'
-           AND p.search_document LIKE '%' || lockers_fold('bengal') || '%'",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
-    assert!(plan.contains("locker_points_search_trgm"), "{plan}");
 }
 
 #[tokio::test]
@@ -466,4 +453,132 @@ async fn a_page_deeper_than_ten_thousand_rows_answers_422_page_too_deep_on_every
     }
     let answer = code_of(app.states("page=0").await).await;
     assert_eq!(answer, (400, "invalid_query".into()), "page 0 is malformed, not deep");
+}
+
+/// The point names of a `/locker-points` answer, in order.
+async fn found_points(app: &TestApp, query: &str) -> Vec<String> {
+    let response = app.locker_points(query).await;
+    assert_eq!(response.status(), 200, "{query}");
+    let page: Value = response.json().await.unwrap();
+    page["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn misspelled_places_are_found_ranked_below_exact_matches() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.user_with_role("admin").await;
+    network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
+    network(&app, &admin, "Karnataka", "Bengaluru", "Indiranagar Metro", "100 Feet Road").await;
+    network(&app, &admin, "Goa", "Panaji", "Café Mercado", "Rua de Ourém").await;
+
+    // As a new user types it: a letter missing, in two places.
+    assert_eq!(found_points(&app, "q=koramangla").await, ["Koramangala Hub"]);
+    assert_eq!(found_points(&app, "q=kormangala").await, ["Koramangala Hub"]);
+    assert_eq!(found_points(&app, "q=koramagnala%20bengaluru").await, ["Koramangala Hub"], "two letters swapped");
+    assert_eq!(found_points(&app, "q=bengalooru").await, ["Indiranagar Metro", "Koramangala Hub"], "city, by name");
+    assert_eq!(found_points(&app, "q=mercadoo%20ourm").await, ["Café Mercado"], "accents and typos together");
+    assert!(found_points(&app, "q=kmgl").await.is_empty(), "too far from any word");
+
+    // A place whose name is spelled the way the typo is ranks first for it;
+    // the misspelled match still follows.
+    network(&app, &admin, "Karnataka", "Bengaluru", "Koramangla Stores", "1st Cross").await;
+    assert_eq!(found_points(&app, "q=koramangla").await, ["Koramangla Stores", "Koramangala Hub"]);
+    assert_eq!(found_points(&app, "q=koramangala").await, ["Koramangala Hub", "Koramangla Stores"]);
+    // A part of a word outranks a misspelling: "metro" is in a name, "retro" a typo of it.
+    network(&app, &admin, "Karnataka", "Bengaluru", "Retro Arcade", "Church Street").await;
+    assert_eq!(found_points(&app, "q=metro").await, ["Indiranagar Metro", "Retro Arcade"]);
+    // Lockers are found through the same ranking.
+    let hub_lockers: Value = app.lockers("q=kormangala%20hub").await.json().await.unwrap();
+    assert_eq!(hub_lockers["total"], 0, "no lockers yet, but no error");
+}
+
+#[tokio::test]
+async fn points_answer_their_availability_per_size_and_filter_by_size() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.user_with_role("admin").await;
+    let (_, city, hub) = network(&app, &admin, "Karnataka", "Bengaluru", "Koramangala Hub", "80 Feet Road").await;
+    let (_, _, metro) = network(&app, &admin, "Karnataka", "Bengaluru", "Indiranagar Metro", "100 Feet Road").await;
+    let mut hub_lockers = Vec::new();
+    for (door, size) in [(1, "S"), (2, "S"), (3, "M"), (4, "XL")] {
+        hub_lockers.push(add_locker(&app, &admin, &hub, door, size).await);
+    }
+    add_locker(&app, &admin, &metro, 1, "L").await;
+
+    let page: Value = app.locker_points("q=koramangala").await.json().await.unwrap();
+    let point = &page["items"][0];
+    assert_eq!(point["available"], json!({ "S": 2, "M": 1, "L": 0, "XL": 1 }), "{page}");
+    assert_eq!((point["online"].as_bool(), point["city_name"].as_str()), (Some(true), Some("Bengaluru")));
+    assert_eq!((point["state_name"].as_str(), point["city_id"].as_str()), (Some("Karnataka"), Some(city.as_str())));
+    assert_eq!(found_points(&app, "size=L").await, ["Indiranagar Metro"]);
+    assert_eq!(found_points(&app, "size=XL&q=feet").await, ["Koramangala Hub"]);
+
+    // A reservation elsewhere (another process, straight SQL) is seen by NOTIFY.
+    sqlx::query("UPDATE lockers SET status = 'reserved' WHERE id = $1::uuid")
+        .bind(&hub_lockers[3])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let followed = eventually(Duration::from_secs(5), || async {
+        let page: Value = app.locker_points("q=koramangala").await.json().await.unwrap();
+        page["items"][0]["available"]["XL"] == 0
+    })
+    .await;
+    assert!(followed, "the reserved XL locker is still shown available");
+    assert!(found_points(&app, "size=XL").await.is_empty());
+
+    // One point's lockers, by door.
+    let listed: Value = app.lockers(&format!("point_id={hub}")).await.json().await.unwrap();
+    let doors: Vec<i64> = listed["items"].as_array().unwrap().iter().map(|l| l["door_no"].as_i64().unwrap()).collect();
+    assert_eq!((listed["total"].as_i64(), doors), (Some(4), vec![1, 2, 3, 4]));
+    assert_eq!(listed["items"][3]["status"], "reserved");
+    let by_id: Value = app.locker(listed["items"][2]["id"].as_str().unwrap()).await.json().await.unwrap();
+    for field in ["inner_width_mm", "inner_height_mm", "inner_depth_mm", "point_name", "city_name", "size", "status"] {
+        assert_eq!(listed["items"][2][field], by_id[field], "search and the locker itself agree on {field}");
+    }
+    let available: Value = app.lockers(&format!("point_id={hub}&status=available&size=S")).await.json().await.unwrap();
+    assert_eq!(available["total"], 2);
+    let unknown: Value = app.lockers(&format!("point_id={}", Uuid::new_v4())).await.json().await.unwrap();
+    assert_eq!(unknown["total"], 0);
+}
+
+#[tokio::test]
+async fn search_follows_places_written_by_another_process_and_bounds_its_input() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.user_with_role("admin").await;
+    let (_, city, _) = network(&app, &admin, "Goa", "Panaji", "Café Mercado", "Rua de Ourém").await;
+    assert_eq!(found_points(&app, "q=fontainhas").await, Vec::<String>::new());
+    // Another intake (here: straight SQL) adds a point and a locker.
+    let point = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO locker_points (id, city_id, name, address, controller_token_hash)
+         VALUES ($1, $2::uuid, 'Fontainhas Gate', 'Rua 31 de Janeiro', '\\x00')",
+    )
+    .bind(point)
+    .bind(&city)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO lockers (id, point_id, door_no, size) VALUES ($1, $2, 1, 'M')")
+        .bind(Uuid::now_v7())
+        .bind(point)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let found = eventually(Duration::from_secs(5), || async {
+        let page: Value = app.locker_points("q=fontainhas").await.json().await.unwrap();
+        page["total"] == 1 && page["items"][0]["available"]["M"] == 1
+    })
+    .await;
+    assert!(found, "a point added elsewhere never reached search");
+
+    // Input bounds: long text is refused, many words are cut, odd text matches nothing.
+    let long = "a".repeat(201);
+    assert_eq!(code_of(app.locker_points(&format!("q={long}")).await).await, (400, "invalid_query".into()));
+    assert_eq!(code_of(app.lockers(&format!("q={long}")).await).await, (400, "invalid_query".into()));
+    assert_eq!(app.locker_points(&format!("q={}", "a".repeat(200))).await.status(), 200);
+    let many = (0..50).map(|i| format!("w{i}")).collect::<Vec<_>>().join("%20");
+    assert_eq!(app.locker_points(&format!("q={many}")).await.status(), 200);
+    assert!(found_points(&app, "q=%25%25").await.is_empty());
+    assert_eq!(code_of(app.locker_points("size=XXL").await).await, (400, "invalid_query".into()));
+    assert_eq!(code_of(app.locker_points("per_page=101").await).await, (400, "invalid_query".into()));
 }

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod codes;
 pub mod contact;
 pub mod expiry;
+pub mod hashing;
 pub mod login;
 pub mod ownership;
 pub mod password;
@@ -24,7 +25,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::PgConnection;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::accounts::access_token::TokenKeys;
@@ -41,16 +41,16 @@ pub struct Accounts {
     limiter: Arc<RateLimiter>,
     codes: Arc<Codes>,
     tokens: TokenKeys,
-    /// Argon2 runs at most one hash per core at a time: each takes 19 MiB, and
-    /// a burst of logins must queue, not exhaust memory.
-    hashing: Semaphore,
+    /// Argon2 runs on a few threads that keep their memory: a burst of
+    /// logins queues, and the memory stays `threads * 19 MiB`.
+    hashing: hashing::HashingPool,
 }
 
 impl Accounts {
     pub fn new(config: Arc<Config>, limiter: Arc<RateLimiter>, codes: Arc<Codes>) -> Self {
         Self {
             tokens: TokenKeys::from_config(&config),
-            hashing: Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            hashing: hashing::HashingPool::new(config.password_hash_threads),
             config,
             limiter,
             codes,
@@ -69,16 +69,12 @@ impl Accounts {
         RateLimited::check(self.limiter.hit(&format!("auth_ip:{}", ip_key(by)), limit).await)
     }
 
-    /// Runs Argon2 off the async runtime, one hash per core at a time.
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Internal> {
-        let _permit = self.hashing.acquire().await.map_err(|e| Internal(format!("hashing closed: {e}")))?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| Internal(format!("hashing task failed: {e}")))
-    }
-
     /// Hashes a new password on the hashing pool.
     async fn hash(&self, password: password::Password) -> Result<String, Internal> {
-        self.blocking(move || password::hash(&password))
-            .await?
+        self.hashing
+            .run(move |memory| password::hash_with(&password, memory))
+            .await
+            .map_err(|e| Internal(e.to_string()))?
             .map_err(|e| Internal(format!("password hashing failed: {e}")))
     }
 
@@ -88,7 +84,10 @@ impl Accounts {
         if given.len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
-        self.blocking(move || password::verify(&given, &hash)).await
+        self.hashing
+            .run(move |memory| password::verify_with(&given, &hash, memory))
+            .await
+            .map_err(|e| Internal(e.to_string()))
     }
 }
 

@@ -1,11 +1,13 @@
 //! Passwords: the length rule and Argon2id hashing (m=19456 KiB, t=2, p=1, the
-//! OWASP baseline). Hashing is CPU-bound: async callers run it with
-//! `spawn_blocking`.
+//! OWASP baseline). Hashing is CPU-bound and takes 19 MiB: the intake runs it
+//! on the hashing pool (`accounts::hashing`), whose threads lend their own
+//! memory (`hash_with`, `verify_with`); the CLI uses `spawn_blocking`.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::collections::HashSet;
 use std::sync::LazyLock;
+use subtle::ConstantTimeEq;
 
 /// Shortest and longest passwords accepted (NIST SP 800-63B allows long passphrases).
 pub const MIN_LEN: usize = 8;
@@ -60,10 +62,54 @@ impl std::fmt::Debug for Password {
     }
 }
 
-fn hasher() -> Argon2<'static> {
+/// Argon2's memory cost in KiB, which is also its number of 1 KiB blocks.
+pub const MEMORY_BLOCKS: usize = 19_456;
+
+fn params() -> Params {
     // The parameters are constants within Argon2's limits, so this cannot fail.
-    let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(MEMORY_BLOCKS as u32, 2, 1, None).unwrap_or_default()
+}
+
+fn hasher() -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+}
+
+/// [`hash`], computed in `memory` (at least [`MEMORY_BLOCKS`] blocks) instead of a fresh allocation.
+pub fn hash_with(password: &Password, memory: &mut [Block]) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes)?;
+    let mut out = [0u8; 32];
+    hasher().hash_password_into_with_memory(password.expose().as_bytes(), raw_salt, &mut out, memory)?;
+    let params = params();
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str(),
+        Output::new(&out)?
+    ))
+}
+
+/// [`verify`], computed in `memory` when the stored hash has our parameters
+/// (every hash we write); any other valid PHC string is checked the usual way.
+pub fn verify_with(candidate: &str, phc: &str, memory: &mut [Block]) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else { return false };
+    let ours = parsed.algorithm == argon2::ARGON2ID_IDENT
+        && parsed.version == Some(0x13)
+        && Params::try_from(&parsed).is_ok_and(|p| {
+            (p.m_cost(), p.t_cost(), p.p_cost()) == (MEMORY_BLOCKS as u32, params().t_cost(), params().p_cost())
+        });
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+    if !ours {
+        return hasher().verify_password(candidate.as_bytes(), &parsed).is_ok();
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(raw_salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    hasher().hash_password_into_with_memory(candidate.as_bytes(), raw_salt, &mut out, memory).is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) with a fresh random salt.
@@ -118,5 +164,25 @@ mod tests {
         assert!(verify("correct horse battery", &phc));
         assert!(!verify("correct horse battery!", &phc));
         assert!(!verify("anything", "not a hash"));
+    }
+
+    #[test]
+    fn hashes_made_in_lent_memory_are_the_same_phc_hashes_both_ways() {
+        let mut memory = vec![Block::default(); MEMORY_BLOCKS];
+        let password = Password::parse("correct horse battery".into()).unwrap();
+        let phc = hash_with(&password, &mut memory).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify("correct horse battery", &phc), "the standard verifier reads it");
+        let standard = hash(&password).unwrap();
+        assert!(verify_with("correct horse battery", &standard, &mut memory), "and reads the standard one");
+        assert!(!verify_with("correct horse battery!", &standard, &mut memory));
+        assert!(!verify_with("anything", DUMMY_HASH, &mut memory));
+        assert!(!verify_with("anything", "not a hash", &mut memory));
+        // Other parameters (say, an older hash) still verify, the allocating way.
+        let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap());
+        let salt = SaltString::generate(&mut OsRng);
+        let old = other.hash_password(b"correct horse battery", &salt).unwrap().to_string();
+        assert!(verify_with("correct horse battery", &old, &mut memory));
+        assert!(!verify_with("wrong horse battery", &old, &mut memory));
     }
 }

@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::DbError;
-use crate::places::SearchTerms;
 
-pub use super::store::{locker as by_id, search_lockers as search};
+pub use super::store::locker as by_id;
 pub use super::use_cases::{create_locker as create, delete_locker as delete, update_locker as update};
 
 /// A size by its code; stored as that text.
@@ -177,16 +176,6 @@ impl Locker {
     pub fn point_online(&self, now: DateTime<Utc>, doors_simulated: bool) -> bool {
         crate::places::is_online(self.last_heartbeat_at, now, doors_simulated)
     }
-}
-
-/// What a locker search narrows by.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub status: Option<Status>,
-    pub size: Option<Size>,
-    pub point_id: Option<Uuid>,
-    pub city_id: Option<Uuid>,
-    pub terms: Option<SearchTerms>,
 }
 
 #[cfg(test)]

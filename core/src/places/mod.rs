@@ -7,6 +7,7 @@
 //! re-exported: a read is not a use case); `use_cases` the audited writes.
 
 pub mod credentials;
+pub mod directory;
 pub mod lockers;
 mod store;
 mod use_cases;
@@ -22,7 +23,7 @@ use uuid::Uuid;
 use crate::config::{Config, DEV_CONTROLLER_TOKEN_SECRET, Secret};
 use crate::db::DbError;
 
-pub use store::{city, controller_token_generation, list_cities, list_points, list_states, point, state};
+pub use store::{city, controller_token_generation, list_cities, list_states, point, state};
 pub use use_cases::*;
 
 /// Which level of the tree.
@@ -369,61 +370,9 @@ pub struct PointChanges {
     pub controller_url: Option<Option<ControllerUrl>>,
 }
 
-/// Search text split into words, each escaped for LIKE; every word must match.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchTerms {
-    pub words: Vec<String>,
-    /// The whole query, for ranking.
-    pub query: String,
-}
-
-impl SearchTerms {
-    /// `None` for blank text; at most 8 words of at most 100 characters are used.
-    pub fn parse(raw: &str) -> Option<Self> {
-        // Control characters (NUL included, which PostgreSQL text refuses) never match a place.
-        let raw: String = raw.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-        let words: Vec<String> =
-            raw.split_whitespace().take(8).map(|w| escape_like(&w.chars().take(100).collect::<String>())).collect();
-        (!words.is_empty()).then(|| Self { query: raw.trim().chars().take(300).collect(), words })
-    }
-
-    /// `AND p.search_document LIKE ...` per word, with placeholders from `$first`
-    /// (each a separate, trigram-indexable condition).
-    pub fn conditions(&self, column: &str, first: usize) -> String {
-        (0..self.words.len())
-            .map(|i| format!(" AND {column} LIKE '%' || lockers_fold(${}) || '%'", first + i))
-            .collect()
-    }
-}
-
-/// `%`, `_` and `\` in user text match literally in LIKE patterns.
-pub fn escape_like(raw: &str) -> String {
-    raw.trim().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn search_terms_are_words_each_with_its_own_indexable_condition() {
-        let terms = SearchTerms::parse("  MG   Road 50% ").unwrap();
-        assert_eq!(terms.words, ["MG", "Road", "50\\%"]);
-        assert_eq!(terms.query, "MG   Road 50%");
-        assert_eq!(
-            terms.conditions("d", 4),
-            " AND d LIKE '%' || lockers_fold($4) || '%' AND d LIKE '%' || lockers_fold($5) || '%' \
-             AND d LIKE '%' || lockers_fold($6) || '%'"
-        );
-        assert!(SearchTerms::parse("   ").is_none());
-        assert!(SearchTerms::parse("\0\n").is_none());
-        assert_eq!(SearchTerms::parse("a\0b").unwrap().words, ["a", "b"]);
-    }
-
-    #[test]
-    fn like_wildcards_in_user_text_are_escaped() {
-        assert_eq!(escape_like(" 50%_off\\ "), "50\\%\\_off\\\\");
-    }
 
     #[test]
     fn place_names_are_trimmed_and_bounded() {

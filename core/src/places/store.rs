@@ -4,8 +4,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
-use super::lockers::{Filter, Locker, Size, Status};
-use super::{Address, City, ControllerUrl, LockerPoint, PlaceKind, PlaceName, PointChanges, SearchTerms, State};
+use super::lockers::{Locker, Size, Status};
+use super::{Address, City, ControllerUrl, LockerPoint, PlaceKind, PlaceName, PointChanges, State};
 use crate::db::{DbError, During};
 
 // The domain types stay free of sqlx derives; their rows are read here.
@@ -168,42 +168,6 @@ pub(super) async fn update_city(
 
 const POINT_COLUMNS: &str = "id, city_id, name, address, controller_url, last_heartbeat_at, created_at";
 
-/// One page of points, optionally within a city and matching the search terms,
-/// best match first, and how many match. Paged in SQL: a page costs the rows it
-/// shows (plus the skipped ones, which the API's depth bound keeps few).
-pub async fn list_points(
-    conn: &mut PgConnection,
-    city_id: Option<Uuid>,
-    terms: Option<&SearchTerms>,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<LockerPoint>, i64), DbError> {
-    // Rows: $1 city, $2 query text (ranking only), a parameter per word, limit, offset.
-    // Count: $1 city, a parameter per word.
-    let words = terms.map(|t| t.words.clone()).unwrap_or_default();
-    let in_city = "WHERE ($1::uuid IS NULL OR city_id = $1)";
-    let row_conditions = terms.map(|t| t.conditions("search_document", 3)).unwrap_or_default();
-    let count_conditions = terms.map(|t| t.conditions("search_document", 2)).unwrap_or_default();
-    let next = 3 + words.len();
-    let rows_sql = format!(
-        "SELECT {POINT_COLUMNS} FROM locker_points {in_city} {row_conditions}
-         ORDER BY word_similarity(lockers_fold(coalesce($2, '')), search_document) DESC, lower(name), id
-         LIMIT ${next} OFFSET ${}",
-        next + 1
-    );
-    let count_sql = format!("SELECT count(*) FROM locker_points {in_city} {count_conditions}");
-    let mut rows = sqlx::query_as(sqlx::AssertSqlSafe(rows_sql)).bind(city_id).bind(terms.map(|t| t.query.clone()));
-    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(city_id);
-    for word in &words {
-        rows = rows.bind(word.clone());
-        count = count.bind(word.clone());
-    }
-    let items: Vec<LockerPoint> =
-        rows.bind(limit).bind(offset).fetch_all(&mut *conn).await.during("list locker points")?;
-    let total = count.fetch_one(conn).await.during("count locker points")?;
-    Ok((items, total))
-}
-
 pub async fn point(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockerPoint>, DbError> {
     let sql = format!("SELECT {POINT_COLUMNS} FROM locker_points WHERE id = $1");
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await.during("read a locker point")
@@ -327,51 +291,6 @@ const LOCKER_SELECT: &str = "SELECT l.id, l.point_id, l.door_no, l.size, l.statu
     JOIN locker_points p ON p.id = l.point_id
     JOIN cities c ON c.id = p.city_id
     JOIN states s ON s.id = c.state_id";
-
-/// Lockers matching `filter`, best place match first, one page and the total.
-pub async fn search_lockers(
-    conn: &mut PgConnection,
-    filter: &Filter,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<Locker>, i64), DbError> {
-    // $1-$4: filters; then one parameter per search word; then query text, limit, offset.
-    let words = filter.terms.as_ref().map(|t| t.words.clone()).unwrap_or_default();
-    let conditions = filter.terms.as_ref().map(|t| t.conditions("p.search_document", 5)).unwrap_or_default();
-    let predicate = format!(
-        "WHERE ($1::text IS NULL OR l.status = $1) AND ($2::text IS NULL OR l.size = $2)
-           AND ($3::uuid IS NULL OR l.point_id = $3) AND ($4::uuid IS NULL OR p.city_id = $4) {conditions}"
-    );
-    let next = 5 + words.len();
-    let rows_sql = format!(
-        "{LOCKER_SELECT} {predicate}
-         ORDER BY word_similarity(lockers_fold(coalesce(${next}, '')), p.search_document) DESC, p.name, l.door_no, l.id
-         LIMIT ${} OFFSET ${}",
-        next + 1,
-        next + 2
-    );
-    let count_sql = format!("SELECT count(*) FROM lockers l JOIN locker_points p ON p.id = l.point_id {predicate}");
-
-    let mut rows = sqlx::query_as(sqlx::AssertSqlSafe(rows_sql))
-        .bind(filter.status)
-        .bind(filter.size)
-        .bind(filter.point_id)
-        .bind(filter.city_id);
-    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
-        .bind(filter.status)
-        .bind(filter.size)
-        .bind(filter.point_id)
-        .bind(filter.city_id);
-    for word in &words {
-        rows = rows.bind(word.clone());
-        count = count.bind(word.clone());
-    }
-    let query = filter.terms.as_ref().map(|t| t.query.clone());
-    let items: Vec<Locker> =
-        rows.bind(query).bind(limit).bind(offset).fetch_all(&mut *conn).await.during("search lockers")?;
-    let total = count.fetch_one(conn).await.during("count lockers")?;
-    Ok((items, total))
-}
 
 pub async fn locker(conn: &mut PgConnection, id: Uuid) -> Result<Option<Locker>, DbError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{LOCKER_SELECT} WHERE l.id = $1")))
