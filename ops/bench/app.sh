@@ -12,29 +12,55 @@ bin=${BIN_DIR:-target/release}
 mkdir -p ops/bench/results
 
 api_pid=""
+worker_pid=""
 cleanup() {
-    if [[ -n "$api_pid" ]]; then kill "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
+    local pid
+    for pid in $worker_pid $api_pid; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
     psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
 }
 trap cleanup EXIT
 
-# start_app LOG: creates the database and starts the app, logging to LOG.
+# start_app LOG: creates the database and starts the app, logging to LOG:
+# `lockers-api --with-workers`, or with SPLIT=1 the intake (`lockers-api`) and
+# one `lockers-worker` (every queue, the scheduler) as two processes.
 start_app() {
     psql "$pg/postgres" -qc "CREATE DATABASE $db" >/dev/null
     export DATABASE_URL="$pg/$db"
-    LISTEN_ADDR=127.0.0.1:$port TRUSTED_PROXIES=127.0.0.1/32 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} \
+    export LISTEN_ADDR=127.0.0.1:$port TRUSTED_PROXIES=127.0.0.1/32 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} \
         REDIS_KEY_PREFIX="bench$$:" RUST_LOG=${RUST_LOG:-warn} \
         SMS_PROVIDER=twilio TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench TWILIO_FROM=+15005550006 \
         TWILIO_API_BASE="http://$twilio" SMS_BUDGET_PER_HOUR=100000000 \
-        DOOR_DRIVER=simulated EMAIL_PROVIDER=console \
-        "$bin/lockers-api" --with-workers >"$1" 2>&1 &
+        DOOR_DRIVER=simulated EMAIL_PROVIDER=console
+    if [[ ${SPLIT:-0} == 1 ]]; then
+        "$bin/lockers-api" >"$1" 2>&1 &
+        api_pid=$!
+        # The intake creates and migrates the database; the worker starts after.
+        wait_up "$1" || return 1
+        "$bin/lockers-worker" >"$1.worker" 2>&1 &
+        worker_pid=$!
+        return 0
+    fi
+    "$bin/lockers-api" --with-workers >"$1" 2>&1 &
     api_pid=$!
+    wait_up "$1"
+}
+
+wait_up() {
     for _ in $(seq 1 100); do
         curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
     echo "the app did not start; see $1" >&2
     return 1
+}
+
+# Peak resident memory (VmHWM) of the app's processes, in MiB.
+peak_rss() {
+    local pid
+    for pid in "$api_pid" $worker_pid; do
+        awk -v pid="$pid" '/^VmHWM/ { printf "pid %s %.1f MiB  ", pid, $2 / 1024 }' "/proc/$pid/status"
+    done
+    echo
 }
 
 # CPU seconds (user + system, in clock ticks) of a set of processes, from /proc.
@@ -56,7 +82,7 @@ run_measured() {
     tick=$(getconf CLK_TCK)
     all_before=$(machine_cpu)
     pg_before=$(cpu_of $(pg_pids))
-    api_before=$(cpu_of "$api_pid")
+    api_before=$(cpu_of "$api_pid" $worker_pid)
     started=$(date +%s.%N)
     "$@" &
     bench_pid=$!
@@ -66,7 +92,7 @@ run_measured() {
     done
     wait "$bench_pid"
     ended=$(date +%s.%N)
-    awk -v t="$tick" -v wall="$(echo "$ended - $started" | bc)" -v api=$(($(cpu_of "$api_pid") - api_before)) \
+    awk -v t="$tick" -v wall="$(echo "$ended - $started" | bc)" -v api=$(($(cpu_of "$api_pid" $worker_pid) - api_before)) \
         -v pg=$(($(cpu_of $(pg_pids)) - pg_before)) -v bench="$bench_cpu" -v all=$(($(machine_cpu) - all_before)) 'BEGIN {
         printf "CPU over %.1f s wall (setup and warm-up included): api+workers %.1f s, postgres %.1f s, bench %.1f s, other %.1f s, machine busy %.0f%% of 2 cores\n",
             wall, api / t, pg / t, bench / t, (all - api - pg - bench) / t, 100 * all / t / wall / 2 }'

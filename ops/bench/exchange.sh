@@ -6,7 +6,8 @@
 #   cargo build --release -p lockers-api --bin lockers-api -p lockers-workers --bin lockers-exchange-bench
 #   ops/bench/exchange.sh [CLIENTS] [SECS]          # defaults: 64 clients, 30 s
 #
-# Extra bench flags: BENCH_ARGS="--poll-ms 10"; app settings and BIN_DIR: app.sh.
+# Extra bench flags: BENCH_ARGS="--poll-ms 10"; app settings, BIN_DIR and SPLIT=1 (the
+# intake and one lockers-worker as two processes): app.sh.
 # Output: stdout and ops/bench/results/exchange-<time>.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,5 +29,6 @@ background="BACKGROUND $(( (x1 - x0) / 5 )) writing transactions/s in the cluste
     echo "$background"
     run_measured "$bin/lockers-exchange-bench" --api "http://127.0.0.1:$port" --twilio-listen "$twilio" \
         --clients "$clients" --secs "$secs" ${BENCH_ARGS:-}
+    echo "PEAK RSS (intake first; SPLIT=1 runs the workers as a second process): $(peak_rss)"
     echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out"
