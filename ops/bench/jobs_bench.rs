@@ -4,6 +4,8 @@
 //!
 //! lockers-jobs-bench drain N [--conc C]          bulk-enqueue N no-op jobs, then drain them (C in flight)
 //! lockers-jobs-bench latency RATE SECS [--conc C] one job per transaction at RATE/s for SECS; enqueue-to-start latency
+//! lockers-jobs-bench share N PROCS [--conc C]    bulk-enqueue N numbered jobs, drain them with PROCS processes
+//!                                                 (this binary's `work`); counts each job's runs across them
 //!
 //! Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/bench_lockers), created
 //! and migrated if missing. Engine settings come from the usual JOB_* variables.
@@ -31,11 +33,16 @@ const QUEUE: Queue = Queue::Notify;
 struct BenchJob {
     /// Wall clock (µs since the epoch) just before the enqueueing transaction began.
     enq_us: i64,
+    /// The job's number in a `share` run, to find a job run twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// (enqueued at, enqueue-to-start latency), both in µs.
 static STARTS: Mutex<Vec<(i64, i64)>> = Mutex::new(Vec::new());
 static HANDLED: AtomicU64 = AtomicU64::new(0);
+/// The numbers of the jobs this process ran (`share`'s workers).
+static SEQS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
@@ -45,6 +52,9 @@ async fn noop(job: BenchJob) -> Result<(), BoxDynError> {
     let latency = now_us() - job.enq_us;
     if let Ok(mut starts) = STARTS.lock() {
         starts.push((job.enq_us, latency));
+    }
+    if let (Some(seq), Ok(mut seqs)) = (job.seq, SEQS.lock()) {
+        seqs.push(seq);
     }
     HANDLED.fetch_add(1, Ordering::SeqCst);
     Ok(())
@@ -62,6 +72,21 @@ enum Cmd {
         secs: u64,
         #[arg(long, default_value_t = 16)]
         conc: usize,
+    },
+    Share {
+        n: u64,
+        procs: usize,
+        #[arg(long, default_value_t = 16)]
+        conc: usize,
+    },
+    /// One of `share`'s worker processes: runs jobs until none is left, then
+    /// writes the numbers of those it ran to `out`, one a line.
+    #[command(hide = true)]
+    Work {
+        #[arg(long)]
+        conc: usize,
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
 }
 
@@ -127,7 +152,7 @@ async fn drain(pool: &PgPool, settings: EngineSettings, n: u64, conc: usize) -> 
     let mut left = n;
     while left > 0 {
         let chunk = left.min(5000);
-        let batch: Vec<BenchJob> = (0..chunk).map(|_| BenchJob { enq_us: now_us() }).collect();
+        let batch: Vec<BenchJob> = (0..chunk).map(|_| BenchJob { enq_us: now_us(), seq: None }).collect();
         jobs::enqueue_many(&mut tx, QUEUE, &batch).await?;
         left -= chunk;
     }
@@ -192,7 +217,7 @@ async fn latency(pool: &PgPool, settings: EngineSettings, rate: u64, secs: u64, 
         inserts.push(tokio::spawn(async move {
             let t = Instant::now();
             let mut tx = pool.begin().await?;
-            jobs::enqueue(&mut tx, QUEUE, &BenchJob { enq_us: now_us() }).await?;
+            jobs::enqueue(&mut tx, QUEUE, &BenchJob { enq_us: now_us(), seq: None }).await?;
             tx.commit().await?;
             if let Ok(mut calls) = calls.lock() {
                 calls.push(t.elapsed().as_micros() as i64);
@@ -241,6 +266,80 @@ async fn latency(pool: &PgPool, settings: EngineSettings, rate: u64, secs: u64, 
     Ok(())
 }
 
+/// Several processes share one queue (README "Beyond one machine"): N
+/// numbered jobs, drained by `procs` worker processes of `conc` slots each;
+/// every job must run exactly once across them.
+async fn share(pool: &PgPool, n: u64, procs: usize, conc: usize) -> anyhow::Result<()> {
+    reset(pool).await?;
+    let mut tx = pool.begin().await?;
+    for start in (0..n).step_by(5000) {
+        let batch: Vec<BenchJob> =
+            (start..n.min(start + 5000)).map(|seq| BenchJob { enq_us: now_us(), seq: Some(seq) }).collect();
+        jobs::enqueue_many(&mut tx, QUEUE, &batch).await?;
+    }
+    tx.commit().await?;
+    sqlx::query("VACUUM ANALYZE jobs").execute(pool).await?;
+    let dir = std::env::temp_dir();
+    let outs: Vec<_> = (0..procs).map(|k| dir.join(format!("lockers-share-{}-{k}.txt", std::process::id()))).collect();
+    let exe = std::env::current_exe()?;
+    let t0 = Instant::now();
+    let mut children = Vec::new();
+    for out in &outs {
+        let child = tokio::process::Command::new(&exe)
+            .args(["work", "--conc", &conc.to_string(), "--out"])
+            .arg(out)
+            .kill_on_drop(true)
+            .spawn()?;
+        children.push(child);
+    }
+    // Done means acknowledged in the database by whichever process ran it.
+    while live_jobs(pool).await? > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    for mut child in children {
+        if !child.wait().await?.success() {
+            bail!("a worker process failed");
+        }
+    }
+    let mut runs = vec![0u32; n as usize];
+    let mut per_process = Vec::new();
+    for out in &outs {
+        let text = std::fs::read_to_string(out)?;
+        std::fs::remove_file(out)?;
+        let seqs: Vec<usize> = text.lines().map(str::parse).collect::<Result<_, _>>()?;
+        per_process.push(seqs.len());
+        for seq in seqs {
+            runs[seq] += 1;
+        }
+    }
+    let twice = runs.iter().filter(|r| **r > 1).count();
+    let never = runs.iter().filter(|r| **r == 0).count();
+    println!(
+        "SHARE procs={procs} conc={conc} n={n} ran={} run_twice={twice} never_run={never} secs={secs:.3} \
+         jobs_per_s={:.0} per_process={per_process:?}",
+        per_process.iter().sum::<usize>(),
+        n as f64 / secs,
+    );
+    if twice > 0 || never > 0 {
+        bail!("{twice} jobs ran more than once and {never} never ran");
+    }
+    Ok(())
+}
+
+/// A `share` worker process: runs jobs until the queue has none left.
+async fn work(pool: &PgPool, settings: EngineSettings, conc: usize, out: &std::path::Path) -> anyhow::Result<()> {
+    let workers = Workers::start(pool, settings, conc).await?;
+    while live_jobs(pool).await? > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers.stop().await?;
+    let seqs = SEQS.lock().map_err(|_| anyhow::anyhow!("run log poisoned"))?.clone();
+    let text: String = seqs.iter().map(|seq| format!("{seq}\n")).collect();
+    std::fs::write(out, text)?;
+    Ok(())
+}
+
 fn bench_url() -> String {
     std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/bench_lockers".into())
 }
@@ -262,6 +361,8 @@ async fn main() -> anyhow::Result<()> {
             }
             latency(&pool, settings, rate, secs, conc).await?
         }
+        Cmd::Share { n, procs, conc } => share(&pool, n, procs, conc).await?,
+        Cmd::Work { conc, out } => work(&pool, settings, conc, &out).await?,
     }
     Ok(())
 }
