@@ -178,7 +178,13 @@ impl SentLog {
     /// Starts the writer on its own connection to `pool`'s database; it ends
     /// when the last clone of the log is dropped.
     pub fn start(pool: &PgPool) -> Self {
-        let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
+        // Custom plans: a generic plan made while `notifications` was small
+        // scans it whole, and this long-lived connection would keep that plan
+        // as the table grows (measured: 2.5 ms a batch, a quarter of the
+        // exchange benchmark's statement time, against 0.2 ms).
+        let options = (*pool.connect_options())
+            .clone()
+            .options([("synchronous_commit", "off"), ("plan_cache_mode", "force_custom_plan")]);
         let own =
             PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options);
         let (queue, mut arrivals) = mpsc::unbounded_channel::<(outbox::Sent, oneshot::Sender<Result<(), String>>)>();
