@@ -421,7 +421,8 @@ pub struct Config {
     pub search_refresh: Duration,
 
     /// Argon2 threads: each keeps its 19 MiB of hashing memory for good, so
-    /// this bounds both concurrent hashes and their memory. 0: one per core, at most 4.
+    /// this bounds both concurrent hashes and their memory. 0: one per two
+    /// cores, at least 1, at most 4.
     #[arg(long, env = "PASSWORD_HASH_THREADS", default_value_t = 0)]
     pub password_hash_threads: usize,
 

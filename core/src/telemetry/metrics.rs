@@ -60,6 +60,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             match built {
                 Ok(handle) => {
                     describe();
+                    keep_up(&handle);
                     Some(handle)
                 }
                 Err(error) => {
@@ -69,6 +70,26 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often histograms are folded into their buckets between scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every [`UPKEEP_EVERY`].
+/// The recorder keeps every sample until an upkeep, which otherwise runs only
+/// at a scrape: a process nobody scrapes (no Prometheus yet, a benchmark) grew
+/// by about 20 bytes a request (56 MiB over 2.7 million searches).
+fn keep_up(handle: &PrometheusHandle) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let handle = handle.clone();
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
 }
 
 fn describe() {
