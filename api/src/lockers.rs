@@ -138,10 +138,11 @@ async fn run_search(ctx: &ApiContext, q: SearchQuery, text: Option<&str>) -> Res
     Ok(AppJson(List::new(items, page, total as i64)))
 }
 
-/// Lockers matching place text `q` (point name, address, city, state) and filters.
-/// Search by status, size, point, city and place words.
+/// Lockers matching place text `q` (point name, address, city, state) and
+/// filters: status, size, point, city.
 #[utoipa::path(get, path = "/lockers", tag = "lockers", params(SearchQuery), responses(
     (status = 200, body = List<LockerView>),
+    (status = 400, description = "`invalid_query`: `q` over 200 characters", body = ErrorBody),
     (status = 422, description = "`page_too_deep`", body = ErrorBody),
     (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
 ))]
@@ -151,11 +152,10 @@ async fn search(State(ctx): State<ApiContext>, query: QueryOf<SearchQuery>) -> R
     run_search(&ctx, q, text.as_deref()).await
 }
 
-/// The same search, by `location`.
 /// The same search by a place (`location` required).
 #[utoipa::path(get, path = "/lockers/by-place", tag = "lockers", params(SearchQuery), responses(
     (status = 200, body = List<LockerView>),
-    (status = 400, description = "`invalid_query`: `location` is required", body = ErrorBody),
+    (status = 400, description = "`invalid_query`: `location` is required or over 200 characters", body = ErrorBody),
     (status = 422, description = "`page_too_deep`", body = ErrorBody),
     (status = 429, description = "`rate_limited` (public reads per client IP, with Retry-After)", body = ErrorBody),
 ))]
