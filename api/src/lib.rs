@@ -138,6 +138,7 @@ impl Application {
             Some(url) => Some(connect_redis(url)?),
             None => None,
         };
+        lockers_core::db::warn_if_over_server_limit(&db, config.database_max_connections, "the intake").await;
         let ctx = ApiContext::new(config.clone(), db, redis);
         let listener = TcpListener::bind(config.listen_addr)
             .await

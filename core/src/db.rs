@@ -47,6 +47,29 @@ pub async fn connect_with_timeout(
         .context("Failed to connect to PostgreSQL")
 }
 
+/// Warns when this process alone may open more connections than the server
+/// accepts (`max_connections` less the superuser reserve): past that, requests
+/// and handlers wait for connections that never come and fail with "pool
+/// timed out", which looks like a slow database rather than a setting. Other
+/// processes on the same server count against the limit too.
+pub async fn warn_if_over_server_limit(pool: &PgPool, wanted: u32, what: &str) {
+    let available: Result<i32, sqlx::Error> = sqlx::query_scalar(
+        "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int",
+    )
+    .fetch_one(pool)
+    .await;
+    match available {
+        Ok(available) if i64::from(wanted) > i64::from(available) => tracing::warn!(
+            wanted,
+            available,
+            "{what} may open {wanted} database connections but the server accepts {available}: \
+             lower DATABASE_MAX_CONNECTIONS or WORKER_QUEUES, or raise PostgreSQL's max_connections"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "could not read the server's connection limit"),
+    }
+}
+
 /// Applies our migrations; safe to run concurrently.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await.context("Failed to apply database migrations")

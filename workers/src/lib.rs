@@ -78,6 +78,8 @@ impl Runtime {
             Some(p) => p,
             None => Providers::from_config(&self.config)?,
         };
+        let wanted = self.pool.options().get_max_connections().saturating_add(pool_size);
+        lockers_core::db::warn_if_over_server_limit(&self.pool, wanted, "this process (intake pool and workers)").await;
         let handler_pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(std::time::Duration::from_secs(5))

@@ -583,3 +583,42 @@ async fn a_worker_pool_smaller_than_the_concurrency_is_refused_at_start() {
     assert!(stderr.contains("WORKER_DATABASE_MAX_CONNECTIONS=4"), "{stderr}");
     assert!(stderr.contains("18 connections"), "{stderr}");
 }
+
+#[tokio::test]
+async fn more_connections_than_the_server_accepts_are_named_in_a_warning_at_start() {
+    let app = TestApp::spawn().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lockers-api"))
+        .arg("--with-workers")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("WORKER_QUEUES", "otp=100,notify=100,door=1,sweep=1,billing=1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Logs go to stderr.
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("database connections but the server accepts") {
+                break;
+            }
+        }
+        seen
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !lines.is_finished() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = lines.join().unwrap();
+    assert!(seen.contains("may open 220 database connections"), "{seen}");
+    assert!(seen.contains("WORKER_QUEUES"), "{seen}");
+}
