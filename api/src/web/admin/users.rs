@@ -38,7 +38,7 @@ async fn render(ctx: &ApiContext, admin: &ConsoleAdmin, params: &Params, notice:
         .iter()
         .map(|u| {
             context! {
-                id => u.id.to_string(), name => &u.name, email => &u.email, role => u.role.as_str(),
+                id => u.id.to_string(), name => &u.name, email => &u.email, role => if u.role == Role::Admin { "admin" } else { "user" },
                 disabled => u.is_disabled(), verified => u.email_verified_at.is_some(),
                 created_at => listing::when(u.created_at), is_self => u.id == admin.user.id,
             }
