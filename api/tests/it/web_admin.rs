@@ -33,7 +33,11 @@ async fn account(stack: &Stack, email: &str, role: &str) -> Uuid {
     let password = Password::parse(PASSWORD.to_owned()).unwrap();
     let made = create_admin(&mut conn, &Actor::operator(), &name, &Email::parse(email).unwrap(), password).await;
     assert!(made.is_ok(), "{made:?}");
-    let id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(email).fetch_one(&stack.app.pool).await.unwrap();
+    let id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&stack.app.pool)
+        .await
+        .unwrap();
     sqlx::query("UPDATE users SET role = $2 WHERE id = $1").bind(id).bind(role).execute(&stack.app.pool).await.unwrap();
     id
 }
@@ -179,7 +183,8 @@ async fn an_admin_runs_the_network_from_the_console_in_chromium() {
     browser.click("#locker-1 form.force-clear button[type=submit]").await;
     let text = browser.text_when("The door will open").await;
     assert!(text.contains("The door will open"), "{text}");
-    let removed = eventually(Duration::from_secs(15), || async { stack.item_status(item).await == "force_removed" }).await;
+    let removed =
+        eventually(Duration::from_secs(15), || async { stack.item_status(item).await == "force_removed" }).await;
     assert!(removed, "the item was force-removed: {}", stack.item_status(item).await);
     let reason: String = sqlx::query_scalar(
         "SELECT after->>'reason' FROM audit_log WHERE action = 'locker.force_clear' AND actor_id = $1",
@@ -199,7 +204,9 @@ async fn an_admin_runs_the_network_from_the_console_in_chromium() {
     browser.click(&format!("#job-{job} button[type=submit]")).await;
     let text = browser.text_when("The job is back in its queue.").await;
     assert!(text.contains("The job is back in its queue."), "{text}");
-    let retried = format!("SELECT count(*) FROM audit_log WHERE action = 'job.retry' AND target_id = '{job}' AND actor_id = '{admin}'");
+    let retried = format!(
+        "SELECT count(*) FROM audit_log WHERE action = 'job.retry' AND target_id = '{job}' AND actor_id = '{admin}'"
+    );
     assert_eq!(count(&stack, &retried).await, 1);
     let live = format!("SELECT count(*) FROM jobs WHERE id = {job} AND state <> 'dead'");
     assert_eq!(count(&stack, &live).await, 1, "the job left the dead");
@@ -295,4 +302,99 @@ async fn the_console_is_for_admins_only_and_its_forms_need_the_csrf_token() {
     assert_eq!(admin.get(&format!("/admin/points/{}", Uuid::now_v7())).await.status(), StatusCode::NOT_FOUND);
     let retry = admin.post_form("/admin/jobs/12345/retry", &[("csrf", &csrf)]).await;
     assert_eq!(retry.status(), StatusCode::CONFLICT);
+}
+
+/// The id of the row `sql` finds.
+async fn id_of(stack: &Stack, sql: &str) -> Uuid {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&stack.app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn places_lockers_and_users_are_edited_through_the_console_and_audited() {
+    let stack = Stack::spawn(&[]).await;
+    let admin_id = account(&stack, ADMIN_EMAIL, "admin").await;
+    let user = account(&stack, "user@example.com", "user").await;
+    let mut admin = signed_in(&stack, ADMIN_EMAIL).await;
+    let csrf = admin.csrf("/admin/places").await;
+    let post = async |admin: &mut Visitor, path: &str, form: &[(&str, &str)]| {
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        let response = admin.post_form(path, &fields).await;
+        let status = response.status();
+        let location = response.headers().get(LOCATION).map(|l| l.to_str().unwrap().to_owned());
+        (status, location.unwrap_or_default())
+    };
+
+    // States and cities: created, renamed, moved.
+    assert_eq!(post(&mut admin, "/admin/states", &[("name", "Karnataka")]).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(post(&mut admin, "/admin/states", &[("name", "Goa")]).await.0, StatusCode::SEE_OTHER);
+    let karnataka = id_of(&stack, "SELECT id FROM states WHERE name = 'Karnataka'").await.to_string();
+    let goa = id_of(&stack, "SELECT id FROM states WHERE name = 'Goa'").await.to_string();
+    let made = post(&mut admin, "/admin/cities", &[("state_id", &karnataka), ("name", "Panaji")]).await;
+    assert_eq!(made, (StatusCode::SEE_OTHER, "/admin/places?done=city_created".to_owned()));
+    let city = id_of(&stack, "SELECT id FROM cities WHERE name = 'Panaji'").await.to_string();
+    let moved = post(&mut admin, &format!("/admin/cities/{city}"), &[("state_id", &goa), ("name", "Panjim")]).await;
+    assert_eq!(moved.0, StatusCode::SEE_OTHER);
+    let state_of: Uuid = id_of(&stack, "SELECT state_id FROM cities WHERE name = 'Panjim'").await;
+    assert_eq!(state_of.to_string(), goa);
+    let (status, _) = post(&mut admin, &format!("/admin/states/{goa}/delete"), &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a state with cities stays");
+    let page = admin.get("/admin/places").await.text().await.unwrap();
+    assert!(page.contains("Panjim") && page.contains("Karnataka"), "{page}");
+
+    // A point, edited; a locker, changed and deleted.
+    let body =
+        [("city_id", city.as_str()), ("name", "Market Gate"), ("address", "1 Market Road"), ("controller_url", "")];
+    let created = admin.post_form("/admin/points", &[&[("csrf", csrf.as_str())][..], &body].concat()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert!(created.text().await.unwrap().contains("shown only this once"));
+    let point = id_of(&stack, "SELECT id FROM locker_points WHERE name = 'Market Gate'").await.to_string();
+    let edit = [
+        ("city_id", city.as_str()),
+        ("name", "Market Gate East"),
+        ("address", "1 Market Road"),
+        ("controller_url", "http://10.0.0.9"),
+    ];
+    let (status, to) = post(&mut admin, &format!("/admin/points/{point}"), &edit).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, format!("/admin/points/{point}?done=point_updated").as_str())
+    );
+    let added = post(&mut admin, &format!("/admin/points/{point}/lockers"), &[("door_no", "4"), ("size", "S")]).await;
+    assert_eq!(added.0, StatusCode::SEE_OTHER);
+    let taken = post(&mut admin, &format!("/admin/points/{point}/lockers"), &[("door_no", "4"), ("size", "M")]).await;
+    assert_eq!(taken.0, StatusCode::CONFLICT, "door 4 is taken");
+    let locker = id_of(&stack, "SELECT id FROM lockers WHERE door_no = 4").await;
+    let changed = post(&mut admin, &format!("/admin/lockers/{locker}"), &[("door_no", "5"), ("size", "XL")]).await;
+    assert_eq!(changed.0, StatusCode::SEE_OTHER);
+    let (door, size): (i32, String) = sqlx::query_as("SELECT door_no, size FROM lockers WHERE id = $1")
+        .bind(locker)
+        .fetch_one(&stack.app.pool)
+        .await
+        .unwrap();
+    assert_eq!((door, size.as_str()), (5, "XL"));
+    let page = admin.get(&format!("/admin/points/{point}?done=locker_updated")).await.text().await.unwrap();
+    assert!(page.contains("Market Gate East") && page.contains("The locker was changed."), "{page}");
+    let deleted = post(&mut admin, &format!("/admin/lockers/{locker}/delete"), &[]).await;
+    assert_eq!(deleted.0, StatusCode::SEE_OTHER);
+    assert_eq!(count(&stack, "SELECT count(*) FROM lockers").await, 0);
+
+    // A user made admin, then disabled and enabled; an admin cannot change themself.
+    let path = format!("/admin/users/{user}");
+    assert_eq!(post(&mut admin, &path, &[("role", "admin")]).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(post(&mut admin, &path, &[("disabled", "true")]).await.0, StatusCode::SEE_OTHER);
+    let page = admin.get("/admin/users").await.text().await.unwrap();
+    assert!(page.contains("Disabled") && page.contains("user@example.com"), "{page}");
+    assert_eq!(post(&mut admin, &path, &[("disabled", "false")]).await.0, StatusCode::SEE_OTHER);
+    let (status, _) = post(&mut admin, &format!("/admin/users/{admin_id}"), &[("role", "user")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "cannot_modify_self");
+
+    let audited = "SELECT count(*) FROM audit_log WHERE action IN ('state.create', 'city.create', 'city.update',
+        'locker_point.create', 'locker_point.update', 'locker.create', 'locker.update', 'locker.delete',
+        'user.role_change', 'user.disable', 'user.enable')";
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id").fetch_all(&stack.app.pool).await.unwrap();
+    assert_eq!(count(&stack, audited).await, 12, "each change audited once: {actions:?}");
+    let by_admin = format!("SELECT count(*) FROM audit_log WHERE actor_id = '{admin_id}'");
+    assert_eq!(count(&stack, &by_admin).await, 13, "the changes and the sign-in, by the admin: {actions:?}");
 }

@@ -97,11 +97,12 @@ pub async fn dead_page(
     .fetch_all(&mut *conn)
     .await
     .during("list dead jobs")?;
-    let total = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1)")
-        .bind(queue)
-        .fetch_one(conn)
-        .await
-        .during("count dead jobs")?;
+    let total =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1)")
+            .bind(queue)
+            .fetch_one(conn)
+            .await
+            .during("count dead jobs")?;
     Ok((jobs, total))
 }
 

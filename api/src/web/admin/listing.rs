@@ -61,7 +61,9 @@ pub fn page(params: &Params) -> Result<Page, Notice> {
         None => 1,
         Some(raw) => raw.parse::<u32>().map_err(|_| bad_filter())?,
     };
-    PageQuery::new(Some(number), Some(PER_PAGE)).parse().map_err(|e| Notice::from_error(e).unwrap_or_else(|_| bad_filter()))
+    PageQuery::new(Some(number), Some(PER_PAGE))
+        .parse()
+        .map_err(|e| Notice::from_error(e).unwrap_or_else(|_| bad_filter()))
 }
 
 /// The first page, for a list drawn again after a refused filter.

@@ -38,6 +38,8 @@ pub fn router() -> Router<ApiContext> {
         .route("/admin/points/{id}", get(points::show).post(points::update))
         .route("/admin/points/{id}/delete", post(points::delete))
         .route("/admin/points/{id}/lockers", post(points::create_locker))
+        .route("/admin/lockers/{id}", post(points::update_locker))
+        .route("/admin/lockers/{id}/delete", post(points::delete_locker))
         .route("/admin/lockers/{id}/status", post(points::set_status))
         .route("/admin/lockers/{id}/force-clear", post(points::force_clear))
         .route("/admin/items", get(records::items))

@@ -32,6 +32,8 @@ const DONE: &[(&str, &str)] = &[
     ("point_updated", "admin.done_point_updated"),
     ("point_deleted", "admin.done_point_deleted"),
     ("locker_created", "admin.done_locker_created"),
+    ("locker_updated", "admin.done_locker_updated"),
+    ("locker_deleted", "admin.done_locker_deleted"),
     ("maintenance_on", "admin.done_maintenance_on"),
     ("maintenance_off", "admin.done_maintenance_off"),
     ("force_clear", "admin.done_force_clear"),

@@ -73,8 +73,9 @@ async fn after<T>(
 }
 
 fn name(raw: &str) -> Result<PlaceName, ApiError> {
-    PlaceName::parse(raw, PlaceName::MAX)
-        .ok_or_else(|| ApiError::unprocessable("invalid_name", format!("name must be 1 to {} characters", PlaceName::MAX)))
+    PlaceName::parse(raw, PlaceName::MAX).ok_or_else(|| {
+        ApiError::unprocessable("invalid_name", format!("name must be 1 to {} characters", PlaceName::MAX))
+    })
 }
 
 /// A path id; a malformed one is no place at all.
@@ -130,7 +131,8 @@ pub async fn delete_state(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
     let id = path_id(&id)?;
-    let result = async { Ok::<_, ApiError>(places::delete_state(&mut *ctx.db.acquire().await?, &admin.actor, id).await?) }.await;
+    let result =
+        async { Ok::<_, ApiError>(places::delete_state(&mut *ctx.db.acquire().await?, &admin.actor, id).await?) }.await;
     after(&ctx, &admin, result, "state_deleted").await
 }
 
@@ -175,6 +177,7 @@ pub async fn delete_city(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
     let id = path_id(&id)?;
-    let result = async { Ok::<_, ApiError>(places::delete_city(&mut *ctx.db.acquire().await?, &admin.actor, id).await?) }.await;
+    let result =
+        async { Ok::<_, ApiError>(places::delete_city(&mut *ctx.db.acquire().await?, &admin.actor, id).await?) }.await;
     after(&ctx, &admin, result, "city_deleted").await
 }

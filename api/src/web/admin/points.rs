@@ -124,10 +124,12 @@ fn controller_url(ctx: &ApiContext, raw: &str) -> Result<Option<ControllerUrl>, 
     if raw.trim().is_empty() {
         return Ok(None);
     }
-    ControllerUrl::parse_checked(raw, places::internal_controllers_allowed(&ctx.config)).map(Some).map_err(|e| match e {
-        ControllerUrlError::Invalid => ApiError::unprocessable("invalid_controller_url", e.to_string()),
-        ControllerUrlError::Internal => ApiError::unprocessable("controller_url_not_allowed", e.to_string()),
-    })
+    ControllerUrl::parse_checked(raw, places::internal_controllers_allowed(&ctx.config)).map(Some).map_err(
+        |e| match e {
+            ControllerUrlError::Invalid => ApiError::unprocessable("invalid_controller_url", e.to_string()),
+            ControllerUrlError::Internal => ApiError::unprocessable("controller_url_not_allowed", e.to_string()),
+        },
+    )
 }
 
 fn door_no(raw: &str) -> Result<DoorNo, ApiError> {
@@ -274,7 +276,8 @@ pub async fn delete(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
     let id = path_id(&id)?;
-    let result = async { Ok::<_, ApiError>(places::delete_point(&mut *ctx.db.acquire().await?, &admin.actor, id).await?) }.await;
+    let result =
+        async { Ok::<_, ApiError>(places::delete_point(&mut *ctx.db.acquire().await?, &admin.actor, id).await?) }.await;
     match result {
         Ok(()) => {
             ctx.places_changed().await;
@@ -305,6 +308,39 @@ pub async fn create_locker(
     }
     .await;
     after(&ctx, &admin, point_id, result, "locker_created").await
+}
+
+/// A locker's door number and size; never while an exchange holds it.
+pub async fn update_locker(
+    State(ctx): State<ApiContext>,
+    admin: ConsoleAdmin,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<LockerForm>,
+) -> Result<Response, WebError> {
+    let locker_id = path_id(&id)?;
+    let point_id = point_of(&ctx, locker_id).await?;
+    let result = async {
+        let changes =
+            LockerChanges { door_no: Some(door_no(&form.door_no)?), size: Some(size(&form.size)?), status: None };
+        Ok::<_, ApiError>(lockers::update(&mut *ctx.db.acquire().await?, &admin.actor, locker_id, changes).await?)
+    }
+    .await;
+    after(&ctx, &admin, point_id, result, "locker_updated").await
+}
+
+/// Only an empty locker without history; others go to maintenance instead.
+pub async fn delete_locker(
+    State(ctx): State<ApiContext>,
+    admin: ConsoleAdmin,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    let locker_id = path_id(&id)?;
+    let point_id = point_of(&ctx, locker_id).await?;
+    let result =
+        async { Ok::<_, ApiError>(lockers::delete(&mut *ctx.db.acquire().await?, &admin.actor, locker_id).await?) }
+            .await;
+    after(&ctx, &admin, point_id, result, "locker_deleted").await
 }
 
 /// The point a locker stands at (its page is where the locker's forms answer).

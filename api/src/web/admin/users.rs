@@ -80,10 +80,9 @@ pub async fn update(
         Some(_) => return Err(WebError::bad_form()),
     };
     let change = UserChange { role, disabled };
-    let result = async {
-        Ok::<_, ApiError>(admin::update_user(&mut *ctx.db.acquire().await?, &admin.actor, id, change).await?)
-    }
-    .await;
+    let result =
+        async { Ok::<_, ApiError>(admin::update_user(&mut *ctx.db.acquire().await?, &admin.actor, id, change).await?) }
+            .await;
     match result {
         Ok(_) => Ok(admin.page.redirect("/admin/users?done=user_updated")),
         Err(error) => render(&ctx, &admin, &Params::new(), Notice::from_error(error)?).await,
