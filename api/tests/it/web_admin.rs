@@ -229,6 +229,14 @@ async fn an_admin_runs_the_network_from_the_console_in_chromium() {
     let text = browser.text_when("Blue parcel").await;
     assert!(text.contains("Blue parcel") && text.contains("INR"), "the force-clear's bill: {text}");
     accessible(&browser, "the transactions").await;
+    browser.open(&stack.app.url(&format!("/admin/transactions?point_id={point}"))).await;
+    let text = browser.text_when("No transactions match.").await;
+    assert!(text.contains("No transactions match."), "another point's bills only: {text}");
+    browser
+        .open(&stack.app.url(&format!("/admin/items?point_id={}&from=2020-01-01&to=2020-12-31", spot.point_id)))
+        .await;
+    let text = browser.text_when("No items match.").await;
+    assert!(text.contains("No items match."), "nothing reserved in 2020: {text}");
     browser.open(&stack.app.url("/admin/users")).await;
     let text = browser.text_when(ADMIN_EMAIL).await;
     assert!(text.contains(ADMIN_EMAIL) && text.contains("You"), "{text}");
