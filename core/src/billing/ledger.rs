@@ -72,13 +72,27 @@ impl From<Row> for Entry {
 
 // Served by `transactions_user_idx` (user_id, created_at DESC) for a user's
 // list and `transactions_created_idx` for the admins'.
+// `$4`, a point, narrows through the item's locker (the admin console's filter).
 const WHERE: &str = "WHERE ($1::uuid IS NULL OR t.user_id = $1)
-    AND ($2::timestamptz IS NULL OR t.created_at >= $2) AND ($3::timestamptz IS NULL OR t.created_at < $3)";
+    AND ($2::timestamptz IS NULL OR t.created_at >= $2) AND ($3::timestamptz IS NULL OR t.created_at < $3)
+    AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM items pi JOIN lockers pl ON pl.id = pi.locker_id
+                                     WHERE pi.id = t.item_id AND pl.point_id = $4))";
 
 /// One page of the transactions matching `filter`, newest first, and how many match.
 pub async fn list(
     conn: &mut PgConnection,
     filter: &Filter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Entry>, i64), DbError> {
+    list_at(conn, filter, None, limit, offset).await
+}
+
+/// [`list`], narrowed to the items of locker point `point_id` when given.
+pub async fn list_at(
+    conn: &mut PgConnection,
+    filter: &Filter,
+    point_id: Option<Uuid>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Entry>, i64), DbError> {
@@ -90,11 +104,12 @@ pub async fn list(
          JOIN items i ON i.id = t.item_id
          JOIN lockers l ON l.id = i.locker_id
          JOIN locker_points p ON p.id = l.point_id
-         {WHERE} ORDER BY t.created_at DESC, t.id DESC LIMIT $4 OFFSET $5"
+         {WHERE} ORDER BY t.created_at DESC, t.id DESC LIMIT $5 OFFSET $6"
     )))
     .bind(filter.user_id)
     .bind(filter.from)
     .bind(filter.to)
+    .bind(point_id)
     .bind(limit)
     .bind(offset)
     .fetch_all(&mut *conn)
@@ -104,6 +119,7 @@ pub async fn list(
         .bind(filter.user_id)
         .bind(filter.from)
         .bind(filter.to)
+        .bind(point_id)
         .fetch_one(conn)
         .await
         .during("count transactions")?;

@@ -12,6 +12,7 @@
 //! - [`deposit`]: reserve, drop off, cancel, reservation expiry, a door left open.
 //! - [`collection`]: pickup and return codes, collect, the pickup window.
 //! - [`force_clear`]: an admin empties a locker.
+//! - [`overview`]: what staff watch: items waiting, failed doors, items by state and place.
 
 pub mod alerts;
 pub mod codes;
@@ -22,6 +23,7 @@ pub mod events;
 pub mod force_clear;
 pub mod items;
 pub mod lifecycle;
+pub mod overview;
 
 use crate::db::DbError;
 use crate::jobs::EnqueueError;

@@ -77,6 +77,35 @@ pub async fn dead<'e>(db: impl PgExecutor<'e>, limit: i64) -> Result<Vec<DeadJob
     .during("list dead jobs")
 }
 
+/// One page of dead jobs, of one queue or all, most recent first (`jobs_dead`
+/// index), and how many there are.
+pub async fn dead_page(
+    conn: &mut PgConnection,
+    queue: Option<crate::jobs::Queue>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<DeadJob>, i64), DbError> {
+    let queue = queue.map(crate::jobs::Queue::as_str);
+    let jobs = sqlx::query_as(
+        "SELECT id, queue, attempts, payload, last_error, finished_at FROM jobs
+         WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1)
+         ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(queue)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await
+    .during("list dead jobs")?;
+    let total =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND ($1::text IS NULL OR queue = $1)")
+            .bind(queue)
+            .fetch_one(conn)
+            .await
+            .during("count dead jobs")?;
+    Ok((jobs, total))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RetryError {
     /// No job has this id, or it is not dead (only dead jobs are retried).

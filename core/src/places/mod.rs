@@ -9,6 +9,7 @@
 pub mod credentials;
 pub mod directory;
 pub mod lockers;
+pub mod overview;
 mod store;
 mod use_cases;
 
