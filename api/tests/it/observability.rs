@@ -30,7 +30,7 @@ const METRICS_TOKEN: &str = "metrics-token-for-the-observability-test";
 const REQUEST_ID: &str = "obs-test-dropoff-request-0001";
 
 /// `lockers-api --with-workers` as a child process whose stderr lines are kept.
-struct Intake {
+pub(crate) struct Intake {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
@@ -51,16 +51,23 @@ impl Drop for Intake {
 /// Starts the binary on a fresh database with the fakes' settings as
 /// environment variables, and waits for the address it logs.
 async fn spawn_intake() -> (Stack, Intake) {
-    let (smtp, twilio) = (FakeSmtp::start().await, FakeTwilio::start().await);
-    let database = harness::fresh_database().await;
-    let mut flags = Stack::flags(&smtp, &twilio);
-    flags.extend(HTTP_DOORS.iter().map(|s| s.to_string()));
+    let mut flags: Vec<String> = HTTP_DOORS.iter().map(|s| s.to_string()).collect();
     flags.extend([
         format!("--jwt-secret={JWT_SECRET}"),
         format!("--otp-pepper={OTP_PEPPER}"),
         format!("--metrics-token={METRICS_TOKEN}"),
-        "--log-format=json".into(),
     ]);
+    spawn_intake_with(flags).await
+}
+
+/// The shipped `lockers-api --with-workers` on a fresh database, with the
+/// fakes' settings, JSON logs and `extra` flags (as environment variables).
+pub(crate) async fn spawn_intake_with(extra: Vec<String>) -> (Stack, Intake) {
+    let (smtp, twilio) = (FakeSmtp::start().await, FakeTwilio::start().await);
+    let database = harness::fresh_database().await;
+    let mut flags = Stack::flags(&smtp, &twilio);
+    flags.extend(extra);
+    flags.push("--log-format=json".into());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let args = harness::config_args(&database, &flags);
     let config = Arc::new(harness::config(&database, &flags));
