@@ -20,8 +20,8 @@ const PASSWORD: &str = "a long sender passphrase";
 async fn koramangala(app: &TestApp, sizes: &[&str]) -> String {
     let (_, admin) = app.user_with_role("admin").await;
     let state = json_of(app.create_state(&admin, "Karnataka").await, 201).await;
-    let city = json_of(app.create_city(&admin, &json!({ "state_id": id(&state), "name": "Bengaluru" })).await, 201)
-        .await;
+    let city =
+        json_of(app.create_city(&admin, &json!({ "state_id": id(&state), "name": "Bengaluru" })).await, 201).await;
     let body = json!({ "city_id": id(&city), "name": "Koramangala Metro", "address": "80 Feet Road, Koramangala" });
     let point = id(&json_of(app.create_point(&admin, &body).await, 201).await);
     for (door, size) in (1..).zip(sizes) {
@@ -171,7 +171,7 @@ async fn another_senders_item_is_a_404_page_and_cannot_be_cancelled() {
 
 /// The refresh token the console session cookie holds.
 fn console_refresh_token(visitor: &Visitor<'_>) -> String {
-    visitor.cookies.values().find(|v| v.starts_with("rt_")).cloned().expect("a console session cookie")
+    visitor.cookies.get("lockers_session").cloned().expect("a console session cookie")
 }
 
 #[tokio::test]
@@ -301,4 +301,42 @@ async fn a_sender_signs_up_verifies_finds_a_point_deposits_cancels_and_signs_in_
     let outside = browser.outside_requests(&stack.url("")).await;
     assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
     browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_refused_deposit_is_a_message_on_the_form_and_the_door_opens_from_the_item_page() {
+    let stack = Stack::spawn(&[]).await;
+    let point = koramangala(&stack, &["M"]).await;
+    proven_account(&stack, "owner@example.com").await;
+    let mut owner = Visitor::new(&stack);
+    owner.sign_in("owner@example.com").await;
+    let deposit = format!("/app/points/{point}/deposit");
+    owner.get(&format!("{deposit}?size=M")).await;
+    let fields = [("size", "M"), ("name", "Books"), ("receiver_email", "ravi@example.com")];
+    assert_eq!(owner.post(&deposit, &fields, true).await.status, 201);
+
+    // The only M locker is taken: a 409 on the form, what was typed kept.
+    let fields = [("size", "M"), ("name", "More books"), ("receiver_email", "ravi@example.com")];
+    let refused = owner.post(&deposit, &fields, true).await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.body.contains("No locker of this size is free"), "{}", refused.body);
+    assert!(refused.body.contains(&format!("action=\"{deposit}\"")) && refused.body.contains("More books"));
+    // Bad input is a message too, never an error page.
+    let fields = [("size", "M"), ("name", "Books"), ("receiver_phone", "12345")];
+    let invalid = owner.post(&deposit, &fields, true).await;
+    assert_eq!(invalid.status, 422);
+    assert!(invalid.body.contains("country code"), "{}", invalid.body);
+
+    // At the locker: the door opens from the item page; cancelling is then refused on the page.
+    let item: String = sqlx::query_scalar("SELECT id::text FROM items").fetch_one(&stack.pool).await.unwrap();
+    owner.get(&format!("/app/items/{item}")).await;
+    let opened = owner.post(&format!("/app/items/{item}/dropoff"), &[], true).await;
+    assert_eq!(opened.status, 303);
+    let after = owner.get(opened.location.as_deref().unwrap()).await;
+    assert!(after.body.contains("Door 1 is opening"), "{}", after.body);
+    let cancel = owner.post(&format!("/app/items/{item}/cancel"), &[], true).await;
+    assert_eq!(cancel.status, 409);
+    // (With simulated doors the item may be stored by now: then it is no longer a reservation.)
+    let why = ["already asked to open", "no longer waiting for its drop-off"];
+    assert!(why.iter().any(|w| cancel.body.contains(w)), "{}", cancel.body);
 }

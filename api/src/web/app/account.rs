@@ -188,8 +188,7 @@ fn code_request_form(page: &Page, identifier: &str, next: &str, refusal: Option<
 }
 
 fn code_entry_form(page: &Page, identifier: &str, next: &str, by_email: bool, refusal: Option<Refusal>) -> Response {
-    let context =
-        context! { identifier, next, next_q => query_value(next), by_email, error => refusal.map(|r| r.key) };
+    let context = context! { identifier, next, next_q => query_value(next), by_email, error => refusal.map(|r| r.key) };
     page.render_status(status_of(refusal), "app/code_enter.html", context)
 }
 

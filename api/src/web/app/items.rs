@@ -105,8 +105,7 @@ pub async fn list(
 ) -> Result<Response, WebError> {
     let page = page_number(query.ok().and_then(|Query(q)| q.page).as_deref(), PER_PAGE);
     let mut conn = ctx.db.acquire().await?;
-    let (rows, total) =
-        items::list(&mut conn, Some(user.user.id), i64::from(PER_PAGE), offset(page, PER_PAGE)).await?;
+    let (rows, total) = items::list(&mut conn, Some(user.user.id), i64::from(PER_PAGE), offset(page, PER_PAGE)).await?;
     let amounts = amounts_of(&ctx, &mut conn, &rows).await?;
     let shown: Vec<Value> = rows
         .into_iter()

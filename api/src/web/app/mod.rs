@@ -65,3 +65,32 @@ async fn home(page: Page) -> Response {
 fn rules(ctx: &ApiContext) -> Rules<'_> {
     Rules::new(&ctx.config, ctx.codes.pepper(), &ctx.limiter)
 }
+
+#[cfg(test)]
+mod tests {
+    use lockers_core::exchange::items::ItemStatus;
+
+    use super::shown::{SIZES, size_code};
+    use crate::web::i18n::has;
+
+    /// The keys pages build at render time, which the template check cannot see.
+    #[test]
+    fn every_key_built_at_render_time_has_an_english_text() {
+        for status in ItemStatus::ALL {
+            for prefix in ["app.status_", "app.status_help_"] {
+                assert!(has(&format!("{prefix}{}", status.as_str())), "{prefix}{}", status.as_str());
+            }
+        }
+        for size in SIZES {
+            assert!(has(&format!("app.size_{}", size_code(size))), "{size:?}");
+        }
+        let sources = [include_str!("refusal.rs"), include_str!("account.rs"), include_str!("deposit.rs")];
+        for source in sources {
+            for (at, _) in source.match_indices("\"app.err_") {
+                let key = source[at + 1..].split('"').next().unwrap_or_default();
+                assert!(has(key), "no English text for {key}");
+            }
+        }
+        assert!(has("app.err_invalid_query"));
+    }
+}

@@ -55,9 +55,7 @@ fn code(e: &CodeError) -> Option<Refusal> {
     Some(match e {
         CodeError::RateLimited(_) => RATE_LIMITED,
         CodeError::CountryNotAllowed => Refusal::invalid("app.err_phone_country_not_allowed"),
-        CodeError::SmsBudgetExhausted => {
-            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "app.err_sms_budget_exhausted")
-        }
+        CodeError::SmsBudgetExhausted => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "app.err_sms_budget_exhausted"),
         CodeError::InvalidCode => INVALID_CODE,
         CodeError::Db(_) | CodeError::Enqueue(_) => return None,
     })
@@ -115,9 +113,7 @@ pub fn deposit(e: DepositError) -> Result<Refusal, WebError> {
     let refusal = match &e {
         DepositError::EmailNotVerified => Some(Refusal::new(StatusCode::FORBIDDEN, "app.err_email_not_verified")),
         DepositError::TooManyReservations(_) => conflict("app.err_too_many_reservations"),
-        DepositError::PointNotFound | DepositError::LockerNotFound => {
-            Some(Refusal::invalid("app.err_point_not_found"))
-        }
+        DepositError::PointNotFound | DepositError::LockerNotFound => Some(Refusal::invalid("app.err_point_not_found")),
         DepositError::PointOffline => conflict("app.err_point_offline"),
         DepositError::LockerUnavailable => conflict("app.err_locker_unavailable"),
         DepositError::NoLockerAvailable => conflict("app.err_no_locker_available"),
