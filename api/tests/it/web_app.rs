@@ -340,3 +340,41 @@ async fn a_refused_deposit_is_a_message_on_the_form_and_the_door_opens_from_the_
     let why = ["already asked to open", "no longer waiting for its drop-off"];
     assert!(why.iter().any(|w| cancel.body.contains(w)), "{}", cancel.body);
 }
+
+#[tokio::test]
+async fn a_phone_given_at_signup_is_proven_on_the_account_page_and_then_signs_in_by_texted_code() {
+    let stack = Stack::spawn(&[]).await;
+    let (email, phone) = ("meera@example.com", "+919876500001");
+    let mut visitor = Visitor::new(&stack);
+    visitor.get("/app/signup").await;
+    let fields = [("name", "Meera"), ("email", email), ("phone", phone), ("password", PASSWORD)];
+    let signed_up = visitor.post("/app/signup", &fields, true).await;
+    assert_eq!(signed_up.status, 303, "{}", signed_up.body);
+    visitor.get(signed_up.location.as_deref().unwrap()).await;
+    let code = stack.email_code(email, 1).await;
+    let verified =
+        visitor.post("/app/verify", &[("email", email), ("code", &code), ("password", PASSWORD)], true).await;
+    assert_eq!((verified.status, verified.location.as_deref()), (303, Some("/app/points")), "{}", verified.body);
+
+    let account = visitor.get("/app/account").await;
+    assert!(account.body.contains("not proven yet"), "{}", account.body);
+    let wrong = visitor.post("/app/account/phone", &[("code", "000000")], true).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("wrong, expired or already used"), "{}", wrong.body);
+    let code = stack.sms_code(phone, 1).await;
+    let proven = visitor.post("/app/account/phone", &[("code", &code)], true).await;
+    assert_eq!(proven.status, 200);
+    assert!(proven.body.contains("Your phone is proven"), "{}", proven.body);
+
+    // Signed out, the phone now signs in with a texted code.
+    assert_eq!(visitor.post("/app/signout", &[], true).await.status, 303);
+    visitor.get("/app/signin/code?next=/app/receipts").await;
+    let asked = visitor.post("/app/signin/code", &[("identifier", phone), ("next", "/app/receipts")], true).await;
+    assert_eq!(asked.status, 200);
+    assert!(asked.body.contains("Enter your code"), "{}", asked.body);
+    let code = stack.sms_code(phone, 2).await;
+    let fields = [("identifier", phone), ("code", code.as_str()), ("next", "/app/receipts")];
+    let signed_in = visitor.post("/app/signin/code/enter", &fields, true).await;
+    assert_eq!((signed_in.status, signed_in.location.as_deref()), (303, Some("/app/receipts")), "{}", signed_in.body);
+    assert_eq!(visitor.get("/app/receipts").await.status, 200);
+}

@@ -6,6 +6,7 @@
 mod account;
 mod deposit;
 mod items;
+mod profile;
 mod receipts;
 mod refusal;
 mod search;
@@ -35,6 +36,9 @@ pub fn router() -> Router<ApiContext> {
         .route("/app/items/{id}/dropoff", post(items::drop_off))
         .route("/app/items/{id}/cancel", post(items::cancel))
         .route("/app/receipts", get(receipts::list))
+        .route("/app/account", get(profile::show))
+        .route("/app/account/phone", post(profile::prove_phone))
+        .route("/app/account/phone/resend", post(profile::resend_phone_code))
 }
 
 /// This surface's templates, compiled into the binary.
@@ -50,6 +54,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("app/items.html", include_str!("../../../templates/app/items.html")),
     ("app/item.html", include_str!("../../../templates/app/item.html")),
     ("app/receipts.html", include_str!("../../../templates/app/receipts.html")),
+    ("app/account.html", include_str!("../../../templates/app/account.html")),
 ];
 
 /// This surface's files under `/assets/`.
@@ -84,7 +89,12 @@ mod tests {
         for size in SIZES {
             assert!(has(&format!("app.size_{}", size_code(size))), "{size:?}");
         }
-        let sources = [include_str!("refusal.rs"), include_str!("account.rs"), include_str!("deposit.rs")];
+        let sources = [
+            include_str!("refusal.rs"),
+            include_str!("account.rs"),
+            include_str!("deposit.rs"),
+            include_str!("profile.rs"),
+        ];
         for source in sources {
             for (at, _) in source.match_indices("\"app.err_") {
                 let key = source[at + 1..].split('"').next().unwrap_or_default();
