@@ -284,7 +284,9 @@ async fn a_sender_signs_up_verifies_finds_a_point_deposits_cancels_and_signs_in_
     // Sign out, then in again with an emailed code.
     browser.click("form[action='/app/signout'] button[type=submit]").await;
     browser.open(&stack.url("/app/items")).await;
+    browser.text_when("Sign in with an emailed or texted code instead").await;
     assert!(browser.url().await.contains("/app/signin"), "signed out");
+    accessible(&browser, "sign-in with the code link").await;
     browser.open(&stack.url("/app/signin/code")).await;
     accessible(&browser, "code sign-in").await;
     let seen = stack.smtp.mails_to(email).len();
@@ -297,6 +299,9 @@ async fn a_sender_signs_up_verifies_finds_a_point_deposits_cancels_and_signs_in_
     browser.click("form[action='/app/signin/code/enter'] button[type=submit]").await;
     browser.text_when("Birthday present").await;
     assert!(browser.url().await.ends_with("/app/items"));
+    browser.open(&stack.url("/app/account")).await;
+    browser.text_when("Your account").await;
+    accessible(&browser, "account").await;
 
     let outside = browser.outside_requests(&stack.url("")).await;
     assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
@@ -377,4 +382,21 @@ async fn a_phone_given_at_signup_is_proven_on_the_account_page_and_then_signs_in
     let signed_in = visitor.post("/app/signin/code/enter", &fields, true).await;
     assert_eq!((signed_in.status, signed_in.location.as_deref()), (303, Some("/app/receipts")), "{}", signed_in.body);
     assert_eq!(visitor.get("/app/receipts").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_search_page_shares_the_public_read_limit_of_the_json_search() {
+    let app = TestApp::spawn_with(&["--public-read-limit-per-min=3"]).await;
+    koramangala(&app, &["S"]).await;
+    let mut visitor = Visitor::new(&app);
+    let too_long = visitor.get(&format!("/app/points?q={}", "x".repeat(201))).await;
+    assert_eq!(too_long.status, 400);
+    assert!(too_long.body.contains("at most 200 characters"), "a message on the page: {}", too_long.body);
+    let found = visitor.get("/app/points?q=koramangla").await;
+    assert_eq!(found.status, 200);
+    assert!(found.body.contains("Koramangala Metro"), "a misspelling finds it: {}", found.body);
+    assert_eq!(app.locker_points("q=koramangala").await.status(), 200);
+    let limited = visitor.get("/app/points?q=bengaluru").await;
+    assert_eq!(limited.status, 429);
+    assert!(limited.body.contains("Too many tries"), "a message on the page: {}", limited.body);
 }

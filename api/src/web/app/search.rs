@@ -10,12 +10,15 @@ use chrono::Utc;
 use lockers_core::config::DoorDriver;
 use lockers_core::places::directory::{Narrowing, PointHit};
 use lockers_core::places::is_online;
+use lockers_core::rate_limit::{Decision, Limit};
 use minijinja::{Value, context};
 use serde::Deserialize;
+use std::time::Duration;
 use uuid::Uuid;
 
 use super::shown::{SIZES, parse_size, size_code};
 use crate::ApiContext;
+use crate::extract::ClientIp;
 use crate::pagination::search_terms;
 use crate::web::{Page, WebError};
 
@@ -78,9 +81,17 @@ pub async fn point(ctx: &ApiContext, id: Uuid) -> Result<Option<ShownPoint>, Web
     Ok(hits.first().map(|hit| ShownPoint::new(ctx, hit)))
 }
 
+/// Search counts against the same per-address budget as the JSON API's
+/// public reads (`PUBLIC_READ_LIMIT_PER_MIN`), so the page is no way around it.
+async fn within_read_limit(ctx: &ApiContext, ip: &ClientIp) -> bool {
+    let limit = Limit::per(ctx.config.public_read_limit_per_min, Duration::from_secs(60));
+    !matches!(ctx.limiter.hit(&format!("read_ip:{}", ip.key()), limit).await, Decision::Limited { .. })
+}
+
 pub async fn search(
     State(ctx): State<ApiContext>,
     page: Page,
+    ip: ClientIp,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Response, WebError> {
     let q = query.map(|Query(q)| q).unwrap_or_default();
@@ -94,6 +105,9 @@ pub async fn search(
         };
         page.render_status(status, "app/search.html", context)
     };
+    if !within_read_limit(&ctx, &ip).await {
+        return Ok(shown(StatusCode::TOO_MANY_REQUESTS, Vec::new(), 0, Some("app.err_rate_limited")));
+    }
     let Ok(terms) = search_terms(q.q.as_deref()) else {
         return Ok(shown(StatusCode::BAD_REQUEST, Vec::new(), 0, Some("app.err_invalid_query")));
     };
