@@ -277,6 +277,7 @@ async fn a_sender_signs_up_verifies_finds_a_point_deposits_cancels_and_signs_in_
     let list = browser.text_when("Birthday present").await;
     assert!(list.contains("Old books") && list.contains("Cancelled") && list.contains("Reserved"), "{list}");
     accessible(&browser, "items").await;
+    browser.screenshot("app-items").await;
     browser.open(&stack.url("/app/receipts")).await;
     browser.text_when("Receipts").await;
     accessible(&browser, "receipts").await;

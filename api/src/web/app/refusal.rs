@@ -84,10 +84,9 @@ pub fn signup(e: SignupError) -> Result<Refusal, WebError> {
 /// Code requests, verification and code login.
 pub fn code_flow(e: CodeFlowError) -> Result<Refusal, WebError> {
     let refusal = match &e {
-        // The pages never send a phone's verification (which needs a session).
-        CodeFlowError::SignInRequired | CodeFlowError::PhoneNotOnAccount => {
-            Some(Refusal::invalid("app.err_invalid_email"))
-        }
+        CodeFlowError::PhoneNotOnAccount => Some(Refusal::invalid("app.err_phone_not_on_account")),
+        // A phone's code is only ever asked for from the signed-in account page.
+        CodeFlowError::SignInRequired => None,
         CodeFlowError::Code(c) => code(c),
         CodeFlowError::Proof(p) => proof(p),
         CodeFlowError::Internal(_) | CodeFlowError::Db(_) => None,
