@@ -37,7 +37,10 @@ async fn form(page: Page, next: axum::extract::Query<Next>) -> Response {
     match (&page.signed_in, &next.next) {
         (Some(_), Some(next)) => page.redirect(local(Some(next))),
         (Some(_), None) => page.render("signin.html", minijinja::context! { signed_in => true }),
-        (None, next) => page.render("signin.html", minijinja::context! { next => local(next.as_deref()) }),
+        (None, next) => {
+            let next = local(next.as_deref());
+            page.render("signin.html", minijinja::context! { next, next_q => super::error::encode(next) })
+        }
     }
 }
 
@@ -68,7 +71,9 @@ async fn sign_in(
             if error.status() == StatusCode::SERVICE_UNAVAILABLE || error.status().is_server_error() {
                 return Err(error);
             }
-            let context = minijinja::context! { next => next, identifier => form.identifier, error => error.code() };
+            let next_q = super::error::encode(&next);
+            let context =
+                minijinja::context! { next => next, next_q, identifier => form.identifier, error => error.code() };
             Ok(page.render_status(error.status(), "signin.html", context))
         }
     }

@@ -32,3 +32,4 @@ mod providers;
 mod startup;
 mod web;
 mod web_admin;
+mod web_app;
