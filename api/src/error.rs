@@ -172,6 +172,30 @@ pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>
     (status, Json(body)).into_response()
 }
 
+impl ApiError {
+    /// Seconds to wait before trying again, for 429 and 503 answers.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests { retry_after_secs } | Self::Suspended { retry_after_secs, .. } => {
+                Some((*retry_after_secs).max(1))
+            }
+            Self::DatabaseUnavailable => Some(DATABASE_RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
+    /// Status, code and retry delay, for answers that are not JSON (the
+    /// console's pages). An internal error is logged here, as in `into_response`.
+    pub fn classify(self) -> (StatusCode, &'static str, Option<u64>) {
+        let this = self.reclassified();
+        if let Self::Internal(cause) = &this {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let (status, code) = this.status_and_code();
+        (status, code, this.retry_after())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let this = self.reclassified();
@@ -188,13 +212,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        let retry_after = match this {
-            Self::TooManyRequests { retry_after_secs } | Self::Suspended { retry_after_secs, .. } => {
-                Some(retry_after_secs.max(1))
-            }
-            Self::DatabaseUnavailable => Some(DATABASE_RETRY_AFTER_SECS),
-            _ => None,
-        };
+        let retry_after = this.retry_after();
         if let Some(secs) = retry_after
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {

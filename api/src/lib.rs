@@ -19,6 +19,7 @@ mod scrape;
 pub mod simulator;
 mod transactions;
 mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,8 +114,10 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/reference/rapidoc-min.js", get(openapi::reference_script));
     let config = ctx.config.clone();
     let read_limit = axum::middleware::from_fn_with_state(ctx.clone(), middleware::public_read_limit);
+    let console = web::router().layer(axum::middleware::from_fn(web::error_pages));
     let app = json_routes
         .merge(readers)
+        .merge(console)
         .layer(Extension(spec_json))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)

@@ -2,6 +2,7 @@
 //! fake external servers that speak the real protocols.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod client;
 mod fakes;
 mod harness;
@@ -29,3 +30,4 @@ mod pickup;
 mod places;
 mod providers;
 mod startup;
+mod web;

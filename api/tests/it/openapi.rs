@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::browser::Browser;
 use crate::harness::TestApp;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
@@ -124,7 +124,7 @@ async fn every_route_is_documented_with_its_methods_and_error_codes() {
     // Routes outside the table: only HTML pages (the API readers and the
     // console's surfaces, which are not part of the document) and the nest
     // that puts the table under /api/v1.
-    let html = ["/reference", "/kiosk", "/app", "/admin"];
+    let html = ["/reference", "/kiosk", "/app", "/admin", "/assets"];
     let stray: Vec<String> = hand_routed_paths()
         .into_iter()
         .filter(|p| {
@@ -207,104 +207,6 @@ async fn the_readers_are_served_from_the_binary_with_no_outside_address() {
     assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
 }
 
-/// Headless Chromium driven through chromedriver (Debian packages
-/// `chromium`, `chromium-driver`), with host resolution limited to
-/// 127.0.0.1 so nothing could leave even if a page asked.
-struct Browser {
-    driver: tokio::process::Child,
-    base: String,
-    session: String,
-    http: reqwest::Client,
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        if std::process::Command::new("chromedriver").arg("--version").output().is_err() {
-            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let status = std::process::Command::new("bash").arg(".ci/chromium.sh").current_dir(&repo).status();
-            eprintln!("`bash .ci/chromium.sh`: {status:?}");
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = tokio::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver runs (Debian package `chromium-driver`; `bash .ci/chromium.sh`)");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:loggingPrefs": {"performance": "ALL"},
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            ]},
-        }}});
-        let mut session = None;
-        for _ in 0..100 {
-            if let Ok(response) = http.post(format!("{base}/session")).json(&capabilities).send().await {
-                let body: Value = response.json().await.unwrap();
-                session = Some(body["value"]["sessionId"].as_str().expect("a session").to_owned());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let session = session.expect("chromedriver answered within 20 s");
-        Browser { driver, base, session, http }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let response = self.http.request(method, url).json(&body).send().await.unwrap();
-        response.json::<Value>().await.unwrap()["value"].take()
-    }
-
-    async fn open(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", serde_json::json!({ "url": url })).await;
-    }
-
-    /// The page's text (and its components' shadow trees') once it holds
-    /// `expected` (or after 60 s).
-    async fn text_when(&self, expected: &str) -> String {
-        let script = serde_json::json!({"script": "return [document.documentElement, \
-            ...[...document.querySelectorAll('*')].filter(e => e.shadowRoot).map(e => e.shadowRoot)] \
-            .map(n => n.innerText ?? n.textContent).join('\\n')", "args": []});
-        let mut text = String::new();
-        for _ in 0..120 {
-            text = self
-                .call(reqwest::Method::POST, "/execute/sync", script.clone())
-                .await
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            if text.contains(expected) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        text
-    }
-
-    /// Every URL the page asked for since the last call (DevTools' network log).
-    async fn requested(&self) -> Vec<String> {
-        let log = self.call(reqwest::Method::POST, "/se/log", serde_json::json!({"type": "performance"})).await;
-        log.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| serde_json::from_str::<Value>(entry["message"].as_str()?).ok())
-            .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")
-            .filter_map(|m| m["message"]["params"]["request"]["url"].as_str().map(str::to_owned))
-            .collect()
-    }
-
-    async fn quit(mut self) {
-        self.call(reqwest::Method::DELETE, "", Value::Null).await;
-        let _ = self.driver.kill().await;
-    }
-}
-
 #[tokio::test]
 async fn docs_render_in_headless_chromium_with_no_request_leaving_loopback() {
     let app = TestApp::spawn().await;
@@ -331,9 +233,7 @@ async fn docs_render_in_headless_chromium_with_no_request_leaving_loopback() {
     // The second reader too.
     browser.open(&app.url("/reference")).await;
     browser.text_when("Lockers API").await;
-    let requested = browser.requested().await;
-    let outside: Vec<&String> =
-        requested.iter().filter(|u| !u.starts_with(&local) && !u.starts_with("data:")).collect();
+    let outside = browser.outside_requests(&local).await;
     assert!(outside.is_empty(), "/reference: requests left 127.0.0.1: {outside:?}");
     browser.quit().await;
 }

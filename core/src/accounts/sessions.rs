@@ -172,6 +172,20 @@ pub async fn end(conn: &mut PgConnection, user_id: Uuid, token: &RefreshToken) -
     }
 }
 
+/// The user and session (family) of a console cookie. The cookie holds a
+/// refresh token of its family that the console never rotates, so it lives
+/// while that token is unused, unrevoked and unexpired: logout, a password
+/// reset, disabling and reuse revocation all end it with the family.
+pub async fn live(conn: &mut PgConnection, token: &RefreshToken) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, family_id FROM refresh_tokens
+         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(token.digest())
+    .fetch_optional(conn)
+    .await
+}
+
 /// Revokes every session of `user_id` (password reset, disabling).
 pub async fn end_all(conn: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
