@@ -31,3 +31,4 @@ mod places;
 mod providers;
 mod startup;
 mod web;
+mod web_kiosk;
