@@ -75,9 +75,8 @@ async fn an_admin_issues_an_enrolment_link_that_works_once_even_when_two_screens
     // Two screens confirm at once: exactly one is enrolled.
     let path = format!("/kiosk/{point}/enrol");
     let cookies = screen.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-    let post = || {
-        app.http.post(app.url(&path)).header(COOKIE, &cookies).form(&[("csrf", &csrf), ("code", &code)]).send()
-    };
+    let post =
+        || app.http.post(app.url(&path)).header(COOKIE, &cookies).form(&[("csrf", &csrf), ("code", &code)]).send();
     let (a, b) = tokio::join!(post(), post());
     let mut answers = [a.unwrap(), b.unwrap()];
     answers.sort_by_key(|r| r.status().as_u16());
@@ -254,6 +253,7 @@ async fn a_receiver_collects_at_the_enrolled_screen_with_the_code_from_the_sms_a
         browser.click(&format!("[data-keypad=contact] [data-key=\"{key}\"]")).await;
     }
     browser.click("[data-keypad=contact] [data-key=del]").await;
+    browser.screenshot("kiosk-keypad").await;
     let typed = browser.run("return document.getElementById('contact').value", json!([])).await;
     assert_eq!(typed, "+9");
     browser.click(".kiosk-nav a").await;
@@ -296,6 +296,7 @@ async fn the_screen_speaks_hindi_and_tamil_down_to_the_open_door() {
     let local = stack.url("/");
     let home = stack.url(&format!("/kiosk/{}", spot.point_id));
     enrol_in(&browser, &stack, &admin, spot.point_id).await;
+    browser.set_window(1080, 1920).await;
 
     browser.open(&format!("{home}?lang=hi")).await;
     let text = browser.text_when("सामान लें").await;
@@ -416,10 +417,8 @@ async fn a_sender_drops_off_by_code_and_an_idle_screen_returns_home() {
     // Left alone, a page goes back home (?idle=5 for the test; a minute by default).
     browser.open(&format!("{home}/collect?idle=5")).await;
     browser.fill("#contact", "+9198").await;
-    let back = eventually(StdDuration::from_secs(15), || async {
-        browser.url().await == format!("{home}?idle=5")
-    })
-    .await;
+    let back =
+        eventually(StdDuration::from_secs(15), || async { browser.url().await == format!("{home}?idle=5") }).await;
     assert!(back, "still at {}", browser.url().await);
     assert!(browser.text_when("Drop off an item").await.contains("Collect an item"));
 

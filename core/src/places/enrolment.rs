@@ -122,7 +122,8 @@ pub async fn issue(conn: &mut PgConnection, by: &Actor, point_id: Uuid) -> Resul
         .during("issue an enrolment code")?;
         let expires_at = expires_at.ok_or(PlaceError::NotFound(PlaceKind::Point))?;
         let after = json!({ "expires_at": expires_at });
-        let entry = Entry::change("locker_point.issue_kiosk_enrolment", "locker_point", point_id, None::<&()>, Some(&after));
+        let entry =
+            Entry::change("locker_point.issue_kiosk_enrolment", "locker_point", point_id, None::<&()>, Some(&after));
         Ok((Enrolment { point_id, code, expires_at }, entry))
     })
     .await

@@ -57,8 +57,7 @@ pub async fn drop_off(
     let frame = Frame::of(&screen, &KioskQuery::default(), "/dropoff");
     let rules = Rules::new(&ctx.config, ctx.codes.pepper(), &ctx.limiter);
     let mut conn = ctx.db.acquire().await?;
-    let notice = match deposit::drop_off_by_code(&mut conn, &page.actor, rules, id, &ip.key(), form.code.trim()).await
-    {
+    let notice = match deposit::drop_off_by_code(&mut conn, &page.actor, rules, id, &ip.key(), form.code.trim()).await {
         Ok(done) => return Ok(super::door_open(&page, &screen, done.door_no, "door_put")),
         Err(DropoffError::InvalidCode | DropoffError::NotFound) => Notice::WrongCode,
         Err(DropoffError::RateLimited(limited)) => Notice::TooMany(limited.retry_after),

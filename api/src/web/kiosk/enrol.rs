@@ -7,8 +7,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use lockers_core::places::enrolment::{self, EnrolmentCode, EnrolmentError};
 use lockers_core::places;
+use lockers_core::places::enrolment::{self, EnrolmentCode, EnrolmentError};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -55,7 +55,13 @@ pub async fn redeem(
     }
 }
 
-async fn show(ctx: &ApiContext, page: &Page, id: Uuid, code: &str, notice: Option<Notice>) -> Result<Response, WebError> {
+async fn show(
+    ctx: &ApiContext,
+    page: &Page,
+    id: Uuid,
+    code: &str,
+    notice: Option<Notice>,
+) -> Result<Response, WebError> {
     let mut conn = ctx.db.acquire().await?;
     let point = places::point(&mut conn, id).await?.ok_or_else(WebError::not_found)?;
     // The language switch keeps a well-formed code (and only that) in its links.

@@ -59,5 +59,8 @@ pub const ASSETS: &[Asset] = &[
 /// "Door N is open", the number huge, and what to do (`instruction`: a key of kiosk.json).
 fn door_open(page: &Page, screen: &Screen, door: i32, instruction: &str) -> Response {
     let frame = Frame::of(screen, &KioskQuery::default(), "");
-    page.render("kiosk/door.html", frame.context(None, minijinja::context! { door => door, instruction => instruction }))
+    page.render(
+        "kiosk/door.html",
+        frame.context(None, minijinja::context! { door => door, instruction => instruction }),
+    )
 }
