@@ -7,6 +7,8 @@
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
+use lockers_core::audit::Actor;
+use lockers_core::exchange::collection::expiry::{ExpirySettings, expire_stored};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -184,6 +186,36 @@ async fn a_kiosk_form_without_its_csrf_token_is_refused() {
     let sent = screen.post_form(&path, &[("csrf", &csrf), ("contact", RECEIVER_PHONE)]).await;
     assert_eq!(sent.status(), 303);
     assert_eq!(sent.headers()[LOCATION], format!("/kiosk/{point}/collect/code"));
+}
+
+#[tokio::test]
+async fn the_sender_of_an_expired_item_takes_it_back_the_same_way_at_the_screen() {
+    let stack = Stack::spawn(&[]).await;
+    let (_, admin) = stack.user_with_role("admin").await;
+    let spot = stack.spot("Return Point", 2).await;
+    let sender = stack.sender(None).await;
+    let to = Receiver { phone: Some(RECEIVER_PHONE), email: None };
+    let item = stack.stored_item_since(&sender, spot.lockers[1], to, Duration::minutes(10)).await;
+    let settings = ExpirySettings::from_config(&stack.config);
+    let mut conn = stack.pool.acquire().await.unwrap();
+    expire_stored(&mut conn, &Actor::system(), chrono::Utc::now() + Duration::hours(73), &settings).await.unwrap();
+    let point = spot.point_id;
+    let mut screen = enrolled_visitor(&stack, &admin, point).await;
+
+    let page = screen.get(&format!("/kiosk/{point}/collect")).await.text().await.unwrap();
+    assert!(page.contains("Sent an item that was not collected in time?"), "the page says so:\n{page}");
+    let csrf = hidden(&page, "csrf").unwrap();
+    let asked = screen.post_form(&format!("/kiosk/{point}/collect"), &[("csrf", &csrf), ("contact", &sender.email)]).await;
+    assert_eq!(asked.status(), 303);
+    let with_code = || stack.smtp.mails_to(&sender.email).into_iter().find(|m| m.decoded().contains("to take back"));
+    assert!(eventually(WAIT, || async { with_code().is_some() }).await, "no return code mailed");
+    let code = with_code().unwrap().code().unwrap();
+
+    let opened = screen.post_form(&format!("/kiosk/{point}/collect/code"), &[("csrf", &csrf), ("code", &code)]).await;
+    assert_eq!(opened.status(), 200);
+    let page = opened.text().await.unwrap();
+    assert!(page.contains("Door 2 is open"), "{page}");
+    assert!(eventually(WAIT, || async { stack.item_status(item).await == "returned" }).await);
 }
 
 // In a browser ------------------------------------------------------------------------
