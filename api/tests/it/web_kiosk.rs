@@ -205,7 +205,8 @@ async fn the_sender_of_an_expired_item_takes_it_back_the_same_way_at_the_screen(
     let page = screen.get(&format!("/kiosk/{point}/collect")).await.text().await.unwrap();
     assert!(page.contains("Sent an item that was not collected in time?"), "the page says so:\n{page}");
     let csrf = hidden(&page, "csrf").unwrap();
-    let asked = screen.post_form(&format!("/kiosk/{point}/collect"), &[("csrf", &csrf), ("contact", &sender.email)]).await;
+    let asked =
+        screen.post_form(&format!("/kiosk/{point}/collect"), &[("csrf", &csrf), ("contact", &sender.email)]).await;
     assert_eq!(asked.status(), 303);
     let with_code = || stack.smtp.mails_to(&sender.email).into_iter().find(|m| m.decoded().contains("to take back"));
     assert!(eventually(WAIT, || async { with_code().is_some() }).await, "no return code mailed");
