@@ -33,3 +33,4 @@ mod startup;
 mod web;
 mod web_admin;
 mod web_app;
+mod web_kiosk;

@@ -54,18 +54,26 @@ pub async fn point_of_kiosk(conn: &mut PgConnection, raw: &str) -> Result<Option
 /// previous one stops working at once. Shown to the admin this once.
 pub async fn rotate_kiosk_token(conn: &mut PgConnection, by: &Actor, id: Uuid) -> Result<KioskToken, PlaceError> {
     audited(conn, by, async |tx| {
-        let token = KioskToken::generate();
-        let done = sqlx::query("UPDATE locker_points SET kiosk_token_hash = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(KioskToken::digest(token.expose()))
-            .execute(&mut *tx)
-            .await
-            .during("rotate a kiosk token")?;
-        if done.rows_affected() == 0 {
-            return Err(PlaceError::NotFound(PlaceKind::Point));
-        }
+        let token = replace_kiosk_token(tx, id).await?;
         let entry = Entry::change("locker_point.rotate_kiosk_token", "locker_point", id, None::<&()>, None::<&()>);
         Ok((token, entry))
     })
     .await
+}
+
+/// The write both ways of getting a kiosk token share (an admin's rotation,
+/// a screen's enrolment): a fresh token replaces the point's, in the
+/// caller's transaction; the caller audits.
+pub(super) async fn replace_kiosk_token(tx: &mut PgConnection, id: Uuid) -> Result<KioskToken, PlaceError> {
+    let token = KioskToken::generate();
+    let done = sqlx::query("UPDATE locker_points SET kiosk_token_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(KioskToken::digest(token.expose()))
+        .execute(&mut *tx)
+        .await
+        .during("rotate a kiosk token")?;
+    if done.rows_affected() == 0 {
+        return Err(PlaceError::NotFound(PlaceKind::Point));
+    }
+    Ok(token)
 }

@@ -8,6 +8,7 @@
 
 pub mod credentials;
 pub mod directory;
+pub mod enrolment;
 pub mod lockers;
 pub mod overview;
 mod store;
