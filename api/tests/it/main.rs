@@ -33,4 +33,5 @@ mod startup;
 mod web;
 mod web_admin;
 mod web_app;
+mod web_e2e;
 mod web_kiosk;

@@ -23,11 +23,11 @@ use crate::harness::{Stack, eventually};
 use crate::web::Visitor;
 
 const ADMIN_EMAIL: &str = "admin@example.com";
-const PASSWORD: &str = "a long admin passphrase";
+pub(crate) const PASSWORD: &str = "a long admin passphrase";
 
 /// An account with a password and a proven email, as `lockers-admin
 /// create-admin` makes it; `role` "user" demotes it afterwards.
-async fn account(stack: &Stack, email: &str, role: &str) -> Uuid {
+pub(crate) async fn account(stack: &Stack, email: &str, role: &str) -> Uuid {
     let mut conn = stack.app.pool.acquire().await.unwrap();
     let name = Name::parse("Console Admin").unwrap();
     let password = Password::parse(PASSWORD.to_owned()).unwrap();
@@ -43,7 +43,7 @@ async fn account(stack: &Stack, email: &str, role: &str) -> Uuid {
 }
 
 /// A dead job of the `sweep` queue whose payload runs fine once retried.
-async fn dead_job(stack: &Stack) -> i64 {
+pub(crate) async fn dead_job(stack: &Stack) -> i64 {
     sqlx::query_scalar(
         "INSERT INTO jobs (queue, payload, state, attempts, max_attempts, last_error, finished_at)
          VALUES ('sweep', $1, 'dead', 3, 3, 'database timed out (test)', now()) RETURNING id",
@@ -77,7 +77,7 @@ async fn signed_in(stack: &Stack, email: &str) -> Visitor {
     visitor
 }
 
-async fn figure(browser: &Browser, id: &str) -> String {
+pub(crate) async fn figure(browser: &Browser, id: &str) -> String {
     let script = format!("return document.getElementById('{id}').innerText");
     browser.run(&script, json!([])).await.as_str().unwrap_or_default().trim().to_owned()
 }

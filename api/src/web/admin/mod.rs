@@ -38,6 +38,7 @@ pub fn router() -> Router<ApiContext> {
         .route("/admin/points/{id}", get(points::show).post(points::update))
         .route("/admin/points/{id}/delete", post(points::delete))
         .route("/admin/points/{id}/lockers", post(points::create_locker))
+        .route("/admin/points/{id}/kiosk-enrolment", post(points::enrol_screen))
         .route("/admin/lockers/{id}", post(points::update_locker))
         .route("/admin/lockers/{id}/delete", post(points::delete_locker))
         .route("/admin/lockers/{id}/status", post(points::set_status))

@@ -176,7 +176,7 @@ pub async fn create(
         Ok((point, token)) => {
             ctx.places_changed().await;
             let notice = Notice::Done("admin.done_point_created");
-            render_point(&ctx, &admin, point.id, notice, Some(token.expose())).await
+            render_point(&ctx, &admin, point.id, notice, Shown::ControllerToken(token.expose())).await
         }
         Err(error) => render_list(&ctx, &admin, &Params::new(), Notice::from_error(error)?).await,
     }
@@ -191,7 +191,46 @@ pub async fn show(
     query: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, WebError> {
     let params = listing::params(query);
-    render_point(&ctx, &admin, path_id(&id)?, Notice::done(listing::field(&params, "done")), None).await
+    render_point(&ctx, &admin, path_id(&id)?, Notice::done(listing::field(&params, "done")), Shown::Nothing).await
+}
+
+/// A secret a point's page shows once, right after it was made.
+enum Shown<'a> {
+    Nothing,
+    /// A new point's controller token.
+    ControllerToken(&'a str),
+    /// A screen's one-time enrolment link and when it stops working.
+    Enrolment {
+        url: String,
+        expires_at: String,
+    },
+}
+
+/// Issues a one-time enrolment link for the point's screen (the same use case
+/// as `POST /api/v1/locker-points/{id}/kiosk-enrolment`), shown once: opened
+/// on the screen within ten minutes, it makes that device the point's kiosk.
+pub async fn enrol_screen(
+    State(ctx): State<ApiContext>,
+    admin: ConsoleAdmin,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    let id = path_id(&id)?;
+    let mut conn = ctx.db.acquire().await?;
+    match lockers_core::places::enrolment::issue(&mut conn, &admin.actor, id).await {
+        Ok(issued) => {
+            drop(conn);
+            let shown = Shown::Enrolment {
+                url: format!("/kiosk/{id}/enrol?code={}", issued.code.display()),
+                expires_at: listing::when(issued.expires_at),
+            };
+            render_point(&ctx, &admin, id, Notice::done(None), shown).await
+        }
+        Err(error) => {
+            drop(conn);
+            render_point(&ctx, &admin, id, Notice::from_error(ApiError::from(error))?, Shown::Nothing).await
+        }
+    }
 }
 
 async fn render_point(
@@ -199,8 +238,13 @@ async fn render_point(
     admin: &ConsoleAdmin,
     id: Uuid,
     notice: Notice,
-    controller_token: Option<&str>,
+    shown: Shown<'_>,
 ) -> Result<Response, WebError> {
+    let (controller_token, enrolment) = match &shown {
+        Shown::Nothing => (None, None),
+        Shown::ControllerToken(token) => (Some(*token), None),
+        Shown::Enrolment { url, expires_at } => (None, Some(context! { url => url, expires_at => expires_at })),
+    };
     let mut conn = ctx.db.acquire().await?;
     let point = places::point(&mut conn, id).await?.ok_or_else(WebError::not_found)?;
     let lockers: Vec<_> = overview::lockers_of_point(&mut conn, id)
@@ -219,6 +263,7 @@ async fn render_point(
         section => "points",
         notice => notice.value(),
         controller_token => controller_token,
+        enrolment => enrolment,
         point => context! {
             id => point.id.to_string(), name => &point.name, address => &point.address,
             city_id => point.city_id.to_string(), controller_url => point.controller_url.as_deref().unwrap_or_default(),
@@ -245,7 +290,7 @@ async fn after<T>(
             ctx.places_changed().await;
             Ok(admin.page.redirect(&format!("/admin/points/{id}?done={done}")))
         }
-        Err(error) => render_point(ctx, admin, id, Notice::from_error(error)?, None).await,
+        Err(error) => render_point(ctx, admin, id, Notice::from_error(error)?, Shown::Nothing).await,
     }
 }
 
@@ -283,7 +328,7 @@ pub async fn delete(
             ctx.places_changed().await;
             Ok(admin.page.redirect("/admin/points?done=point_deleted"))
         }
-        Err(error) => render_point(&ctx, &admin, id, Notice::from_error(error)?, None).await,
+        Err(error) => render_point(&ctx, &admin, id, Notice::from_error(error)?, Shown::Nothing).await,
     }
 }
 
