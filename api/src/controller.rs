@@ -59,8 +59,9 @@ struct EventBody {
     command_id: Option<Uuid>,
 }
 
-/// `204` once recorded; a replay is recorded once.
 /// Door controller protocol v1: a door opened or closed, or a heartbeat.
+///
+/// `204` once recorded; a replay is recorded once.
 #[utoipa::path(post, path = "/controller/events", tag = "controller", request_body = EventBody,
     security(("controller_token" = [])), responses(
     (status = 204, description = "Recorded"),
@@ -88,7 +89,6 @@ struct KioskTokenBody {
     kiosk_token: String,
 }
 
-/// Enrols (or re-enrols) the point's screen: a new kiosk token, shown once.
 /// A new credential for the point's screen, shown once; the old one stops working.
 #[utoipa::path(post, path = "/locker-points/{id}/kiosk-token", tag = "controller", params(("id" = Uuid, Path, description = "The locker point")), security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 200, body = KioskTokenBody),
@@ -116,9 +116,10 @@ struct KioskEnrolmentBody {
     expires_at: DateTime<Utc>,
 }
 
+/// A one-time code (and link) that enrols the point's screen.
+///
 /// Valid 10 minutes, usable once; a newer one retires it. The screen that
 /// redeems it gets a new kiosk token (the old one stops working).
-/// A one-time code (and link) that enrols the point's screen.
 #[utoipa::path(post, path = "/locker-points/{id}/kiosk-enrolment", tag = "controller", params(("id" = Uuid, Path, description = "The locker point")), security(("bearer" = []), ("oauth2" = [])), responses(
     (status = 201, body = KioskEnrolmentBody),
     (status = 403, description = "`forbidden`: admins only", body = ErrorBody),

@@ -77,7 +77,6 @@ fn parse_contact(raw: &str) -> Result<Contact> {
 }
 
 /// The same answer whether or not anything waits for the contact.
-/// The same answer whether or not anything waits for the contact.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"status": "accepted", "message": "If something waits for this contact here, a code is on its way."}))]
 struct PickupRequested {

@@ -18,7 +18,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(update))
 }
 
-/// Every account, newest first.
+/// Every account, oldest first (stable paging while accounts are added).
 #[utoipa::path(get, path = "/users", tag = "users", params(PageQuery), security(("bearer" = []), ("oauth2" = [])),
     responses(
     (status = 200, body = List<UserView>),
