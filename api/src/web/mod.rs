@@ -19,7 +19,7 @@ pub mod i18n;
 pub mod page;
 pub mod render;
 pub mod session;
-mod signin;
+pub(crate) mod signin;
 
 mod admin;
 mod app;

@@ -23,10 +23,19 @@ struct Next {
     next: Option<String>,
 }
 
-/// Only a path of this site: never `//elsewhere` or `https://...`.
+/// Only a path of this site: never `//elsewhere`, `https://...`, or a path
+/// with a control character or space (browsers drop tabs and newlines from
+/// a URL, so `/<TAB>/elsewhere` would become `//elsewhere`).
+pub fn is_local(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.bytes().any(|b| b <= b' ' || b == 0x7f)
+}
+
 fn local(next: Option<&str>) -> &str {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        Some(path) if is_local(path) => path,
         _ => "/app",
     }
 }
@@ -63,6 +72,8 @@ async fn sign_in(
     };
     match attempt.await {
         Ok(pair) => {
+            // A sign-in over a live session ends that one: nobody holds its token any more.
+            session::end(&ctx, &page).await?;
             let cookie = session::start(&page, &pair, ctx.config.refresh_token_ttl);
             Ok(page.with_cookie(cookie).redirect(&next))
         }
@@ -95,7 +106,16 @@ mod tests {
     #[test]
     fn next_is_only_ever_a_local_path() {
         assert_eq!(local(Some("/admin/jobs?queue=door")), "/admin/jobs?queue=door");
-        for outside in ["//evil.example", "https://evil.example", "/\\evil.example", "admin", ""] {
+        for outside in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "admin",
+            "",
+            "/\t/evil.example",
+            "/\n",
+            "/ /x",
+        ] {
             assert_eq!(local(Some(outside)), "/app", "{outside}");
         }
         assert_eq!(local(None), "/app");

@@ -140,7 +140,13 @@ async fn a_refresh_of_the_cookie_token_or_signing_out_ends_the_console_session()
     let token = visitor.cookies.iter().find(|(k, _)| k == "lockers_session").unwrap().1.clone();
     let refreshed = stack.app.post("/api/v1/auth/refresh", &json!({ "refresh_token": token })).await;
     assert_eq!(refreshed.status(), 200);
+    let copied: serde_json::Value = refreshed.json().await.unwrap();
     assert_eq!(visitor.get("/app/signin").await.status(), StatusCode::OK, "signed out by the rotation");
+    // The console found its token used: reuse, so the copier's chain dies too.
+    let next = stack.app.post("/api/v1/auth/refresh", &json!({ "refresh_token": copied["refresh_token"] })).await;
+    assert_eq!(next.status(), 401, "the family is revoked");
+    let access = copied["access_token"].as_str().unwrap();
+    assert_eq!(stack.app.get_as("/api/v1/auth/me", access).await.status(), 401);
 
     // Signing out needs the session's CSRF token, then revokes the family.
     let mut visitor = Visitor::new(&stack.app.url(""));
@@ -151,6 +157,20 @@ async fn a_refresh_of_the_cookie_token_or_signing_out_ends_the_console_session()
     assert_eq!(stale.status(), StatusCode::FORBIDDEN, "the signed-out token is not the session's");
     let session_csrf = visitor.csrf("/app/signin").await;
     assert_ne!(session_csrf, csrf);
+    let live_families = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(DISTINCT family_id) FROM refresh_tokens WHERE revoked_at IS NULL AND used_at IS NULL",
+        )
+        .fetch_one(&stack.app.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(live_families().await, 1);
+    // Signing in again over the live session replaces it.
+    let form = [("csrf", session_csrf.as_str()), ("identifier", EMAIL), ("password", PASSWORD)];
+    assert_eq!(visitor.post_form("/app/signin", &form).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(live_families().await, 1, "the old session ended");
+    let session_csrf = visitor.csrf("/app/signin").await;
     let out = visitor.post_form("/app/signout", &[("csrf", &session_csrf)]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(out.headers()[LOCATION], "/app/signin");
@@ -237,6 +257,15 @@ async fn the_sign_in_page_works_in_chromium_is_accessible_and_loads_nothing_from
     assert!(text.contains("Signed in as Console User"), "{text}");
     let violations = browser.axe_serious().await;
     assert!(violations.is_empty(), "axe, signed in: {violations:?}");
+
+    // An error page (a user in the admin console), in Tamil, is accessible too.
+    browser.open(&stack.app.url("/admin?lang=ta")).await;
+    let text = browser.text_when("403").await;
+    assert!(text.contains("403") && text.contains("forbidden"), "{text}");
+    assert!(text.contains("அனுமதி"), "the error page speaks Tamil: {text}");
+    let violations = browser.axe_serious().await;
+    assert!(violations.is_empty(), "axe, error page: {violations:?}");
+    browser.screenshot("error-ta").await;
     let outside = browser.outside_requests(&local).await;
     assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
     browser.quit().await;

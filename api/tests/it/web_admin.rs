@@ -306,6 +306,12 @@ async fn the_console_is_for_admins_only_and_its_forms_need_the_csrf_token() {
     let bad = admin.get("/admin/items?from=yesterday&point_id=nope").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     assert!(bad.text().await.unwrap().contains("A filter was not understood"));
+    for far in ["-5000-01-01", "0001-01-01", "99999-01-01"] {
+        let page = admin.get(&format!("/admin/items?from={far}")).await;
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST, "from={far}");
+        let page = admin.get(&format!("/admin/transactions?to={far}")).await;
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST, "to={far}");
+    }
     assert_eq!(admin.get("/admin/points/not-an-id").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(admin.get(&format!("/admin/points/{}", Uuid::now_v7())).await.status(), StatusCode::NOT_FOUND);
     let retry = admin.post_form("/admin/jobs/12345/retry", &[("csrf", &csrf)]).await;

@@ -176,14 +176,23 @@ pub async fn end(conn: &mut PgConnection, user_id: Uuid, token: &RefreshToken) -
 /// refresh token of its family that the console never rotates, so it lives
 /// while that token is unused, unrevoked and unexpired: logout, a password
 /// reset, disabling and reuse revocation all end it with the family.
+///
+/// The cookie is HttpOnly: its holder never sees the token, so a token found
+/// used was refreshed by someone who copied it. That is reuse, and, as in
+/// [`rotate`], the whole family is revoked, the copier's new tokens with it.
 pub async fn live(conn: &mut PgConnection, token: &RefreshToken) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT user_id, family_id FROM refresh_tokens
-         WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
+    let row: Option<(Uuid, Uuid, bool, bool)> = sqlx::query_as(
+        "SELECT user_id, family_id, used_at IS NOT NULL, revoked_at IS NULL AND expires_at > now()
+         FROM refresh_tokens WHERE token_hash = $1",
     )
     .bind(token.digest())
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some((user_id, family_id, false, true)) => Ok(Some((user_id, family_id))),
+        Some((_, family_id, true, true)) => revoke_family(conn, family_id).await.map(|()| None),
+        _ => Ok(None),
+    }
 }
 
 /// Revokes every session of `user_id` (password reset, disabling).

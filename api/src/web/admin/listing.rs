@@ -43,6 +43,10 @@ pub fn id(params: &Params, name: &str) -> Result<Option<Uuid>, Notice> {
 pub fn day(params: &Params, name: &str, days_after: i64) -> Result<Option<DateTime<Utc>>, Notice> {
     let Some(raw) = field(params, name) else { return Ok(None) };
     let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| bad_filter())?;
+    // PostgreSQL's timestamps end at 4713 BC and 294276 AD; no record predates 1970.
+    if !(1970..=9999).contains(&chrono::Datelike::year(&date)) {
+        return Err(bad_filter());
+    }
     let start = date.and_hms_opt(0, 0, 0).ok_or_else(bad_filter)?.and_utc();
     start.checked_add_signed(chrono::Duration::days(days_after)).map(Some).ok_or_else(bad_filter)
 }

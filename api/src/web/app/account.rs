@@ -26,13 +26,15 @@ type Answer = Result<Response, WebError>;
 /// Where a signed-in person lands: a local path from `next`, else their items.
 fn landing(next: &str) -> &str {
     let next = next.trim();
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/app/items" }
+    if crate::web::signin::is_local(next) { next } else { "/app/items" }
 }
 
-/// Starts the console session of a fresh sign-in and goes on to `to`.
-fn signed_in(ctx: &ApiContext, page: Page, pair: &TokenPair, to: &str) -> Response {
+/// Starts the console session of a fresh sign-in (ending a live one: nobody
+/// holds its token any more) and goes on to `to`.
+async fn signed_in(ctx: &ApiContext, page: Page, pair: &TokenPair, to: &str) -> Answer {
+    session::end(ctx, &page).await?;
     let cookie = session::start(&page, pair, ctx.config.refresh_token_ttl);
-    page.with_cookie(cookie).redirect(to)
+    Ok(page.with_cookie(cookie).redirect(to))
 }
 
 fn status_of(refusal: Option<Refusal>) -> StatusCode {
@@ -133,7 +135,7 @@ pub async fn verify(State(ctx): State<ApiContext>, page: Page, CsrfForm(form): C
         return refused(refusal::code_flow(e)?);
     }
     match ctx.accounts.login(&ctx.db, &page.actor, email.as_str(), form.password.clone()).await {
-        Ok(pair) => Ok(signed_in(&ctx, page.clone(), &pair, "/app/points")),
+        Ok(pair) => signed_in(&ctx, page.clone(), &pair, "/app/points").await,
         Err(e) => refused(refusal::login(e)?),
     }
 }
@@ -228,7 +230,7 @@ pub async fn enter_code(State(ctx): State<ApiContext>, page: Page, CsrfForm(form
     };
     let code = form.code.replace(' ', "");
     match ctx.accounts.login_with_code(&ctx.db, &page.actor, &contact, &code).await {
-        Ok(pair) => Ok(signed_in(&ctx, page.clone(), &pair, landing(&form.next))),
+        Ok(pair) => signed_in(&ctx, page.clone(), &pair, landing(&form.next)).await,
         Err(e) => refused(refusal::code_flow(e)?),
     }
 }
