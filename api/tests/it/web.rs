@@ -270,3 +270,82 @@ async fn the_sign_in_page_works_in_chromium_is_accessible_and_loads_nothing_from
     assert!(outside.is_empty(), "requests left 127.0.0.1: {outside:?}");
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn in_production_every_console_cookie_is_secure_and_the_session_and_csrf_ones_host_only() {
+    use lockers_core::accounts::admin::create_admin;
+    use lockers_core::accounts::contact::Email;
+    use lockers_core::accounts::password::Password;
+    use lockers_core::audit::Actor;
+
+    // Production as far as cookies are concerned (the providers it would
+    // demand are beside the point here).
+    let database = crate::harness::fresh_database().await;
+    let mut config = crate::harness::config(&database, &[]);
+    config.app_env = lockers_core::config::AppEnv::Production;
+    let pool = lockers_core::db::connect(&config.database_url, 4).await.unwrap();
+    let app = crate::harness::TestApp::serve(std::sync::Arc::new(config), pool, database).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    let password = Password::parse(PASSWORD.to_owned()).unwrap();
+    let name = lockers_core::accounts::users::Name::parse("Prod Admin").unwrap();
+    create_admin(&mut conn, &Actor::operator(), &name, &Email::parse(EMAIL).unwrap(), password).await.unwrap();
+    drop(conn);
+
+    let set_cookies = |response: &reqwest::Response| -> Vec<String> {
+        response.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+    };
+    let mut visitor = Visitor::new(&app.url(""));
+    let page = visitor.get("/app/signin").await;
+    let cookies = set_cookies(&page);
+    let csrf_cookie = cookies.iter().find(|c| c.starts_with("__Host-lockers_csrf=")).expect("a __Host- CSRF cookie");
+    assert!(csrf_cookie.contains("Secure") && csrf_cookie.contains("Path=/") && !csrf_cookie.contains("Domain"));
+    let csrf = hidden(&page.text().await.unwrap(), "csrf").unwrap();
+    let form = [("csrf", csrf.as_str()), ("identifier", EMAIL), ("password", PASSWORD), ("next", "/admin")];
+    let signed_in = visitor.post_form("/app/signin", &form).await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let cookies = set_cookies(&signed_in);
+    let session = cookies.iter().find(|c| c.starts_with("__Host-lockers_session=")).expect("a __Host- session");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(attribute), "{attribute}: {session}");
+    }
+    assert_eq!(visitor.get("/admin").await.status(), StatusCode::OK, "the session works");
+
+    // The kiosk's credential cookie, set by enrolment, is Secure too.
+    let state = json_of_page(&app, "/api/v1/states", json!({ "name": "Goa" })).await;
+    let city = json_of_page(&app, "/api/v1/cities", json!({ "state_id": state, "name": "Panaji" })).await;
+    let point = json_of_page(
+        &app,
+        "/api/v1/locker-points",
+        json!({ "city_id": city, "name": "Panaji Market", "address": "18th June Road" }),
+    )
+    .await;
+    let point: uuid::Uuid = point.parse().unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let issued = lockers_core::places::enrolment::issue(&mut conn, &Actor::operator(), point).await.unwrap();
+    drop(conn);
+    let mut screen = Visitor::new(&app.url(""));
+    let csrf = screen.csrf(&format!("/kiosk/{point}/enrol")).await;
+    let code = issued.code.display();
+    let enrolled = screen.post_form(&format!("/kiosk/{point}/enrol"), &[("csrf", &csrf), ("code", &code)]).await;
+    assert_eq!(enrolled.status(), StatusCode::SEE_OTHER);
+    let cookies = set_cookies(&enrolled);
+    let kiosk = cookies.iter().find(|c| c.starts_with("lockers_kiosk=")).expect("the kiosk's cookie");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", &format!("Path=/kiosk/{point}")] {
+        assert!(kiosk.contains(attribute), "{attribute}: {kiosk}");
+    }
+}
+
+/// The id of what an admin's JSON POST to `path` created (the admin signs in
+/// through the JSON API with the test's password).
+async fn json_of_page(app: &crate::harness::TestApp, path: &str, body: serde_json::Value) -> String {
+    let tokens: serde_json::Value = app
+        .post("/api/v1/auth/login", &json!({ "identifier": EMAIL, "password": PASSWORD }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().expect("an admin's token");
+    let created = app.post_as(path, token, &body).await;
+    assert_eq!(created.status(), 201, "{path}");
+    created.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
