@@ -52,6 +52,10 @@ impl From<CollectError> for ApiError {
             CollectError::ItemUnavailable => {
                 Self::conflict("item_unavailable", "this item cannot be collected now; please contact support")
             }
+            CollectError::PointOffline => Self::conflict(
+                "point_offline",
+                "the locker point is offline; your code is still good, try again in a few minutes",
+            ),
             CollectError::Exchange(e) => e.into(),
         }
     }
@@ -151,7 +155,7 @@ async fn request_at_locker(
 #[utoipa::path(post, path = "/lockers/{id}/pickup/collect", tag = "pickup", request_body = CodeBody, params(("id" = Uuid, Path, description = "The locker")), responses(
     (status = 200, description = "The door is opening", body = Opened),
     (status = 401, description = "`invalid_code`", body = ErrorBody),
-    (status = 409, description = "`item_unavailable`", body = ErrorBody),
+    (status = 409, description = "`item_unavailable`, `point_offline` (the code is not spent)", body = ErrorBody),
     (status = 429, description = "`rate_limited` (with Retry-After)", body = ErrorBody),
 ))]
 async fn collect_at_locker(
@@ -195,7 +199,7 @@ async fn request_at_point(
     params(("id" = Uuid, Path, description = "The locker point")), security(("kiosk_token" = [])), responses(
     (status = 200, description = "The door is opening", body = Opened),
     (status = 401, description = "`invalid_code`", body = ErrorBody),
-    (status = 409, description = "`item_unavailable`", body = ErrorBody),
+    (status = 409, description = "`item_unavailable`, `point_offline` (the code is not spent)", body = ErrorBody),
     (status = 429, description = "`rate_limited` (with Retry-After)", body = ErrorBody),
     (status = 403, description = "`wrong_point`: the screen belongs to another point", body = ErrorBody),
 ))]

@@ -497,3 +497,35 @@ async fn an_abandoned_item_is_billed_at_its_lockers_size_price() {
     let hours = 73 + settings.return_window.as_secs().div_ceil(3600) as i64;
     assert_eq!(app.bill(item).await, Some((hours * 3_000, hours as i32)));
 }
+
+#[tokio::test]
+async fn a_code_typed_while_the_point_is_offline_is_refused_unspent_and_works_once_it_is_back() {
+    let stack = Stack::spawn(&HTTP_DOORS).await;
+    let (_, admin) = stack.user_with_role("admin").await;
+    let (_, token) = stack.user_with_role("user").await;
+    let site = site(&stack, &admin, &["M"]).await;
+    let fake = controller(&stack, &admin, &site).await;
+    let (locker, phone) = (site.lockers[0].as_str(), "+919876501234");
+    let item = deposit_and_store(&stack, &token, locker, phone).await;
+    let locker_id: Uuid = locker.parse().unwrap();
+    assert_eq!(stack.pickup_request(locker_id, phone).await.status(), 202);
+    let code = sms_code(&stack, phone).await;
+
+    // The controller has been silent for five minutes: the point is offline.
+    sqlx::query("UPDATE locker_points SET last_heartbeat_at = now() - interval '5 minutes' WHERE id = $1::uuid")
+        .bind(&site.point)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let refused = stack.pickup_collect(locker_id, &code).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(json_of(refused, 409).await["error"]["code"], "point_offline");
+    let commands = commands(&stack, &item).await;
+    assert_eq!(commands.len(), 1, "no pickup command, only the deposit's: {commands:?}");
+    assert_eq!(item_status(&stack, &item).await, "stored");
+
+    // A heartbeat later, the same code opens the door.
+    assert_eq!(fake.report("heartbeat", None, None).await.unwrap().as_u16(), 204);
+    json_of(stack.pickup_collect(locker_id, &code).await, 200).await;
+    reaches(&stack, &item, "collected").await;
+}

@@ -129,6 +129,8 @@ pub async fn collect(
         Err(CollectError::InvalidCode) => Notice::WrongCode,
         Err(CollectError::RateLimited(limited)) => Notice::TooMany(limited.retry_after),
         Err(CollectError::ItemUnavailable) => Notice::ItemUnavailable,
+        // Went offline between the page and the collect: the code is not spent.
+        Err(CollectError::PointOffline) => Notice::Offline,
         Err(e) => return Err(ApiError::from(e).into()),
     };
     Ok(code_form(&page, &frame, Some(notice)))

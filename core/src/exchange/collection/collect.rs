@@ -28,6 +28,10 @@ pub enum CollectError {
     /// Wrong, expired, used, out of tries, or another place's: one answer for all.
     #[error("the code is wrong, expired or already used")]
     InvalidCode,
+    /// The place's controller has not been heard from lately: no door could
+    /// open, so the code is neither tried nor spent (try again later).
+    #[error("the locker point is offline")]
+    PointOffline,
     /// The code was right but its item can no longer be opened for it (it
     /// expired, was force-cleared, or its door is already opening). The code is spent.
     #[error("this item cannot be collected now")]
@@ -90,6 +94,21 @@ impl Collection {
             limits::wrong(&self.limiter, place, &ip).await;
             return Err(CollectError::InvalidCode);
         };
+        // An offline point: refused before the code is looked at, so a right
+        // code is not spent on a door that cannot open (it would fail for good
+        // at the end of the door's retry window), and nothing is learned about codes.
+        let heartbeat: Option<(Option<DateTime<Utc>>, DateTime<Utc>)> =
+            sqlx::query_as("SELECT last_heartbeat_at, now() FROM locker_points WHERE id = $1")
+                .bind(point_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .during("read a point's heartbeat")?;
+        let simulated = self.config.door_driver == crate::config::DoorDriver::Simulated;
+        if let Some((last, now)) = heartbeat
+            && !crate::places::is_online(last, now, simulated)
+        {
+            return Err(CollectError::PointOffline);
+        }
         let code = Code::parse(raw_code);
         let mut tx = conn.begin().await.during("begin a transaction")?;
         let purposes = [PointPurpose::Pickup, PointPurpose::Return];
