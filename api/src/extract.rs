@@ -70,6 +70,12 @@ impl FromRequestParts<ApiContext> for Caller {
     }
 }
 
+/// `caller` acting as `user`: as an admin or as a user, for the audit log.
+pub fn acting(caller: Actor, user: &User) -> Actor {
+    let party = if user.role == Role::Admin { Party::Admin(user.id) } else { Party::User(user.id) };
+    caller.as_party(party)
+}
+
 /// A caller with a valid access token whose account is enabled and whose
 /// session is live (`Accounts::signed_in`: read from the database on every
 /// request, so changes and logouts apply at once).

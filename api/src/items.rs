@@ -6,11 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use lockers_core::accounts::contact::{Email, Phone};
-use lockers_core::accounts::users::{Role, User};
-use lockers_core::audit::{Actor, Party};
+use lockers_core::accounts::users::Role;
+
 use lockers_core::billing::{self, Accrued, Money, Tariffs};
 use lockers_core::exchange::deposit::{
-    self, CancelError, DepositError, Description, DropoffError, ItemName, NewDeposit, Place, Receiver, Rules,
+    self, CancelError, DepositError, Description, DropoffError, ItemName, NewDeposit, Place, Receiver,
 };
 use lockers_core::exchange::items::{self, ItemStatus, Listed, mask_email, mask_phone};
 use lockers_core::places::lockers::Size;
@@ -32,16 +32,6 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(drop_off))
         .routes(routes!(cancel))
         .routes(routes!(drop_off_at_point))
-}
-
-fn rules(ctx: &ApiContext) -> Rules<'_> {
-    Rules::new(&ctx.config, ctx.codes.pepper(), &ctx.limiter)
-}
-
-/// The signed-in user as the audit log records them.
-fn acting(caller: Actor, user: &User) -> Actor {
-    let party = if user.role == Role::Admin { Party::Admin(user.id) } else { Party::User(user.id) };
-    caller.as_party(party)
 }
 
 impl From<DepositError> for ApiError {
@@ -249,9 +239,9 @@ async fn create(
     AppJson(body): AppJson<DepositBody>,
 ) -> Result<(StatusCode, AppJson<Deposited>)> {
     let new = body.parse()?;
-    let by = acting(caller, &user);
+    let by = crate::extract::acting(caller, &user);
     let mut conn = ctx.db.acquire().await?;
-    let (item, code) = deposit::reserve(&mut conn, &by, rules(&ctx), new).await?;
+    let (item, code) = deposit::reserve(&mut conn, &by, ctx.deposit_rules(), new).await?;
     let listed = items::listed(&mut conn, item.id).await?.ok_or(ApiError::NotFound("item"))?;
     let body = Deposited { item: ItemView::new(listed, None), dropoff_code: code.expose().to_owned() };
     Ok((StatusCode::CREATED, AppJson(body)))
@@ -341,8 +331,8 @@ async fn drop_off(
     id: PathId,
 ) -> Result<AppJson<DropoffView>> {
     let Path(id) = id?;
-    let by = acting(caller, &user);
-    let done = deposit::drop_off(&mut *ctx.db.acquire().await?, &by, rules(&ctx), id).await?;
+    let by = crate::extract::acting(caller, &user);
+    let done = deposit::drop_off(&mut *ctx.db.acquire().await?, &by, ctx.deposit_rules(), id).await?;
     Ok(AppJson(DropoffView { item_id: done.item_id, door_no: done.door_no }))
 }
 
@@ -375,7 +365,8 @@ async fn drop_off_at_point(
     let Path(point_id) = id?;
     kiosk.require(point_id)?;
     let mut conn = ctx.db.acquire().await?;
-    let done = deposit::drop_off_by_code(&mut conn, &caller, rules(&ctx), point_id, &ip.key(), &body.code).await?;
+    let done =
+        deposit::drop_off_by_code(&mut conn, &caller, ctx.deposit_rules(), point_id, &ip.key(), &body.code).await?;
     Ok(AppJson(DropoffView { item_id: done.item_id, door_no: done.door_no }))
 }
 
@@ -393,7 +384,7 @@ async fn cancel(
     id: PathId,
 ) -> Result<AppJson<ItemView>> {
     let Path(id) = id?;
-    let by = acting(caller, &user);
+    let by = crate::extract::acting(caller, &user);
     let mut conn = ctx.db.acquire().await?;
     let item = deposit::cancel(&mut conn, &by, id).await?;
     let listed = items::listed(&mut conn, item.id).await?.ok_or(ApiError::NotFound("item"))?;

@@ -63,6 +63,20 @@ impl ApiContext {
         Self { config, db, redis, limiter, codes, accounts, directory }
     }
 
+    /// The deposit rules from the configuration (JSON handlers and pages alike).
+    pub fn deposit_rules(&self) -> lockers_core::exchange::deposit::Rules<'_> {
+        lockers_core::exchange::deposit::Rules::new(&self.config, self.codes.pepper(), &self.limiter)
+    }
+
+    /// The pickup use cases over this process's limiter and codes.
+    pub fn collection(&self) -> lockers_core::exchange::collection::Collection {
+        lockers_core::exchange::collection::Collection::new(
+            self.config.clone(),
+            self.limiter.clone(),
+            self.codes.clone(),
+        )
+    }
+
     /// After a place or locker write through this process: the directory
     /// reloads before the answer goes out, so the writer's next search sees it
     /// (other processes hear of it by NOTIFY).

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use lockers_core::accounts::contact::Contact;
-use lockers_core::exchange::collection::{CollectError, Collection, Opening, Place, RequestError};
+use lockers_core::exchange::collection::{CollectError, Opening, Place, RequestError};
 use lockers_core::exchange::items::ItemStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -23,10 +23,6 @@ pub fn router() -> OpenApiRouter<ApiContext> {
         .routes(routes!(collect_at_locker))
         .routes(routes!(request_at_point))
         .routes(routes!(collect_at_point))
-}
-
-fn collection(ctx: &ApiContext) -> Collection {
-    Collection::new(ctx.config.clone(), ctx.limiter.clone(), ctx.codes.clone())
 }
 
 impl From<RequestError> for ApiError {
@@ -147,7 +143,7 @@ async fn request_at_locker(
     let Path(locker_id) = id?;
     let contact = parse_contact(&body.contact)?;
     let mut conn = ctx.db.acquire().await?;
-    collection(&ctx).request(&mut conn, &by, Place::Locker(locker_id), &contact).await?;
+    ctx.collection().request(&mut conn, &by, Place::Locker(locker_id), &contact).await?;
     Ok(accepted())
 }
 
@@ -166,7 +162,7 @@ async fn collect_at_locker(
 ) -> Result<AppJson<Opened>> {
     let Path(locker_id) = id?;
     let mut conn = ctx.db.acquire().await?;
-    let opening = collection(&ctx).collect(&mut conn, &by, Place::Locker(locker_id), &body.code).await?;
+    let opening = ctx.collection().collect(&mut conn, &by, Place::Locker(locker_id), &body.code).await?;
     Ok(opened(opening, false))
 }
 
@@ -190,7 +186,7 @@ async fn request_at_point(
     kiosk.require(point_id)?;
     let contact = parse_contact(&body.contact)?;
     let mut conn = ctx.db.acquire().await?;
-    collection(&ctx).request(&mut conn, &by, Place::Point(point_id), &contact).await?;
+    ctx.collection().request(&mut conn, &by, Place::Point(point_id), &contact).await?;
     Ok(accepted())
 }
 
@@ -213,6 +209,6 @@ async fn collect_at_point(
     let Path(point_id) = id?;
     kiosk.require(point_id)?;
     let mut conn = ctx.db.acquire().await?;
-    let opening = collection(&ctx).collect(&mut conn, &by, Place::Point(point_id), &body.code).await?;
+    let opening = ctx.collection().collect(&mut conn, &by, Place::Point(point_id), &body.code).await?;
     Ok(opened(opening, true))
 }

@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use lockers_core::accounts::users::{Role, User};
-use lockers_core::audit::{Actor, Party};
+use lockers_core::audit::Actor;
 use minijinja::Value;
 use uuid::Uuid;
 
@@ -59,8 +59,7 @@ impl FromRequestParts<ApiContext> for Page {
         let csrf = csrf::token(&ctx.config, &seed, signed_in.as_ref().map(|s| s.session_id));
         let Caller(anonymous) = Caller::from_request_parts(parts, ctx).await?;
         let actor = match &signed_in {
-            Some(SignedIn { user, .. }) if user.role == Role::Admin => anonymous.as_party(Party::Admin(user.id)),
-            Some(SignedIn { user, .. }) => anonymous.as_party(Party::User(user.id)),
+            Some(SignedIn { user, .. }) => crate::extract::acting(anonymous, user),
             None => anonymous,
         };
         let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());

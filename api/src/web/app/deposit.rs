@@ -115,7 +115,7 @@ pub async fn deposit(
         Err(refusal) => return Ok(deposit_form(&user.page, &point, &form, Some(refusal))),
     };
     let mut conn = ctx.db.acquire().await?;
-    let (item, code) = match deposit::reserve(&mut conn, &user.actor, super::rules(&ctx), new).await {
+    let (item, code) = match deposit::reserve(&mut conn, &user.actor, ctx.deposit_rules(), new).await {
         Ok(reserved) => reserved,
         Err(e) => return Ok(deposit_form(&user.page, &point, &form, Some(refusal::deposit(e)?))),
     };

@@ -150,7 +150,7 @@ pub async fn drop_off(
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, WebError> {
     let id = item_id(&id)?;
-    let opened = deposit::drop_off(&mut *ctx.db.acquire().await?, &user.actor, super::rules(&ctx), id).await;
+    let opened = deposit::drop_off(&mut *ctx.db.acquire().await?, &user.actor, ctx.deposit_rules(), id).await;
     match opened {
         Ok(_) => Ok(user.page.redirect(&format!("/app/items/{id}?done=door"))),
         Err(DropoffError::NotFound) => Err(WebError::not_found()),

@@ -15,7 +15,6 @@ mod shown;
 use axum::Router;
 use axum::response::Response;
 use axum::routing::{get, post};
-use lockers_core::exchange::deposit::Rules;
 
 use crate::ApiContext;
 use crate::web::Page;
@@ -64,11 +63,6 @@ pub const ASSETS: &[Asset] =
 /// The start: signed in, the items; else the sign-in page.
 async fn home(page: Page) -> Response {
     page.redirect(if page.signed_in.is_some() { "/app/items" } else { "/app/signin" })
-}
-
-/// The deposit rules from the configuration, as the JSON API builds them.
-fn rules(ctx: &ApiContext) -> Rules<'_> {
-    Rules::new(&ctx.config, ctx.codes.pepper(), &ctx.limiter)
 }
 
 #[cfg(test)]

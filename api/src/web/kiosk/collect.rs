@@ -6,10 +6,10 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use lockers_core::accounts::contact::Contact;
-use lockers_core::exchange::collection::{CollectError, Collection, Place, RequestError};
+use lockers_core::exchange::collection::{CollectError, Place, RequestError};
 use lockers_core::messaging::codes::CodeError;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -22,24 +22,18 @@ use crate::error::ApiError;
 use crate::web::csrf::CsrfForm;
 use crate::web::{Page, WebError};
 
-fn collection(ctx: &ApiContext) -> Collection {
-    Collection::new(ctx.config.clone(), ctx.limiter.clone(), ctx.codes.clone())
-}
-
 fn offline(screen: &Screen) -> Option<Notice> {
     (!screen.online).then_some(Notice::Offline)
 }
 
 /// The contact form, with what was typed and what went wrong.
 fn contact_form(page: &Page, frame: &Frame, contact: &str, notice: Option<Notice>) -> Response {
-    let status = notice.map_or(StatusCode::OK, Notice::status);
-    page.render_status(status, "kiosk/collect.html", frame.context(notice, minijinja::context! { contact => contact }))
+    frame.render(page, "kiosk/collect.html", notice, minijinja::context! { contact => contact })
 }
 
 /// The code form.
 fn code_form(page: &Page, frame: &Frame, notice: Option<Notice>) -> Response {
-    let status = notice.map_or(StatusCode::OK, Notice::status);
-    page.render_status(status, "kiosk/code.html", frame.context(notice, minijinja::context! {}))
+    frame.render(page, "kiosk/code.html", notice, minijinja::context! {})
 }
 
 /// `GET /kiosk/{id}/collect`.
@@ -79,7 +73,7 @@ pub async fn request_code(
         return Ok(contact_form(&page, &frame, &form.contact, Some(Notice::ContactInvalid)));
     };
     let mut conn = ctx.db.acquire().await?;
-    let notice = match collection(&ctx).request(&mut conn, &page.actor, Place::Point(id), &contact).await {
+    let notice = match ctx.collection().request(&mut conn, &page.actor, Place::Point(id), &contact).await {
         Ok(()) => return Ok(page.redirect(&format!("{}/collect/code", frame::base(id)))),
         Err(RequestError::RateLimited(limited)) => Notice::TooMany(limited.retry_after),
         Err(RequestError::CountryNotAllowed) => Notice::CountryNotAllowed,
@@ -124,7 +118,7 @@ pub async fn collect(
         return Ok(code_form(&page, &frame, Some(offline)));
     }
     let mut conn = ctx.db.acquire().await?;
-    let notice = match collection(&ctx).collect(&mut conn, &page.actor, Place::Point(id), form.code.trim()).await {
+    let notice = match ctx.collection().collect(&mut conn, &page.actor, Place::Point(id), form.code.trim()).await {
         Ok(opening) => return Ok(super::door_open(&page, &screen, opening.door_no, "door_take")),
         Err(CollectError::InvalidCode) => Notice::WrongCode,
         Err(CollectError::RateLimited(limited)) => Notice::TooMany(limited.retry_after),

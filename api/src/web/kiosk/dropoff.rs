@@ -4,9 +4,9 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
-use lockers_core::exchange::deposit::{self, DropoffError, Rules};
+use lockers_core::exchange::deposit::{self, DropoffError};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -20,8 +20,7 @@ use crate::web::csrf::CsrfForm;
 use crate::web::{Page, WebError};
 
 fn code_form(page: &Page, frame: &Frame, notice: Option<Notice>) -> Response {
-    let status = notice.map_or(StatusCode::OK, Notice::status);
-    page.render_status(status, "kiosk/dropoff.html", frame.context(notice, minijinja::context! {}))
+    frame.render(page, "kiosk/dropoff.html", notice, minijinja::context! {})
 }
 
 /// `GET /kiosk/{id}/dropoff`.
@@ -55,7 +54,7 @@ pub async fn drop_off(
     let id = screen::point_id(path)?;
     let Some(screen) = screen::enrolled(&ctx, &headers, id).await? else { return Ok(not_set_up(&page, id)) };
     let frame = Frame::of(&screen, &KioskQuery::default(), "/dropoff");
-    let rules = Rules::new(&ctx.config, ctx.codes.pepper(), &ctx.limiter);
+    let rules = ctx.deposit_rules();
     let mut conn = ctx.db.acquire().await?;
     let notice = match deposit::drop_off_by_code(&mut conn, &page.actor, rules, id, &ip.key(), form.code.trim()).await {
         Ok(done) => return Ok(super::door_open(&page, &screen, done.door_no, "door_put")),

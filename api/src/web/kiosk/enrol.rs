@@ -5,7 +5,6 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use lockers_core::places;
 use lockers_core::places::enrolment::{self, EnrolmentCode, EnrolmentError};
@@ -70,6 +69,5 @@ async fn show(
         None => (String::new(), "/enrol".to_owned()),
     };
     let frame = Frame::bare(id, Some(&point.name), &switch);
-    let status = notice.map_or(StatusCode::OK, Notice::status);
-    Ok(page.render_status(status, "kiosk/enrol.html", frame.context(notice, minijinja::context! { code => code })))
+    Ok(frame.render(page, "kiosk/enrol.html", notice, minijinja::context! { code => code }))
 }

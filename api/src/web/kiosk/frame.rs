@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
+use axum::response::Response;
 use minijinja::Value;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -85,6 +86,13 @@ impl Frame {
             idle: IDLE_SECS,
             offline: false,
         }
+    }
+
+    /// Renders `template` in this frame with `notice` (whose status the
+    /// answer takes; 200 without one) and the page's own variables.
+    pub fn render(&self, page: &crate::web::Page, template: &str, notice: Option<Notice>, own: Value) -> Response {
+        let status = notice.map_or(StatusCode::OK, Notice::status);
+        page.render_status(status, template, self.context(notice, own))
     }
 
     /// The template context: the frame's variables, `notice` and the page's own.

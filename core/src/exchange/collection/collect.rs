@@ -79,34 +79,32 @@ impl Collection {
     ) -> Result<Opening, CollectError> {
         let ip = ip_key(by);
         limits::may_guess(&self.limiter, place, &ip).await?;
-        let (point_id, locker_id) = match place {
-            Place::Point(id) => (Some(id), None),
-            Place::Locker(id) => {
-                let point: Option<Uuid> = sqlx::query_scalar("SELECT point_id FROM lockers WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .during("find a locker's point")?;
-                (point, Some(id))
-            }
+        let locker_id = match place {
+            Place::Point(_) => None,
+            Place::Locker(id) => Some(id),
         };
-        let Some(point_id) = point_id else {
+        // The place's point and its last heartbeat, in one read.
+        let point: Option<(Uuid, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT p.id, p.last_heartbeat_at, now() FROM locker_points p
+             WHERE p.id = coalesce($1, (SELECT point_id FROM lockers WHERE id = $2))",
+        )
+        .bind(match place {
+            Place::Point(id) => Some(id),
+            Place::Locker(_) => None,
+        })
+        .bind(locker_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .during("find the place's point")?;
+        let Some((point_id, last_heartbeat, now)) = point else {
             limits::wrong(&self.limiter, place, &ip).await;
             return Err(CollectError::InvalidCode);
         };
         // An offline point: refused before the code is looked at, so a right
         // code is not spent on a door that cannot open (it would fail for good
         // at the end of the door's retry window), and nothing is learned about codes.
-        let heartbeat: Option<(Option<DateTime<Utc>>, DateTime<Utc>)> =
-            sqlx::query_as("SELECT last_heartbeat_at, now() FROM locker_points WHERE id = $1")
-                .bind(point_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .during("read a point's heartbeat")?;
         let simulated = self.config.door_driver == crate::config::DoorDriver::Simulated;
-        if let Some((last, now)) = heartbeat
-            && !crate::places::is_online(last, now, simulated)
-        {
+        if !crate::places::is_online(last_heartbeat, now, simulated) {
             return Err(CollectError::PointOffline);
         }
         let code = Code::parse(raw_code);
