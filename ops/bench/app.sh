@@ -25,7 +25,13 @@ trap cleanup EXIT
 # one `lockers-worker` (every queue, the scheduler) as two processes.
 start_app() {
     psql "$pg/postgres" -qc "CREATE DATABASE $db" >/dev/null
-    export DATABASE_URL="$pg/$db"
+    # BENCH_PG_SOCKET=DIR: the app reaches PostgreSQL over its Unix socket in
+    # DIR (same server) instead of TCP.
+    if [[ -n ${BENCH_PG_SOCKET:-} ]]; then
+        export DATABASE_URL="postgres://postgres@localhost/$db?host=$BENCH_PG_SOCKET"
+    else
+        export DATABASE_URL="$pg/$db"
+    fi
     export LISTEN_ADDR=127.0.0.1:$port TRUSTED_PROXIES=127.0.0.1/32 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} \
         REDIS_KEY_PREFIX="bench$$:" RUST_LOG=${RUST_LOG:-warn} \
         SMS_PROVIDER=twilio TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench TWILIO_FROM=+15005550006 \
@@ -42,7 +48,9 @@ start_app() {
     fi
     "$bin/lockers-api" --with-workers >"$1" 2>&1 &
     api_pid=$!
-    wait_up "$1"
+    wait_up "$1" || return 1
+    # BENCH_SQL: diagnostics only, run on the bench's database once it is migrated.
+    [[ -z ${BENCH_SQL:-} ]] || psql "$pg/$db" -qc "$BENCH_SQL" >/dev/null
 }
 
 wait_up() {

@@ -29,7 +29,7 @@ pub async fn deliver_notification(
     state: Data<Arc<WorkerState>>,
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
-    let Some(message) = claim(&state.pool, job.notification_id).await.map_err(failure)? else {
+    let Some(message) = state.outbox.claim(job.notification_id).await? else {
         tracing::debug!(notification_id = %job.notification_id, "notification already sent, claimed or closed");
         return Ok(());
     };
@@ -56,7 +56,7 @@ pub async fn deliver_notification(
     match result {
         Ok(receipt) => {
             let sent = outbox::Sent { id: message.id, provider, provider_message_id: receipt.provider_message_id };
-            state.sent.record(sent).await?;
+            state.outbox.record(sent).await?;
             count_sent(&message);
             tracing::info!(notification_id = %message.id, kind = %message.kind, provider, "notification sent");
             Ok(())
@@ -149,70 +149,130 @@ where
     }
 }
 
-/// Claims the message under a token of this run. The claim may commit with its
-/// answer lost: asking again with the same token returns it (a later run, with
-/// another token, would find the message claimed and leave it unsent).
-async fn claim(pool: &PgPool, id: Uuid) -> Result<Option<outbox::Pending>, DbError> {
-    let token = Uuid::new_v4();
-    patiently("claim", id, || outbox::claim(pool, id, token)).await
-}
-
-/// Writes the outcomes of accepted sends in batches: whatever arrived while
-/// the previous batch was being written goes in the next statement, so a busy
-/// worker pays one commit for many messages (the engine batches its
-/// acknowledgements the same way) and an idle one waits for no batch to fill.
-/// These commits do not wait for the WAL flush (`synchronous_commit=off`): a
-/// `sent` lost in a database crash leaves the message `sending`, which the
-/// abandoned-claim sweep turns into `unknown` (never resent, the code blanked),
-/// so the loss costs an accurate status, never a second send. The claim before
-/// the provider call stays durable: that is what stops a resend.
+/// The delivery workers' two statements about every message, each written
+/// in batches: whatever arrives while the previous batch is being written goes
+/// in the next statement, so a busy worker pays one round trip and one commit
+/// for many messages (the engine batches its acknowledgements the same way)
+/// and an idle one waits for no batch to fill.
+///
+/// - Claims (before the provider call) are durable: a claim is what stops a
+///   second send. A claim whose answer was lost is asked again with the same
+///   run token, which returns it (see `outbox::claim`).
+/// - Outcomes of accepted sends do not wait for the WAL flush
+///   (`synchronous_commit=off`): a `sent` lost in a database crash leaves the
+///   message `sending`, which the abandoned-claim sweep turns into `unknown`
+///   (never resent, the code blanked), so the loss costs an accurate status,
+///   never a second send.
 #[derive(Clone)]
-pub struct SentLog {
-    queue: mpsc::UnboundedSender<(outbox::Sent, oneshot::Sender<Result<(), String>>)>,
+pub struct OutboxLog {
+    claims: Batcher<outbox::Claim, Option<outbox::Pending>>,
+    sent: Batcher<outbox::Sent, ()>,
 }
 
-/// The largest batch of outcomes in one statement.
-const SENT_BATCH: usize = 256;
+/// The largest batch in one statement.
+const BATCH: usize = 256;
 
-impl SentLog {
-    /// Starts the writer on its own connection to `pool`'s database; it ends
-    /// when the last clone of the log is dropped.
+impl OutboxLog {
+    /// Starts the two writers, each on its own connection to `pool`'s
+    /// database; they end when the last clone of the log is dropped.
     pub fn start(pool: &PgPool) -> Self {
         // Custom plans: a generic plan made while `notifications` was small
-        // scans it whole, and this long-lived connection would keep that plan
-        // as the table grows (measured: 2.5 ms a batch, a quarter of the
+        // scans it whole, and these long-lived connections would keep that
+        // plan as the table grows (measured: 2.5 ms a batch, a quarter of the
         // exchange benchmark's statement time, against 0.2 ms).
-        let options = (*pool.connect_options())
-            .clone()
-            .options([("synchronous_commit", "off"), ("plan_cache_mode", "force_custom_plan")]);
-        let own =
-            PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options);
-        let (queue, mut arrivals) = mpsc::unbounded_channel::<(outbox::Sent, oneshot::Sender<Result<(), String>>)>();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(SENT_BATCH);
-            while arrivals.recv_many(&mut batch, SENT_BATCH).await > 0 {
-                let (sent, waiting): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                let first = sent.first().map_or(Uuid::nil(), |s| s.id);
-                let outcome = patiently("outcome", first, || outbox::mark_sent_many(&own, &sent))
-                    .await
-                    .map_err(|e| failure(e).to_string());
-                for done in waiting {
-                    // The handler may have been stopped meanwhile: nobody to tell.
-                    let _ = done.send(outcome.clone());
-                }
+        let connection = |durable: bool| {
+            let commit = if durable { "on" } else { "off" };
+            let options = (*pool.connect_options())
+                .clone()
+                .options([("synchronous_commit", commit), ("plan_cache_mode", "force_custom_plan")]);
+            PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options)
+        };
+        let own = connection(true);
+        let claims = Batcher::start(move |claims: Vec<outbox::Claim>| {
+            let own = own.clone();
+            async move {
+                let first = claims.first().map_or(Uuid::nil(), |c| c.id);
+                let won = patiently("claim", first, || outbox::claim_many(&own, &claims)).await?;
+                Ok(won.into_iter().map(|(_, pending)| pending).collect())
             }
-            own.close().await;
         });
-        Self { queue }
+        let own = connection(false);
+        let sent = Batcher::start(move |sent: Vec<outbox::Sent>| {
+            let own = own.clone();
+            async move {
+                let first = sent.first().map_or(Uuid::nil(), |s| s.id);
+                patiently("outcome", first, || outbox::mark_sent_many(&own, &sent)).await?;
+                Ok(vec![(); sent.len()])
+            }
+        });
+        Self { claims, sent }
+    }
+
+    /// Claims message `id` for this run (a token of its own) with the next
+    /// batch: the message, or `None` when it is not pending.
+    async fn claim(&self, id: Uuid) -> Result<Option<outbox::Pending>, BoxDynError> {
+        self.claims.submit(outbox::Claim { id, token: Uuid::new_v4() }).await
     }
 
     /// Records `sent` with the next batch and returns once that batch is written.
     async fn record(&self, sent: outbox::Sent) -> Result<(), BoxDynError> {
+        self.sent.submit(sent).await
+    }
+}
+
+/// One batched statement: `write` takes a batch and answers one result per
+/// entry, in order, or one error for all of them.
+struct Batcher<T, R> {
+    queue: mpsc::UnboundedSender<(T, oneshot::Sender<Result<R, String>>)>,
+}
+
+impl<T, R> Clone for Batcher<T, R> {
+    fn clone(&self) -> Self {
+        Self { queue: self.queue.clone() }
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+    fn start<F, Fut>(write: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<R>, DbError>> + Send,
+    {
+        let (queue, mut arrivals) = mpsc::unbounded_channel::<(T, oneshot::Sender<Result<R, String>>)>();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while arrivals.recv_many(&mut batch, BATCH).await > 0 {
+                let (entries, waiting): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                let count = entries.len();
+                match write(entries).await {
+                    Ok(results) if results.len() == count => {
+                        for (done, result) in waiting.into_iter().zip(results) {
+                            // The handler may have been stopped meanwhile: nobody to tell.
+                            let _ = done.send(Ok(result));
+                        }
+                    }
+                    outcome => {
+                        let error = match outcome {
+                            Err(e) => failure(e).to_string(),
+                            Ok(_) => "a batched statement answered for the wrong number of entries".to_owned(),
+                        };
+                        for done in waiting {
+                            let _ = done.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Adds `entry` to the next batch and returns its result once that batch is written.
+    async fn submit(&self, entry: T) -> Result<R, BoxDynError> {
         let (done, written) = oneshot::channel();
-        self.queue.send((sent, done)).map_err(|_| "the outcome writer has stopped")?;
+        self.queue.send((entry, done)).map_err(|_| "the batch writer has stopped")?;
         match written.await {
             Ok(outcome) => outcome.map_err(Into::into),
-            Err(_) => Err("the outcome writer has stopped".into()),
+            Err(_) => Err("the batch writer has stopped".into()),
         }
     }
 }

@@ -31,8 +31,8 @@ pub struct WorkerState {
     /// the intake's, so in `--with-workers` neither can exhaust the other.
     pub pool: PgPool,
     pub providers: Providers,
-    /// Batched `sent` outcomes of the delivery workers (bench helper).
-    pub sent: deliver::SentLog,
+    /// The delivery workers' batched claims and outcomes.
+    pub outbox: deliver::OutboxLog,
 }
 
 /// A handler's error with its causes spelled out: a `DbError` says only which
@@ -84,8 +84,9 @@ impl Runtime {
             .max_connections(pool_size)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_lazy_with((*self.pool.connect_options()).clone());
-        let sent = deliver::SentLog::start(&handler_pool);
-        let state = Arc::new(WorkerState { config: self.config.clone(), pool: handler_pool.clone(), providers, sent });
+        let outbox = deliver::OutboxLog::start(&handler_pool);
+        let state =
+            Arc::new(WorkerState { config: self.config.clone(), pool: handler_pool.clone(), providers, outbox });
         lockers_core::telemetry::metrics::install();
         let engine = Engine::start(self.pool.clone(), EngineSettings::from_config(&self.config))
             .await

@@ -99,6 +99,26 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// The start of an `INSERT ... SELECT` into the audit log, for a use case that
+/// writes its change and its entry in one statement (a `WITH` whose last part
+/// is this, selecting from the change's `RETURNING`): the columns in the order
+/// [`record`] writes them. Bind the actor with [`Actor::audit_binds`]; a
+/// literal, for `concat!`.
+macro_rules! insert_entry {
+    () => {
+        "INSERT INTO audit_log (actor_id, action, target_type, target_id, before, after, client_ip, request_id)"
+    };
+}
+pub(crate) use insert_entry;
+
+impl Actor {
+    /// The actor's columns of an audit row (`actor_id`, `client_ip` as text
+    /// for an `::inet` cast, `request_id`), for statements built on [`insert_entry`].
+    pub fn audit_binds(&self) -> (Option<Uuid>, Option<String>, Option<&str>) {
+        (self.user_id(), self.client_ip.map(|ip| ip.to_string()), self.request_id.as_deref())
+    }
+}
+
 pub async fn record(conn: &mut PgConnection, actor: &Actor, entry: Entry<'_>) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO audit_log (actor_id, action, target_type, target_id, before, after, client_ip, request_id)

@@ -34,20 +34,21 @@ pub async fn close(
     // Before anything else (the caller may hold this item's row already): an
     // accrual run in progress finishes first, and none starts until this
     // transaction ends, so a run never writes a line past this close's end.
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-        .bind(ACCRUAL_LOCK)
-        .execute(&mut *conn)
-        .await
-        .during("wait for an accrual run")?;
-    // Racing closes of one item queue on this lock, so the first writes the
-    // lines and the transaction and the rest (reading after it committed)
-    // return that bill instead of interleaving their own.
-    let item: Option<(Option<DateTime<Utc>>, String)> =
-        sqlx::query_as("SELECT stored_at, size FROM items WHERE id = $1 FOR UPDATE")
-            .bind(item_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .during("lock an item to bill")?;
+    // Then the item's row: racing closes of one item queue on it, so the
+    // first writes the lines and the transaction and the rest (reading after
+    // it committed, in the next statement) return that bill instead of
+    // interleaving their own. One statement: the row is locked only once the
+    // join has produced it, so after the accrual lock.
+    let item: Option<(Option<DateTime<Utc>>, String)> = sqlx::query_as(
+        "SELECT i.stored_at, i.size
+         FROM (SELECT pg_advisory_xact_lock_shared($1)) AS accrual, items i
+         WHERE i.id = $2 FOR UPDATE OF i",
+    )
+    .bind(ACCRUAL_LOCK)
+    .bind(item_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .during("lock an item to bill")?;
     let Some((stored_at, size)) = item else {
         return Err(DbError { operation: "find an item to bill", source: sqlx::Error::RowNotFound });
     };
@@ -61,16 +62,13 @@ pub async fn close(
     // this build does not know, priced at the default like any unlisted size.
     let configured = parse_size(&size).map_or_else(|| tariffs.default_price(), |size| tariffs.configured(size));
     let hours = started_hours(stored_at, ended_at);
-    sqlx::query("DELETE FROM charges WHERE item_id = $1 AND hour_start >= $2")
-        .bind(item_id)
-        .bind(stored_at + chrono::Duration::hours(hours))
-        .execute(&mut *conn)
-        .await
-        .during("drop charges past the end of billing")?;
     // The hour count comes from `started_hours` (integer arithmetic, unit
-    // tested), so SQL only lays the hours out and prices each one.
+    // tested), so SQL only lays the hours out and prices each one. Lines
+    // accrued for hours at or after the end go in the same statement; they
+    // never overlap the hours written (those start before the end).
     sqlx::query(
-        "INSERT INTO charges (item_id, hour_start, amount_paise, currency)
+        "WITH dropped AS (DELETE FROM charges WHERE item_id = $1 AND hour_start >= $2 + $3 * interval '1 hour')
+         INSERT INTO charges (item_id, hour_start, amount_paise, currency)
          SELECT $1, h.hour_start, coalesce(t.amount_paise, $5), coalesce(t.currency, $6)
          FROM generate_series(0, $3 - 1) AS n
          CROSS JOIN LATERAL (SELECT $2 + n * interval '1 hour' AS hour_start) h
@@ -90,30 +88,29 @@ pub async fn close(
     .execute(&mut *conn)
     .await
     .during("charge the started hours")?;
-    let written = sqlx::query(
+    let written: Option<(i64, String, i32)> = sqlx::query_as(
         "INSERT INTO transactions (id, item_id, user_id, amount_paise, currency, hours)
          SELECT gen_random_uuid(), i.id, i.sender_id, coalesce(sum(c.amount_paise), 0),
                 coalesce(min(c.currency), $2), count(c.hour_start)
          FROM items i LEFT JOIN charges c ON c.item_id = i.id
          WHERE i.id = $1
          GROUP BY i.id, i.sender_id
-         ON CONFLICT (item_id) DO NOTHING",
+         ON CONFLICT (item_id) DO NOTHING
+         RETURNING amount_paise, currency::text, hours",
     )
     .bind(item_id)
     .bind(tariffs.default_price().currency)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
-    .during("write a transaction")?
-    .rows_affected();
-    let bill = settled(conn, item_id)
-        .await?
-        .ok_or(DbError { operation: "read a closed bill", source: sqlx::Error::RowNotFound })?;
-    if written == 1 {
-        let currency = bill.amount.currency.clone();
-        metrics::counter!(crate::telemetry::metrics::name::BILLED_MINOR, "currency" => currency)
-            .increment(u64::try_from(bill.amount.minor).unwrap_or(0));
-    }
-    Ok(bill)
+    .during("write a transaction")?;
+    let Some((minor, currency, hours)) = written else {
+        return settled(conn, item_id)
+            .await?
+            .ok_or(DbError { operation: "read a closed bill", source: sqlx::Error::RowNotFound });
+    };
+    metrics::counter!(crate::telemetry::metrics::name::BILLED_MINOR, "currency" => currency.clone())
+        .increment(u64::try_from(minor).unwrap_or(0));
+    Ok(Bill { item_id, amount: Money::new(minor, currency), hours })
 }
 
 /// The bill written when `item_id`'s billing closed, if it has.

@@ -80,27 +80,25 @@ pub async fn issue(
     contact: &str,
     valid_until: DateTime<Utc>,
 ) -> Result<Code, DbError> {
-    retire(conn, item_id, &[purpose]).await?;
     // A fresh code collides with a live one at the point with a chance of
     // (live codes) in a million; draw again then. Dead codes (expired, out of
     // tries) that collide are retired first: they hold their slot until used.
+    // One statement retires the item's live code of this purpose and a dead
+    // one in the way, then writes the new code (the insert reads `retired`
+    // first, so the update has run; a row it retired no longer conflicts,
+    // since the arbiter index sees it deleted by this transaction).
     for _ in 0..16 {
         let code = Code::generate();
         let hash = lookup(pepper, point_id, &code);
-        sqlx::query(
-            "UPDATE one_time_codes SET consumed_at = now()
-             WHERE point_id = $1 AND lookup = $2 AND consumed_at IS NULL
-               AND (expires_at <= now() OR failed_tries >= $3)",
-        )
-        .bind(point_id)
-        .bind(&hash)
-        .bind(MAX_TRIES)
-        .execute(&mut *conn)
-        .await
-        .during("retire a dead point code")?;
         let written = sqlx::query(
-            "INSERT INTO one_time_codes (id, purpose, contact, item_id, point_id, lookup, code_hash, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+            "WITH retired AS (
+                 UPDATE one_time_codes SET consumed_at = now()
+                 WHERE consumed_at IS NULL
+                   AND ((item_id = $4 AND purpose = $2)
+                        OR (point_id = $5 AND lookup = $6 AND (expires_at <= now() OR failed_tries >= $8)))
+                 RETURNING 1)
+             INSERT INTO one_time_codes (id, purpose, contact, item_id, point_id, lookup, code_hash, expires_at)
+             SELECT $1, $2, $3, $4, $5, $6, $6, $7 WHERE (SELECT count(*) FROM retired) >= 0
              ON CONFLICT (point_id, lookup) WHERE consumed_at IS NULL AND point_id IS NOT NULL DO NOTHING",
         )
         .bind(Uuid::now_v7())
@@ -110,6 +108,7 @@ pub async fn issue(
         .bind(point_id)
         .bind(&hash)
         .bind(valid_until)
+        .bind(MAX_TRIES)
         .execute(&mut *conn)
         .await
         .during("write a point code")?;

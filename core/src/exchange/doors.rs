@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{ExchangeError, lifecycle};
 use crate::audit::{self, Actor, Entry};
 use crate::db::{DbError, During};
-use crate::jobs::{self, EnqueueError, EnqueueOptions, OpenDoor, Queue};
+use crate::jobs::{EnqueueError, Queue};
 
 /// How long a door's latch is pulsed, in milliseconds (protocol v1).
 pub const PULSE_MS: u32 = 500;
@@ -132,16 +132,28 @@ pub async fn issue(
     reason: Reason,
 ) -> Result<Uuid, EnqueueError> {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO door_commands (id, locker_id, item_id, reason) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(locker_id)
-        .bind(item_id)
-        .bind(reason.as_str())
-        .execute(&mut *conn)
-        .await
-        .during("write a door command")?;
-    let options = EnqueueOptions { idempotency_key: Some(id.to_string()), ..EnqueueOptions::default() };
-    jobs::enqueue_with(conn, Queue::Door, &OpenDoor { command_id: id }, options).await?;
+    // The command, its job's idempotency key (the command id) and the job in
+    // one statement: one round trip per open.
+    sqlx::query(
+        "WITH command AS (
+             INSERT INTO door_commands (id, locker_id, item_id, reason) VALUES ($1, $2, $3, $4)),
+         key AS (
+             INSERT INTO job_keys (queue, key) VALUES ($5, $1::text) ON CONFLICT DO NOTHING RETURNING 1)
+         INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, request_id)
+         SELECT $5, jsonb_build_object('command_id', $1::uuid), $6, $1::text, $7
+         WHERE EXISTS (SELECT 1 FROM key)",
+    )
+    .bind(id)
+    .bind(locker_id)
+    .bind(item_id)
+    .bind(reason.as_str())
+    .bind(Queue::Door.as_str())
+    .bind(Queue::Door.max_attempts() as i32)
+    .bind(crate::telemetry::current_request_id())
+    .execute(&mut *conn)
+    .await
+    .during("write a door command and enqueue it")?;
+    crate::telemetry::metrics::job_enqueued(Queue::Door, 1);
     Ok(id)
 }
 
@@ -178,34 +190,38 @@ pub struct Outbound {
 pub async fn begin_attempt(pool: &PgPool, id: Uuid) -> Result<Option<Outbound>, DbError> {
     // An open its item no longer waits for is never sent: a pickup retried
     // after a force-clear emptied the locker would otherwise open it on the
-    // next sender's parcel. Such a command becomes `void`.
-    let voided = sqlx::query(
-        "UPDATE door_commands c SET status = 'void', failed_at = now(),
-                last_error = 'void: the item no longer waits for this open'
-         FROM items i
-         WHERE c.id = $1 AND c.status IN ('pending', 'sent') AND i.id = c.item_id
-           AND i.status <> CASE c.reason WHEN 'deposit' THEN 'reserved' WHEN 'pickup' THEN 'stored'
-                                         WHEN 'return' THEN 'expired' ELSE i.status END",
-    )
-    .bind(id)
-    .execute(pool)
-    .await
-    .during("void a door command no longer wanted")?;
-    if voided.rows_affected() == 1 {
-        tracing::warn!(command_id = %id, "door command void: its item no longer waits for this open; not sent");
-        return Ok(None);
-    }
+    // next sender's parcel. Such a command becomes `void`. Either way one
+    // statement, so one round trip and one commit per attempt.
     let row = sqlx::query(
-        "UPDATE door_commands c SET status = 'sent', attempts = c.attempts + 1, sent_at = coalesce(c.sent_at, now())
-         FROM lockers l JOIN locker_points p ON p.id = l.point_id
-         WHERE c.id = $1 AND c.status IN ('pending', 'sent') AND l.id = c.locker_id
-         RETURNING c.id, c.reason, c.locker_id, l.point_id, l.door_no, c.attempts, c.created_at,
-                   p.controller_url, p.controller_token_generation",
+        "UPDATE door_commands c
+         SET status = CASE WHEN w.unwanted THEN 'void' ELSE 'sent' END,
+             attempts = c.attempts + CASE WHEN w.unwanted THEN 0 ELSE 1 END,
+             sent_at = CASE WHEN w.unwanted THEN c.sent_at ELSE coalesce(c.sent_at, now()) END,
+             failed_at = CASE WHEN w.unwanted THEN now() ELSE c.failed_at END,
+             last_error = CASE WHEN w.unwanted THEN 'void: the item no longer waits for this open'
+                               ELSE c.last_error END
+         FROM (SELECT l.point_id, l.door_no, p.controller_url, p.controller_token_generation,
+                      coalesce(i.status <> CASE d.reason WHEN 'deposit' THEN 'reserved' WHEN 'pickup' THEN 'stored'
+                                                         WHEN 'return' THEN 'expired' ELSE i.status END,
+                               false) AS unwanted
+               FROM door_commands d
+               JOIN lockers l ON l.id = d.locker_id JOIN locker_points p ON p.id = l.point_id
+               LEFT JOIN items i ON i.id = d.item_id
+               WHERE d.id = $1) AS w
+         WHERE c.id = $1 AND c.status IN ('pending', 'sent')
+         RETURNING w.unwanted, c.id, c.reason, c.locker_id, w.point_id, w.door_no, c.attempts, c.created_at,
+                   w.controller_url, w.controller_token_generation",
     )
     .bind(id)
     .fetch_optional(pool)
     .await
     .during("begin a door command attempt")?;
+    if let Some(row) = &row
+        && row.try_get::<bool, _>("unwanted").during("read a door command attempt")?
+    {
+        tracing::warn!(command_id = %id, "door command void: its item no longer waits for this open; not sent");
+        return Ok(None);
+    }
     let Some(row) = row else { return Ok(None) };
     let decode = || -> Result<Outbound, sqlx::Error> {
         let reason: String = row.try_get("reason")?;
@@ -256,19 +272,28 @@ pub(super) async fn acknowledge_in(
     by: &Actor,
     id: Uuid,
 ) -> Result<Option<DoorCommand>, ExchangeError> {
+    // The acknowledgement and its audit entry (the command as it now is) in one statement.
+    let (actor_id, client_ip, request_id) = by.audit_binds();
     let command: Option<DoorCommand> = sqlx::query_as(concat!(
-        "UPDATE door_commands SET status = 'acked', acked_at = now(), last_error = NULL
-         WHERE id = $1 AND status IN ('pending', 'sent') RETURNING ",
-        columns!()
+        "WITH acked AS (
+             UPDATE door_commands SET status = 'acked', acked_at = now(), last_error = NULL
+             WHERE id = $1 AND status IN ('pending', 'sent') RETURNING ",
+        columns!(),
+        "), logged AS (",
+        audit::insert_entry!(),
+        " SELECT $2, 'door.opened', 'door_command', id::text, NULL, to_jsonb(acked), $3::inet, $4 FROM acked)
+         SELECT * FROM acked"
     ))
     .bind(id)
+    .bind(actor_id)
+    .bind(client_ip)
+    .bind(request_id)
     .fetch_optional(&mut *tx)
     .await
     .during("acknowledge a door command")?;
     if let Some(command) = &command {
         crate::telemetry::metrics::business(crate::telemetry::metrics::name::DOOR_COMMANDS_OPENED, 1);
         lifecycle::door_opened(tx, by, command).await?;
-        audit::record(tx, by, Entry::change("door.opened", "door_command", id, None::<&()>, Some(command))).await?;
     }
     Ok(command)
 }

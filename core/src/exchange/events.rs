@@ -85,24 +85,25 @@ async fn record_in(tx: &mut PgConnection, by: &Actor, point_id: Uuid, event: Eve
     // point would otherwise queue on this one row until the holder commits,
     // and the queue feeds itself (measured: waits of 1 to 3 s at one point
     // with 128 doors). "Online" is judged over a window of many seconds.
-    sqlx::query(
-        "UPDATE locker_points SET last_heartbeat_at = now()
-         WHERE id = (SELECT id FROM locker_points
-                     WHERE id = $1 AND (last_heartbeat_at IS NULL OR last_heartbeat_at < now() - interval '1 second')
-                     FOR NO KEY UPDATE SKIP LOCKED)",
+    // The heartbeat and the door's lookup share one round trip.
+    let door_no = match event.kind {
+        Kind::Heartbeat => None,
+        _ => Some(event.door_no.ok_or(EventError::UnknownDoor)?),
+    };
+    let locker: Option<(Uuid,)> = sqlx::query_as(
+        "WITH beat AS (
+             UPDATE locker_points SET last_heartbeat_at = now()
+             WHERE id = (SELECT id FROM locker_points
+                         WHERE id = $1 AND (last_heartbeat_at IS NULL OR last_heartbeat_at < now() - interval '1 second')
+                         FOR NO KEY UPDATE SKIP LOCKED))
+         SELECT id FROM lockers WHERE point_id = $1 AND door_no = $2",
     )
     .bind(point_id)
-    .execute(&mut *tx)
+    .bind(door_no)
+    .fetch_optional(&mut *tx)
     .await
-    .during("record a heartbeat")?;
-    if event.kind != Kind::Heartbeat {
-        let door_no = event.door_no.ok_or(EventError::UnknownDoor)?;
-        let locker: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM lockers WHERE point_id = $1 AND door_no = $2")
-            .bind(point_id)
-            .bind(door_no)
-            .fetch_optional(&mut *tx)
-            .await
-            .during("find a door")?;
+    .during("record a heartbeat and find a door")?;
+    if let Some(door_no) = door_no {
         let (locker_id,) = locker.ok_or(EventError::UnknownDoor)?;
         let latest = doors::latest_for_door(&mut *tx, point_id, door_no).await?;
         // Only the door's latest open counts: an event about an older one is stale.

@@ -157,7 +157,7 @@ pub async fn door_opened(conn: &mut PgConnection, by: &Actor, command: &DoorComm
     };
     audit::record(conn, by, entry).await?;
     let place = place_of(conn, &before).await?;
-    tell_sender(conn, &before, removed(&before.name, &place.name, before.door_no, amount.as_ref())).await
+    tell_sender(conn, &place, removed(&before.name, &place.name, before.door_no, amount.as_ref())).await
 }
 
 /// To the sender: staff emptied the locker, and the charge if any.

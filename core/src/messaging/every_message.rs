@@ -39,7 +39,7 @@ fn code() -> Code {
 }
 
 fn place() -> PlaceOf {
-    PlaceOf { name: "Koramangala Hub".to_owned(), address: "80 Feet Road, Bengaluru".to_owned() }
+    PlaceOf { name: "Koramangala Hub".to_owned(), address: "80 Feet Road, Bengaluru".to_owned(), sender: Vec::new() }
 }
 
 fn item() -> Item {
@@ -230,7 +230,7 @@ fn codes_go_on_the_code_queue_and_notices_do_not() {
 
 #[test]
 fn markup_in_a_place_or_item_name_is_escaped_in_html_and_kept_as_typed_in_text() {
-    let place = PlaceOf { name: HOSTILE.to_owned(), address: "<b>bold</b> street".to_owned() };
+    let place = PlaceOf { name: HOSTILE.to_owned(), address: "<b>bold</b> street".to_owned(), sender: Vec::new() };
     let mut item = item();
     item.name = "\"Books\" <img src=x onerror=alert(1)>".to_owned();
     let messages = [

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::accounts::contact::{Contact, Email, Phone};
 use crate::db::{DbError, During};
-use crate::jobs::{self, DeliverNotification, EnqueueError, Queue};
+use crate::jobs::{EnqueueError, Queue};
 use crate::messaging::otp::{Code, Purpose};
 use crate::messaging::templates::{self, RenderError, Rendered};
 
@@ -98,25 +98,76 @@ pub fn one_time_code(to: Recipient, purpose: Purpose, code: &Code) -> Message {
 /// Writes the outbox row and enqueues its delivery in the caller's transaction:
 /// if the transaction rolls back, nothing is ever sent.
 pub async fn queue(conn: &mut PgConnection, message: &Message) -> Result<Uuid, EnqueueError> {
-    let id = Uuid::now_v7();
-    let rendered = message.render()?;
+    let ids = queue_all(conn, std::slice::from_ref(message)).await?;
+    Ok(ids[0])
+}
+
+/// [`queue`] for every message of one change: their rows and their delivery
+/// jobs (one each, on the queue [`queue_for`] names) in one statement, so a
+/// transition that tells three people costs one round trip, not six.
+pub async fn queue_all(conn: &mut PgConnection, messages: &[Message]) -> Result<Vec<Uuid>, EnqueueError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = Rows::default();
+    for message in messages {
+        let rendered = message.render()?;
+        rows.ids.push(Uuid::now_v7());
+        rows.channels.push(message.to.channel().as_str());
+        rows.recipients.push(message.to.address());
+        rows.kinds.push(message.kind);
+        rows.subjects.push(rendered.subject);
+        rows.bodies.push(rendered.text);
+        rows.html_bodies.push(rendered.html);
+        rows.sensitive.push(message.sensitive);
+    }
     sqlx::query(
-        "INSERT INTO notifications (id, channel, recipient, kind, subject, body, html_body, sensitive)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "WITH written AS (
+             INSERT INTO notifications (id, channel, recipient, kind, subject, body, html_body, sensitive)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::bool[])
+             RETURNING id, sensitive)
+         INSERT INTO jobs (queue, payload, max_attempts, request_id)
+         SELECT CASE WHEN sensitive THEN $9 ELSE $10 END, jsonb_build_object('notification_id', id),
+                CASE WHEN sensitive THEN $11 ELSE $12 END, $13
+         FROM written",
     )
-    .bind(id)
-    .bind(message.to.channel().as_str())
-    .bind(message.to.address())
-    .bind(message.kind)
-    .bind(&rendered.subject)
-    .bind(&rendered.text)
-    .bind(&rendered.html)
-    .bind(message.sensitive)
+    .bind(&rows.ids)
+    .bind(&rows.channels)
+    .bind(&rows.recipients)
+    .bind(&rows.kinds)
+    .bind(&rows.subjects)
+    .bind(&rows.bodies)
+    .bind(&rows.html_bodies)
+    .bind(&rows.sensitive)
+    .bind(Queue::Otp.as_str())
+    .bind(Queue::Notify.as_str())
+    .bind(Queue::Otp.max_attempts() as i32)
+    .bind(Queue::Notify.max_attempts() as i32)
+    .bind(crate::telemetry::current_request_id())
     .execute(&mut *conn)
     .await
-    .during("write a notification")?;
-    jobs::enqueue(conn, queue_for(message.sensitive), &DeliverNotification { notification_id: id }).await?;
-    Ok(id)
+    .during("write notifications and enqueue their delivery")?;
+    for queue in [Queue::Otp, Queue::Notify] {
+        let count = rows.sensitive.iter().filter(|&&s| queue_for(s) == queue).count() as u64;
+        if count > 0 {
+            crate::telemetry::metrics::job_enqueued(queue, count);
+        }
+    }
+    Ok(rows.ids)
+}
+
+/// The columns of [`queue_all`]'s rows, one array each.
+#[derive(Default)]
+struct Rows<'a> {
+    ids: Vec<Uuid>,
+    channels: Vec<&'static str>,
+    recipients: Vec<&'a str>,
+    kinds: Vec<&'static str>,
+    subjects: Vec<Option<String>>,
+    bodies: Vec<String>,
+    html_bodies: Vec<Option<String>>,
+    sensitive: Vec<bool>,
 }
 
 /// Messages with codes ride the `otp` queue, the rest `notify`.
@@ -161,16 +212,50 @@ impl Pending {
 /// lost answer returns the run's own claim (nothing was sent in between, since
 /// the run itself was waiting for the answer).
 pub async fn claim<'e>(db: impl PgExecutor<'e>, id: Uuid, token: Uuid) -> Result<Option<Pending>, DbError> {
-    sqlx::query_as(
-        "UPDATE notifications SET status = 'sending', claimed_at = now(), claim_token = $2
-         WHERE id = $1 AND (status = 'pending' OR (status = 'sending' AND claim_token = $2))
-         RETURNING id, channel, recipient, kind, subject, body, html_body, sensitive",
+    let mut claimed = claim_many(db, &[Claim { id, token }]).await?;
+    Ok(claimed.pop().and_then(|(_, pending)| pending))
+}
+
+/// One run's claim of one message, for [`claim_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub id: Uuid,
+    /// Names the run (see [`claim`]).
+    pub token: Uuid,
+}
+
+/// [`claim`] for many runs in one statement (and so one commit): each claim
+/// with what it won, in the order given. Two runs of one message in a batch
+/// (different tokens) cannot both win: the row is claimed once, under one token.
+pub async fn claim_many<'e>(
+    db: impl PgExecutor<'e>,
+    claims: &[Claim],
+) -> Result<Vec<(Claim, Option<Pending>)>, DbError> {
+    let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
+    let tokens: Vec<Uuid> = claims.iter().map(|c| c.token).collect();
+    let won: Vec<Won> = sqlx::query_as(
+        "UPDATE notifications n SET status = 'sending', claimed_at = now(), claim_token = t.token
+         FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token)
+         WHERE n.id = t.id AND n.id = ANY($1)
+           AND (n.status = 'pending' OR (n.status = 'sending' AND n.claim_token = t.token))
+         RETURNING n.claim_token, n.id, n.channel, n.recipient, n.kind, n.subject, n.body, n.html_body, n.sensitive",
     )
-    .bind(id)
-    .bind(token)
-    .fetch_optional(db)
+    .bind(&ids)
+    .bind(&tokens)
+    .fetch_all(db)
     .await
-    .during("claim a notification for delivery")
+    .during("claim notifications for delivery")?;
+    let mut won: std::collections::HashMap<Uuid, Pending> =
+        won.into_iter().map(|w| (w.claim_token, w.pending)).collect();
+    Ok(claims.iter().map(|&c| (c, won.remove(&c.token).filter(|p| p.id == c.id))).collect())
+}
+
+/// A claimed row and the token it was claimed under.
+#[derive(sqlx::FromRow)]
+struct Won {
+    claim_token: Uuid,
+    #[sqlx(flatten)]
+    pending: Pending,
 }
 
 /// Records a delivery the provider accepted. Also from `unknown`: the truth

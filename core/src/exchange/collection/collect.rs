@@ -136,15 +136,22 @@ impl Collection {
         // itself so the collect stays one round trip.
         let tariffs = self.tariffs();
         let price = |size| tariffs.for_size(size).minor_per_hour;
+        // One way in per item: its other live codes die with this one, in the
+        // same statement and only when the collect was recorded.
         let recorded: Option<(Uuid, i32, DateTime<Utc>, i64)> = sqlx::query_as(
-            "UPDATE items i SET collect_requested_at = now(),
-                                collect_tariff_paise = CASE i.size WHEN 'S' THEN $4 WHEN 'M' THEN $5
-                                                                   WHEN 'L' THEN $6 WHEN 'XL' THEN $7 ELSE $8 END,
-                                collect_currency = $3, updated_at = now()
-             FROM lockers l
-             WHERE i.id = $1 AND l.id = i.locker_id AND i.status = $2 AND i.collect_requested_at IS NULL
-               AND (i.status <> 'expired' OR (i.return_by > now() AND i.abandoned_at IS NULL))
-             RETURNING i.locker_id, l.door_no, i.collect_requested_at, i.collect_tariff_paise",
+            "WITH recorded AS (
+                 UPDATE items i SET collect_requested_at = now(),
+                                    collect_tariff_paise = CASE i.size WHEN 'S' THEN $4 WHEN 'M' THEN $5
+                                                                       WHEN 'L' THEN $6 WHEN 'XL' THEN $7 ELSE $8 END,
+                                    collect_currency = $3, updated_at = now()
+                 FROM lockers l
+                 WHERE i.id = $1 AND l.id = i.locker_id AND i.status = $2 AND i.collect_requested_at IS NULL
+                   AND (i.status <> 'expired' OR (i.return_by > now() AND i.abandoned_at IS NULL))
+                 RETURNING i.id, i.locker_id, l.door_no, i.collect_requested_at, i.collect_tariff_paise),
+             retired AS (
+                 UPDATE one_time_codes SET consumed_at = now()
+                 WHERE item_id = (SELECT id FROM recorded) AND consumed_at IS NULL AND purpose IN ('pickup', 'return'))
+             SELECT locker_id, door_no, collect_requested_at, collect_tariff_paise FROM recorded",
         )
         .bind(redeemed.item_id)
         .bind(wanted.as_str())
@@ -164,8 +171,6 @@ impl Collection {
         };
         let tariff = DefaultTariff { minor_per_hour, currency: tariffs.currency().to_owned() };
         let item_id = redeemed.item_id;
-        // One way in per item: its other live codes die with this one.
-        codes::retire(&mut tx, item_id, &[PointPurpose::Pickup, PointPurpose::Return]).await?;
         let command_id = doors::issue(&mut tx, locker_id, Some(item_id), reason).await.map_err(ExchangeError::from)?;
         let (amount, hours) = quote(&mut tx, item_id, now, &tariff).await?;
         let entry = Entry {

@@ -26,14 +26,18 @@ use crate::messaging::outbox;
 
 /// The tariff recorded with the collect (see migration 0013).
 async fn collect_tariff(conn: &mut PgConnection, item: &Item) -> Result<DefaultTariff, ExchangeError> {
-    let (minor, currency): (Option<i64>, Option<String>) =
+    let recorded: (Option<i64>, Option<String>) =
         sqlx::query_as("SELECT collect_tariff_paise, collect_currency::text FROM items WHERE id = $1")
             .bind(item.id)
             .fetch_one(conn)
             .await
             .during("read a collect's tariff")?;
-    // The constraint `items_collect_priced` fills both whenever a collect is recorded.
-    match (minor, currency) {
+    tariff_of(recorded)
+}
+
+/// The constraint `items_collect_priced` fills both whenever a collect is recorded.
+fn tariff_of(recorded: (Option<i64>, Option<String>)) -> Result<DefaultTariff, ExchangeError> {
+    match recorded {
         (Some(minor_per_hour), Some(currency)) => Ok(DefaultTariff { minor_per_hour, currency }),
         _ => Err(DbError { operation: "read a collect's tariff", source: sqlx::Error::RowNotFound }.into()),
     }
@@ -53,30 +57,36 @@ pub async fn door_opened(conn: &mut PgConnection, by: &Actor, command: &DoorComm
         Some(at) => at,
         None => sqlx::query_scalar("SELECT now()").fetch_one(&mut *conn).await.during("read the time")?,
     };
-    sqlx::query("UPDATE items SET status = $2, closed_at = $3, updated_at = now() WHERE id = $1")
-        .bind(item.id)
-        .bind(to.as_str())
-        .bind(at)
-        .execute(&mut *conn)
-        .await
-        .during("close an item")?;
-    let tariff = collect_tariff(conn, &item).await?;
+    let recorded = sqlx::query_as(
+        "UPDATE items SET status = $2, closed_at = $3, updated_at = now() WHERE id = $1
+         RETURNING collect_tariff_paise, collect_currency::text",
+    )
+    .bind(item.id)
+    .bind(to.as_str())
+    .bind(at)
+    .fetch_one(&mut *conn)
+    .await
+    .during("close an item")?;
+    let tariff = tariff_of(recorded)?;
     let bill = billing::close(conn, item.id, at, &tariff).await?;
     let parties = Parties::of(conn, item.id).await?;
-    for to in parties.sender() {
-        let message = if to_is_return(command) {
-            messages::returned(to, &item.name, at, &bill.amount, bill.hours)
-        } else {
-            messages::collected(to, &item.name, at, &bill.amount, bill.hours)
-        };
-        outbox::queue(conn, &message).await?;
-    }
+    let mut told: Vec<_> = parties
+        .sender()
+        .into_iter()
+        .map(|to| {
+            if to_is_return(command) {
+                messages::returned(to, &item.name, at, &bill.amount, bill.hours)
+            } else {
+                messages::collected(to, &item.name, at, &bill.amount, bill.hours)
+            }
+        })
+        .collect();
     if !to_is_return(command)
         && let Some(to) = receiver(item.receiver_phone.as_deref(), item.receiver_email.as_deref())
     {
-        let message = messages::receipt(to, &item.name, &parties.point_name, item.door_no, at);
-        outbox::queue(conn, &message).await?;
+        told.push(messages::receipt(to, &item.name, &parties.point_name, item.door_no, at));
     }
+    outbox::queue_all(conn, &told).await?;
     let action = if to_is_return(command) { "item.returned" } else { "item.collected" };
     let by_whom = if to_is_return(command) { "sender" } else { "receiver" };
     metrics::counter!(crate::telemetry::metrics::name::COLLECTIONS, "by" => by_whom).increment(1);
@@ -146,19 +156,26 @@ pub async fn door_failed(
 /// The door was closed after the acknowledged pickup or return open: the
 /// locker is free again (unless staff took it out of service meanwhile).
 pub async fn door_closed(conn: &mut PgConnection, by: &Actor, command: &DoorCommand) -> Result<(), ExchangeError> {
-    let freed = sqlx::query(
-        "UPDATE lockers SET status = 'available', updated_at = now()
-         WHERE id = $1 AND status = 'occupied'
-           AND NOT EXISTS (SELECT 1 FROM items WHERE locker_id = $1 AND status IN ('reserved', 'stored', 'expired'))",
-    )
+    // Freed, and the audit entry written, in one statement.
+    let (actor_id, client_ip, request_id) = by.audit_binds();
+    sqlx::query(concat!(
+        "WITH freed AS (
+             UPDATE lockers SET status = 'available', updated_at = now()
+             WHERE id = $1 AND status = 'occupied'
+               AND NOT EXISTS (SELECT 1 FROM items WHERE locker_id = $1 AND status IN ('reserved', 'stored', 'expired'))
+             RETURNING id) ",
+        audit::insert_entry!(),
+        " SELECT $3, 'locker.freed', 'locker', id::text, NULL,
+                 jsonb_build_object('status', 'available', 'command_id', $2::uuid), $4::inet, $5
+          FROM freed"
+    ))
     .bind(command.locker_id)
+    .bind(command.id)
+    .bind(actor_id)
+    .bind(client_ip)
+    .bind(request_id)
     .execute(&mut *conn)
     .await
     .during("free a locker")?;
-    if freed.rows_affected() == 1 {
-        let after = json!({ "status": "available", "command_id": command.id });
-        let entry = Entry::change("locker.freed", "locker", command.locker_id, None::<&()>, Some(&after));
-        audit::record(conn, by, entry).await?;
-    }
     Ok(())
 }

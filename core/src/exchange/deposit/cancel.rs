@@ -88,7 +88,7 @@ pub async fn expire_reservations(
         };
         audit::record(&mut tx, by, entry).await?;
         let place = place_of(&mut tx, &item).await?;
-        tell_sender(&mut tx, &item, messages::reservation_expired(&item, &place)).await?;
+        tell_sender(&mut tx, &place, messages::reservation_expired(&item, &place)).await?;
     }
     tx.commit().await.during("commit expired reservations")?;
     Ok(due.len() as u64)

@@ -130,13 +130,16 @@ pub(super) async fn open_for_dropoff(
         return Err(DropoffError::PointOffline);
     }
     let command_id = doors::issue(tx, item.locker_id, Some(item.id), Reason::Deposit).await?;
-    sqlx::query("UPDATE items SET dropoff_requested_at = now(), updated_at = now() WHERE id = $1")
-        .bind(item.id)
-        .execute(&mut *tx)
-        .await
-        .during("record a drop-off")?;
-    // The door opens once: the code (if the app asked) is of no more use.
-    codes::retire(tx, item.id, &[]).await?;
+    // Recorded, and the item's codes retired in the same statement: the door
+    // opens once, so the code (if the app asked) is of no more use.
+    sqlx::query(
+        "WITH retired AS (UPDATE one_time_codes SET consumed_at = now() WHERE item_id = $1 AND consumed_at IS NULL)
+         UPDATE items SET dropoff_requested_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(item.id)
+    .execute(&mut *tx)
+    .await
+    .during("record a drop-off")?;
     let entry = Entry {
         action: "item.dropoff",
         target_type: "item",

@@ -10,19 +10,28 @@ use crate::exchange::ExchangeError;
 use crate::exchange::items::{Item, mask_email, mask_phone};
 use crate::messaging::outbox::{self, Message, Recipient};
 
-/// Where an item is, for messages.
+/// Where an item is and how its sender is reached, for messages.
 pub(crate) struct PlaceOf {
     pub name: String,
     pub address: String,
+    /// The sender: email (always proven), and SMS when they have proven a phone.
+    pub sender: Vec<Recipient>,
 }
 
+/// The item's point and its sender's contacts, in one query.
 pub(crate) async fn place_of(conn: &mut PgConnection, item: &Item) -> Result<PlaceOf, DbError> {
-    let (name, address): (String, String) = sqlx::query_as("SELECT name, address FROM locker_points WHERE id = $1")
-        .bind(item.point_id)
-        .fetch_one(conn)
-        .await
-        .during("read an item's point")?;
-    Ok(PlaceOf { name, address })
+    let (name, address, email, phone): (String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT p.name, p.address, u.email, CASE WHEN u.phone_verified_at IS NOT NULL THEN u.phone END
+         FROM locker_points p, users u WHERE p.id = $1 AND u.id = $2",
+    )
+    .bind(item.point_id)
+    .bind(item.sender_id)
+    .fetch_one(conn)
+    .await
+    .during("read an item's point and sender")?;
+    let email = Email::parse(&email).ok().map(Recipient::Email);
+    let phone = phone.as_deref().and_then(|p| Phone::parse(p).ok()).map(Recipient::Sms);
+    Ok(PlaceOf { name, address, sender: email.into_iter().chain(phone).collect() })
 }
 
 /// The receiver's channels: SMS to a phone, email to an address, both if both.
@@ -38,22 +47,18 @@ pub(crate) struct Note {
     pub context: Value,
 }
 
-/// Queues `note` to the sender: by email (always proven), and by SMS when
-/// they have proven a phone.
-pub(crate) async fn tell_sender(conn: &mut PgConnection, item: &Item, note: Note) -> Result<(), ExchangeError> {
-    let (email, phone): (String, Option<String>) =
-        sqlx::query_as("SELECT email, CASE WHEN phone_verified_at IS NOT NULL THEN phone END FROM users WHERE id = $1")
-            .bind(item.sender_id)
-            .fetch_one(&mut *conn)
-            .await
-            .during("read an item's sender")?;
-    let Note { kind, context } = note;
-    let email = Email::parse(&email).ok().map(Recipient::Email);
-    let phone = phone.as_deref().and_then(|p| Phone::parse(p).ok()).map(Recipient::Sms);
-    for to in email.into_iter().chain(phone) {
-        let message = Message { to, kind, context: context.clone(), sensitive: false };
-        outbox::queue(conn, &message).await?;
+impl Note {
+    /// The note as one message per channel of the sender's.
+    pub(crate) fn for_sender(self, place: &PlaceOf) -> Vec<Message> {
+        let Note { kind, context } = self;
+        let message = |to: &Recipient| Message { to: to.clone(), kind, context: context.clone(), sensitive: false };
+        place.sender.iter().map(message).collect()
     }
+}
+
+/// Queues `note` to the sender of the item at `place`.
+pub(crate) async fn tell_sender(conn: &mut PgConnection, place: &PlaceOf, note: Note) -> Result<(), ExchangeError> {
+    outbox::queue_all(conn, &note.for_sender(place)).await?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use super::*;
 use crate::audit::{self, Actor, Entry};
 use crate::db::During;
 use crate::exchange::doors::{DoorCommand, Reason};
-use crate::exchange::items::{self, ItemStatus};
+use crate::exchange::items::{self, Item, ItemStatus};
 use crate::exchange::{ExchangeError, alerts};
 use crate::messaging::outbox;
 
@@ -56,29 +56,32 @@ pub async fn door_closed(conn: &mut PgConnection, by: &Actor, command: &DoorComm
     if before.status != ItemStatus::Reserved {
         return Ok(());
     }
-    sqlx::query(
-        "UPDATE items SET status = 'stored', stored_at = now(),
-             pickup_by = now() + make_interval(secs => pickup_window_secs), updated_at = now()
-         WHERE id = $1",
-    )
+    // The item stored and its locker occupied (also out of maintenance when
+    // the door was left open and is closed at last), in one statement that
+    // answers the stored item.
+    let item: Item = sqlx::query_as(concat!(
+        "WITH i AS (
+             UPDATE items SET status = 'stored', stored_at = now(),
+                 pickup_by = now() + make_interval(secs => pickup_window_secs), updated_at = now()
+             WHERE id = $1 RETURNING *),
+         occupied AS (UPDATE lockers SET status = 'occupied', updated_at = now() WHERE id = $2)
+         SELECT ",
+        items::item_columns!(),
+        " FROM i JOIN lockers l ON l.id = i.locker_id"
+    ))
     .bind(item_id)
-    .execute(&mut *conn)
+    .bind(before.locker_id)
+    .fetch_optional(&mut *conn)
     .await
-    .during("store an item")?;
+    .during("store an item")?
+    .ok_or_else(|| missing("read a stored item"))?;
     crate::telemetry::metrics::business(crate::telemetry::metrics::name::DEPOSITS, 1);
-    // Also out of maintenance when the door was left open and is closed at last.
-    sqlx::query("UPDATE lockers SET status = 'occupied', updated_at = now() WHERE id = $1")
-        .bind(before.locker_id)
-        .execute(&mut *conn)
-        .await
-        .during("occupy a locker")?;
-    let item = items::get(conn, item_id).await?.ok_or_else(|| missing("read a stored item"))?;
     audit::record(conn, by, Entry::change("item.store", "item", item_id, Some(&before), Some(&item))).await?;
     let place = place_of(conn, &item).await?;
-    for to in receiver_recipients(&item) {
-        outbox::queue(conn, &messages::stored_for_receiver(to, &item, &place)).await?;
-    }
-    tell_sender(conn, &item, messages::stored_for_sender(&item, &place)).await?;
+    let mut told: Vec<_> =
+        receiver_recipients(&item).into_iter().map(|to| messages::stored_for_receiver(to, &item, &place)).collect();
+    told.extend(messages::stored_for_sender(&item, &place).for_sender(&place));
+    outbox::queue_all(conn, &told).await?;
     Ok(())
 }
 
@@ -110,7 +113,7 @@ pub async fn door_failed(
     alerts::out_of_service(conn, by, alert).await?;
     if let Some(item) = &reserved {
         let place = place_of(conn, item).await?;
-        tell_sender(conn, item, messages::dropoff_failed(item, &place)).await?;
+        tell_sender(conn, &place, messages::dropoff_failed(item, &place)).await?;
     }
     Ok(())
 }
@@ -166,7 +169,7 @@ pub async fn doors_left_open(
         };
         alerts::out_of_service(&mut tx, by, alert).await?;
         let place = place_of(&mut tx, &item).await?;
-        tell_sender(&mut tx, &item, messages::close_the_door(&item, &place)).await?;
+        tell_sender(&mut tx, &place, messages::close_the_door(&item, &place)).await?;
     }
     tx.commit().await.during("commit doors left open")?;
     Ok(due.len() as u64)

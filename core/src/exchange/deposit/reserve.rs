@@ -97,11 +97,17 @@ pub async fn reserve(
         }
     };
     let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO items (id, locker_id, size, sender_id, name, description, receiver_phone, receiver_email,
-                            dropoff_by, pickup_window_secs)
-         SELECT $1, $2, l.size, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9 FROM lockers l WHERE l.id = $2",
-    )
+    let item: Item = sqlx::query_as(concat!(
+        "WITH i AS (
+             INSERT INTO items (id, locker_id, size, sender_id, name, description, receiver_phone, receiver_email,
+                                dropoff_by, pickup_window_secs)
+             SELECT $1, $2, l.size, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9
+             FROM lockers l WHERE l.id = $2
+             RETURNING *)
+         SELECT ",
+        items::item_columns!(),
+        " FROM i JOIN lockers l ON l.id = i.locker_id"
+    ))
     .bind(id)
     .bind(locker_id)
     .bind(sender_id)
@@ -111,10 +117,10 @@ pub async fn reserve(
     .bind(new.receiver.email.as_ref().map(Email::as_str))
     .bind(rules.dropoff_window.as_secs_f64())
     .bind(i32::try_from(rules.pickup_window.as_secs()).unwrap_or(i32::MAX))
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
-    .during("reserve an item")?;
-    let item = items::get(&mut tx, id).await?.ok_or_else(|| missing("read a new item"))?;
+    .during("reserve an item")?
+    .ok_or_else(|| missing("read a new item"))?;
     let code = codes::issue(
         &mut tx,
         rules.pepper,
