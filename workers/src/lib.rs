@@ -78,7 +78,8 @@ impl Runtime {
             Some(p) => p,
             None => Providers::from_config(&self.config)?,
         };
-        let wanted = self.pool.options().get_max_connections().saturating_add(pool_size);
+        // The outbox's two writers (batched claims and outcomes) have a connection each.
+        let wanted = self.pool.options().get_max_connections().saturating_add(pool_size).saturating_add(2);
         lockers_core::db::warn_if_over_server_limit(&self.pool, wanted, "this process (intake pool and workers)").await;
         let handler_pool = PgPoolOptions::new()
             .max_connections(pool_size)

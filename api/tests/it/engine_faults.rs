@@ -619,6 +619,7 @@ async fn more_connections_than_the_server_accepts_are_named_in_a_warning_at_star
     let _ = child.kill();
     let _ = child.wait();
     let seen = lines.join().unwrap();
-    assert!(seen.contains("may open 220 database connections"), "{seen}");
+    // 16 for the intake, 204 for the handlers (their concurrency and one), 2 for the outbox.
+    assert!(seen.contains("may open 222 database connections"), "{seen}");
     assert!(seen.contains("WORKER_QUEUES"), "{seen}");
 }
