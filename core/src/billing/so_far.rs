@@ -49,13 +49,21 @@ pub async fn so_far(
         return Ok(Vec::new());
     }
     type Row = (Uuid, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i64>, Option<String>, Option<i32>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT i.id, i.size, i.stored_at, i.closed_at, t.amount_paise, t.currency::text, t.hours
-         FROM items i
-         LEFT JOIN transactions t ON t.item_id = i.id
-         WHERE i.id = ANY($1)",
-    )
-    .bind(item_ids)
+    // One item (an item's page, every poll of it) by `=`, whose generic plan
+    // PostgreSQL keeps; `= ANY` was planned again on every call.
+    macro_rules! stays {
+        ($which:literal) => {
+            concat!(
+                "SELECT i.id, i.size, i.stored_at, i.closed_at, t.amount_paise, t.currency::text, t.hours
+                 FROM items i LEFT JOIN transactions t ON t.item_id = i.id WHERE ",
+                $which
+            )
+        };
+    }
+    let rows: Vec<Row> = match item_ids {
+        [one] => sqlx::query_as(stays!("i.id = $1")).bind(one),
+        many => sqlx::query_as(stays!("i.id = ANY($1)")).bind(many),
+    }
     .fetch_all(&mut *conn)
     .await
     .during("read items to price")?;
