@@ -124,3 +124,38 @@ async fn a_code_that_was_never_delivered_in_time_is_closed_and_blanked() {
     // And a later run of its job sends nothing.
     assert!(outbox::claim(&app.pool, stale, uuid::Uuid::new_v4()).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn of_two_runs_of_one_message_in_one_claim_batch_exactly_one_wins_and_asking_again_returns_it() {
+    let app = TestApp::spawn_with(&["--scheduler=false"]).await;
+    let mut tx = app.pool.begin().await.unwrap();
+    let ids = outbox::queue_all(&mut tx, &[code_sms(), code_sms()]).await.unwrap();
+    tx.commit().await.unwrap();
+    let jobs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = 'otp'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(jobs, 2, "one delivery job per message, written with it");
+    // Two runs of the first message's job (a duplicate, a rescue) and one of the second, in one batch.
+    let runs = [
+        outbox::Claim { id: ids[0], token: Uuid::new_v4() },
+        outbox::Claim { id: ids[0], token: Uuid::new_v4() },
+        outbox::Claim { id: ids[1], token: Uuid::new_v4() },
+    ];
+    let claimed = outbox::claim_many(&app.pool, &runs).await.unwrap();
+    assert_eq!(claimed.iter().map(|(c, _)| *c).collect::<Vec<_>>(), runs, "answers in the order asked");
+    let first: Vec<_> = claimed[..2].iter().filter_map(|(c, won)| won.as_ref().map(|w| (c.token, w.id))).collect();
+    assert_eq!(first.len(), 1, "one run of the first message wins: {first:?}");
+    assert_eq!(first[0].1, ids[0]);
+    assert_eq!(claimed[2].1.as_ref().map(|w| w.id), Some(ids[1]));
+    let holder: Uuid = sqlx::query_scalar("SELECT claim_token FROM notifications WHERE id = $1")
+        .bind(ids[0])
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(holder, first[0].0, "the winner's token holds the claim");
+    // The winner asking again (its answer lost) gets its claim back; the loser still nothing.
+    let winner = runs.iter().find(|r| r.token == holder).copied().unwrap();
+    let loser = runs[..2].iter().find(|r| r.token != holder).copied().unwrap();
+    let again = outbox::claim_many(&app.pool, &[loser, winner]).await.unwrap();
+    assert!(again[0].1.is_none(), "the losing run never sends");
+    assert_eq!(again[1].1.as_ref().map(|w| w.id), Some(ids[0]));
+}
