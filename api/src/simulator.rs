@@ -245,8 +245,9 @@ pub struct SimulatorArgs {
     /// The backend's base URL, for events (`{api}/api/v1/controller/events`).
     #[arg(long)]
     pub api: String,
-    /// The point's controller token (as created or rotated by an admin).
-    #[arg(long, env = "CONTROLLER_TOKEN", hide_env_values = true)]
+    /// The point's controller token (as created or rotated by an admin). It
+    /// may begin with `-` (URL-safe base64), so `--token -K...` is a value.
+    #[arg(long, env = "CONTROLLER_TOKEN", hide_env_values = true, allow_hyphen_values = true)]
     pub token: String,
     /// The point this simulator stands for (shown in its log; the token is what identifies it).
     #[arg(long)]
@@ -296,4 +297,23 @@ pub async fn run(args: SimulatorArgs) -> anyhow::Result<()> {
         })
         .await
         .context("simulated controller failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::SimulatorArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulatorArgs,
+    }
+
+    #[test]
+    fn a_token_beginning_with_a_dash_is_taken_as_the_token() {
+        let cli = Cli::try_parse_from(["sim", "--api", "http://127.0.0.1:1", "--token", "-Kx_9-abc"]).unwrap();
+        assert_eq!(cli.args.token, "-Kx_9-abc");
+    }
 }
