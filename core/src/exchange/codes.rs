@@ -51,19 +51,27 @@ fn lookup(pepper: &Secret, point_id: Uuid, code: &Code) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// What retiring codes is: live ones are consumed, unused. The start of an
+/// `UPDATE` whose caller names which codes after it: [`retire`], and the
+/// transitions that retire their item's codes in the statement recording
+/// them. A literal, for `concat!`.
+macro_rules! retire_live {
+    () => {
+        "UPDATE one_time_codes SET consumed_at = now() WHERE consumed_at IS NULL AND "
+    };
+}
+pub(crate) use retire_live;
+
 /// Kills the live codes of `item_id` of these `purposes` (every purpose when
 /// empty), in the caller's transaction: an item that moved on opens nothing.
 pub async fn retire(conn: &mut PgConnection, item_id: Uuid, purposes: &[PointPurpose]) -> Result<(), DbError> {
     let purposes: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
-    sqlx::query(
-        "UPDATE one_time_codes SET consumed_at = now()
-         WHERE item_id = $1 AND consumed_at IS NULL AND (cardinality($2::text[]) = 0 OR purpose = ANY($2))",
-    )
-    .bind(item_id)
-    .bind(&purposes)
-    .execute(conn)
-    .await
-    .during("retire an item's codes")?;
+    sqlx::query(concat!(retire_live!(), "item_id = $1 AND (cardinality($2::text[]) = 0 OR purpose = ANY($2))"))
+        .bind(item_id)
+        .bind(&purposes)
+        .execute(conn)
+        .await
+        .during("retire an item's codes")?;
     Ok(())
 }
 
@@ -90,17 +98,16 @@ pub async fn issue(
     for _ in 0..16 {
         let code = Code::generate();
         let hash = lookup(pepper, point_id, &code);
-        let written = sqlx::query(
-            "WITH retired AS (
-                 UPDATE one_time_codes SET consumed_at = now()
-                 WHERE consumed_at IS NULL
-                   AND ((item_id = $4 AND purpose = $2)
-                        OR (point_id = $5 AND lookup = $6 AND (expires_at <= now() OR failed_tries >= $8)))
+        let written = sqlx::query(concat!(
+            "WITH retired AS (",
+            retire_live!(),
+            "((item_id = $4 AND purpose = $2)
+                   OR (point_id = $5 AND lookup = $6 AND (expires_at <= now() OR failed_tries >= $8)))
                  RETURNING 1)
-             INSERT INTO one_time_codes (id, purpose, contact, item_id, point_id, lookup, code_hash, expires_at)
-             SELECT $1, $2, $3, $4, $5, $6, $6, $7 WHERE (SELECT count(*) FROM retired) >= 0
-             ON CONFLICT (point_id, lookup) WHERE consumed_at IS NULL AND point_id IS NOT NULL DO NOTHING",
-        )
+                 INSERT INTO one_time_codes (id, purpose, contact, item_id, point_id, lookup, code_hash, expires_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $6, $7 WHERE (SELECT count(*) FROM retired) >= 0
+                 ON CONFLICT (point_id, lookup) WHERE consumed_at IS NULL AND point_id IS NOT NULL DO NOTHING"
+        ))
         .bind(Uuid::now_v7())
         .bind(purpose.as_str())
         .bind(contact)

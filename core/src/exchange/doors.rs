@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{ExchangeError, lifecycle};
 use crate::audit::{self, Actor, Entry};
 use crate::db::{DbError, During};
-use crate::jobs::{EnqueueError, Queue};
+use crate::jobs::{self, EnqueueError, EnqueueOptions, OpenDoor, Queue};
 
 /// How long a door's latch is pulsed, in milliseconds (protocol v1).
 pub const PULSE_MS: u32 = 500;
@@ -132,27 +132,20 @@ pub async fn issue(
     reason: Reason,
 ) -> Result<Uuid, EnqueueError> {
     let id = Uuid::now_v7();
-    // The command, its job's idempotency key (the command id) and the job in
-    // one statement: one round trip per open.
-    sqlx::query(
-        "WITH command AS (
-             INSERT INTO door_commands (id, locker_id, item_id, reason) VALUES ($1, $2, $3, $4)),
-         key AS (
-             INSERT INTO job_keys (queue, key) VALUES ($5, $1::text) ON CONFLICT DO NOTHING RETURNING 1)
-         INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, request_id)
-         SELECT $5, jsonb_build_object('command_id', $1::uuid), $6, $1::text, $7
-         WHERE EXISTS (SELECT 1 FROM key)",
-    )
-    .bind(id)
-    .bind(locker_id)
-    .bind(item_id)
-    .bind(reason.as_str())
-    .bind(Queue::Door.as_str())
-    .bind(Queue::Door.max_attempts() as i32)
-    .bind(crate::telemetry::current_request_id())
-    .execute(&mut *conn)
-    .await
-    .during("write a door command and enqueue it")?;
+    // The command and its job (keyed by the command id) in one statement: one round trip per open.
+    let query = sqlx::query(concat!(
+        "WITH command AS (INSERT INTO door_commands (id, locker_id, item_id, reason) VALUES ($7, $8, $9, $10)), ",
+        jobs::enqueue_keyed!()
+    ));
+    let options = EnqueueOptions { idempotency_key: Some(id.to_string()), ..EnqueueOptions::default() };
+    jobs::bind_keyed(query, Queue::Door, &OpenDoor { command_id: id }, options)?
+        .bind(id)
+        .bind(locker_id)
+        .bind(item_id)
+        .bind(reason.as_str())
+        .execute(&mut *conn)
+        .await
+        .during("write a door command and enqueue it")?;
     crate::telemetry::metrics::job_enqueued(Queue::Door, 1);
     Ok(id)
 }

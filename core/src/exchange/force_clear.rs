@@ -156,7 +156,7 @@ pub async fn door_opened(conn: &mut PgConnection, by: &Actor, command: &DoorComm
         after: Some(json!({ "item": after, "reason": reason, "amount": amount, "command_id": command.id })),
     };
     audit::record(conn, by, entry).await?;
-    let place = place_of(conn, &before).await?;
+    let place = place_of(conn, before.id).await?;
     tell_sender(conn, &place, removed(&before.name, &place.name, before.door_no, amount.as_ref())).await
 }
 

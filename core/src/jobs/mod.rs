@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::Query;
 use uuid::Uuid;
 
 use crate::db::{DbError, During};
@@ -182,6 +184,38 @@ pub async fn enqueue<J: Serialize>(conn: &mut PgConnection, queue: Queue, job: &
     enqueue_with(conn, queue, job, EnqueueOptions::default()).await.map(|_| ())
 }
 
+/// The end of a `WITH` statement that enqueues one job as [`enqueue_with`]
+/// does, for a use case writing its own row and that row's job in one round
+/// trip (`WITH mine AS (...), ` then this). The key and the job together: the
+/// job is written only when its key is new (or it has none); a duplicate
+/// inserts nothing and raises no error, so the caller's transaction stays
+/// usable. `$1`-`$6` are bound by [`bind_keyed`]; the caller's own parts use
+/// `$7` on. A literal, for `concat!`.
+macro_rules! enqueue_keyed {
+    () => {
+        "key AS (
+             INSERT INTO job_keys (queue, key) SELECT $1, $4 WHERE $4 IS NOT NULL
+             ON CONFLICT DO NOTHING
+             RETURNING 1)
+         INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, run_at, request_id)
+         SELECT $1, $2, $3, $4, now() + make_interval(secs => $5), $6
+         WHERE $4 IS NULL OR EXISTS (SELECT 1 FROM key)"
+    };
+}
+pub(crate) use enqueue_keyed;
+
+/// An `INSERT` of many jobs without keys, each on its own queue, as the end
+/// of a statement (alone, or after the caller's `WITH mine AS (...)`). `$1`-`$4`
+/// are bound by [`bind_many`]; the caller's own parts use `$5` on. A literal,
+/// for `concat!`.
+macro_rules! enqueue_unkeyed {
+    () => {
+        "INSERT INTO jobs (queue, payload, max_attempts, request_id)
+         SELECT q, p, m, $4 FROM unnest($1::text[], $2::jsonb[], $3::int[]) AS t(q, p, m)"
+    };
+}
+pub(crate) use enqueue_unkeyed;
+
 /// Enqueues `job` with options. A duplicate idempotency key is reported, not an
 /// error, and leaves the caller's transaction usable (`ON CONFLICT DO NOTHING`).
 pub async fn enqueue_with<J: Serialize>(
@@ -190,51 +224,56 @@ pub async fn enqueue_with<J: Serialize>(
     job: &J,
     options: EnqueueOptions,
 ) -> Result<Enqueued, EnqueueError> {
-    let payload = serde_json::to_value(job)?;
-    let delay_secs = options.delay.map_or(0.0, |d| d.as_secs_f64());
-    // The key and the job in one statement: the job is written only when its
-    // key is new (or it has none). A duplicate inserts nothing and raises no
-    // error, so the caller's transaction stays usable.
-    let inserted = sqlx::query(
-        "WITH key AS (
-             INSERT INTO job_keys (queue, key) SELECT $1, $4 WHERE $4 IS NOT NULL
-             ON CONFLICT DO NOTHING
-             RETURNING 1)
-         INSERT INTO jobs (queue, payload, max_attempts, idempotency_key, run_at, request_id)
-         SELECT $1, $2, $3, $4, now() + make_interval(secs => $5), $6
-         WHERE $4 IS NULL OR EXISTS (SELECT 1 FROM key)",
-    )
-    .bind(queue.as_str())
-    .bind(payload)
-    .bind(queue.max_attempts() as i32)
-    .bind(options.idempotency_key)
-    .bind(delay_secs)
-    .bind(crate::telemetry::current_request_id())
-    .execute(conn)
-    .await
-    .during("enqueue a job")?
-    .rows_affected();
+    let query = sqlx::query(concat!("WITH ", enqueue_keyed!()));
+    let inserted = bind_keyed(query, queue, job, options)?.execute(conn).await.during("enqueue a job")?.rows_affected();
     crate::telemetry::metrics::job_enqueued(queue, inserted);
     Ok(if inserted == 1 { Enqueued::New } else { Enqueued::Duplicate })
+}
+
+/// Binds `$1`-`$6` of [`enqueue_keyed`].
+pub(crate) fn bind_keyed<'q, J: Serialize>(
+    query: Query<'q, Postgres, PgArguments>,
+    queue: Queue,
+    job: &J,
+    options: EnqueueOptions,
+) -> Result<Query<'q, Postgres, PgArguments>, EnqueueError> {
+    Ok(query
+        .bind(queue.as_str())
+        .bind(serde_json::to_value(job)?)
+        .bind(queue.max_attempts() as i32)
+        .bind(options.idempotency_key)
+        .bind(options.delay.map_or(0.0, |d| d.as_secs_f64()))
+        .bind(crate::telemetry::current_request_id()))
 }
 
 /// Enqueues many jobs of one queue in one statement (one wake-up for all of
 /// them), in the caller's transaction.
 pub async fn enqueue_many<J: Serialize>(conn: &mut PgConnection, queue: Queue, jobs: &[J]) -> Result<(), EnqueueError> {
-    let payloads = jobs.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?;
-    sqlx::query(
-        "INSERT INTO jobs (queue, payload, max_attempts, request_id)
-         SELECT $1, p, $3, $4 FROM unnest($2::jsonb[]) AS p",
-    )
-    .bind(queue.as_str())
-    .bind(payloads)
-    .bind(queue.max_attempts() as i32)
-    .bind(crate::telemetry::current_request_id())
-    .execute(conn)
-    .await
-    .during("enqueue jobs")?;
-    crate::telemetry::metrics::job_enqueued(queue, jobs.len() as u64);
+    let queued: Vec<(Queue, &J)> = jobs.iter().map(|job| (queue, job)).collect();
+    bind_many(sqlx::query(enqueue_unkeyed!()), &queued)?.execute(conn).await.during("enqueue jobs")?;
+    count_many(&queued);
     Ok(())
+}
+
+/// Binds `$1`-`$4` of [`enqueue_unkeyed`] for `jobs`; [`count_many`] once written.
+pub(crate) fn bind_many<'q, J: Serialize>(
+    query: Query<'q, Postgres, PgArguments>,
+    jobs: &[(Queue, J)],
+) -> Result<Query<'q, Postgres, PgArguments>, EnqueueError> {
+    let queues: Vec<&str> = jobs.iter().map(|(q, _)| q.as_str()).collect();
+    let payloads = jobs.iter().map(|(_, job)| serde_json::to_value(job)).collect::<Result<Vec<_>, _>>()?;
+    let attempts: Vec<i32> = jobs.iter().map(|(q, _)| q.max_attempts() as i32).collect();
+    Ok(query.bind(queues).bind(payloads).bind(attempts).bind(crate::telemetry::current_request_id()))
+}
+
+/// Counts `jobs`, written by [`enqueue_unkeyed`], in the enqueue metrics.
+pub(crate) fn count_many<J>(jobs: &[(Queue, J)]) {
+    for queue in Queue::ALL {
+        let count = jobs.iter().filter(|(q, _)| *q == queue).count() as u64;
+        if count > 0 {
+            crate::telemetry::metrics::job_enqueued(queue, count);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::accounts::contact::{Contact, Email, Phone};
 use crate::db::{DbError, During};
-use crate::jobs::{EnqueueError, Queue};
+use crate::jobs::{self, DeliverNotification, EnqueueError, Queue};
 use crate::messaging::otp::{Code, Purpose};
 use crate::messaging::templates::{self, RenderError, Rendered};
 
@@ -103,8 +103,9 @@ pub async fn queue(conn: &mut PgConnection, message: &Message) -> Result<Uuid, E
 }
 
 /// [`queue`] for every message of one change: their rows and their delivery
-/// jobs (one each, on the queue [`queue_for`] names) in one statement, so a
-/// transition that tells three people costs one round trip, not six.
+/// jobs (one each, on the queue [`queue_for`] names, written by
+/// `jobs::enqueue_unkeyed`) in one statement, so a transition that tells three
+/// people costs one round trip, not six.
 pub async fn queue_all(conn: &mut PgConnection, messages: &[Message]) -> Result<Vec<Uuid>, EnqueueError> {
     if messages.is_empty() {
         return Ok(Vec::new());
@@ -121,39 +122,32 @@ pub async fn queue_all(conn: &mut PgConnection, messages: &[Message]) -> Result<
         rows.html_bodies.push(rendered.html);
         rows.sensitive.push(message.sensitive);
     }
-    sqlx::query(
+    let deliveries: Vec<(Queue, DeliverNotification)> = rows
+        .ids
+        .iter()
+        .zip(&rows.sensitive)
+        .map(|(&notification_id, &sensitive)| (queue_for(sensitive), DeliverNotification { notification_id }))
+        .collect();
+    let query = sqlx::query(concat!(
         "WITH written AS (
              INSERT INTO notifications (id, channel, recipient, kind, subject, body, html_body, sensitive)
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::bool[])
-             RETURNING id, sensitive)
-         INSERT INTO jobs (queue, payload, max_attempts, request_id)
-         SELECT CASE WHEN sensitive THEN $9 ELSE $10 END, jsonb_build_object('notification_id', id),
-                CASE WHEN sensitive THEN $11 ELSE $12 END, $13
-         FROM written",
-    )
-    .bind(&rows.ids)
-    .bind(&rows.channels)
-    .bind(&rows.recipients)
-    .bind(&rows.kinds)
-    .bind(&rows.subjects)
-    .bind(&rows.bodies)
-    .bind(&rows.html_bodies)
-    .bind(&rows.sensitive)
-    .bind(Queue::Otp.as_str())
-    .bind(Queue::Notify.as_str())
-    .bind(Queue::Otp.max_attempts() as i32)
-    .bind(Queue::Notify.max_attempts() as i32)
-    .bind(crate::telemetry::current_request_id())
-    .execute(&mut *conn)
-    .await
-    .during("write notifications and enqueue their delivery")?;
-    for queue in [Queue::Otp, Queue::Notify] {
-        let count = rows.sensitive.iter().filter(|&&s| queue_for(s) == queue).count() as u64;
-        if count > 0 {
-            crate::telemetry::metrics::job_enqueued(queue, count);
-        }
-    }
+             SELECT * FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                  $11::text[], $12::bool[])) ",
+        jobs::enqueue_unkeyed!()
+    ));
+    jobs::bind_many(query, &deliveries)?
+        .bind(&rows.ids)
+        .bind(&rows.channels)
+        .bind(&rows.recipients)
+        .bind(&rows.kinds)
+        .bind(&rows.subjects)
+        .bind(&rows.bodies)
+        .bind(&rows.html_bodies)
+        .bind(&rows.sensitive)
+        .execute(&mut *conn)
+        .await
+        .during("write notifications and enqueue their delivery")?;
+    jobs::count_many(&deliveries);
     Ok(rows.ids)
 }
 

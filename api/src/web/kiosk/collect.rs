@@ -16,15 +16,11 @@ use uuid::Uuid;
 
 use super::frame::{self, Frame, KioskQuery, Notice};
 use super::home::not_set_up;
-use super::screen::{self, Screen};
+use super::screen;
 use crate::ApiContext;
 use crate::error::ApiError;
 use crate::web::csrf::CsrfForm;
 use crate::web::{Page, WebError};
-
-fn offline(screen: &Screen) -> Option<Notice> {
-    (!screen.online).then_some(Notice::Offline)
-}
 
 /// The contact form, with what was typed and what went wrong.
 fn contact_form(page: &Page, frame: &Frame, contact: &str, notice: Option<Notice>) -> Response {
@@ -47,7 +43,7 @@ pub async fn contact_page(
     let id = screen::point_id(path)?;
     let Some(screen) = screen::enrolled(&ctx, &headers, id).await? else { return Ok(not_set_up(&page, id)) };
     let frame = Frame::of(&screen, &KioskQuery::from(query), "/collect");
-    Ok(contact_form(&page, &frame, "", offline(&screen)))
+    Ok(contact_form(&page, &frame, "", screen.offline_notice()))
 }
 
 #[derive(Deserialize)]
@@ -66,7 +62,7 @@ pub async fn request_code(
     let id = screen::point_id(path)?;
     let Some(screen) = screen::enrolled(&ctx, &headers, id).await? else { return Ok(not_set_up(&page, id)) };
     let frame = Frame::of(&screen, &KioskQuery::default(), "/collect");
-    if let Some(offline) = offline(&screen) {
+    if let Some(offline) = screen.offline_notice() {
         return Ok(contact_form(&page, &frame, "", Some(offline)));
     }
     let Ok(contact) = Contact::parse(&form.contact) else {
@@ -94,7 +90,7 @@ pub async fn code_page(
     let id = screen::point_id(path)?;
     let Some(screen) = screen::enrolled(&ctx, &headers, id).await? else { return Ok(not_set_up(&page, id)) };
     let frame = Frame::of(&screen, &KioskQuery::from(query), "/collect/code");
-    Ok(code_form(&page, &frame, offline(&screen)))
+    Ok(code_form(&page, &frame, screen.offline_notice()))
 }
 
 #[derive(Deserialize)]
@@ -114,7 +110,7 @@ pub async fn collect(
     let Some(screen) = screen::enrolled(&ctx, &headers, id).await? else { return Ok(not_set_up(&page, id)) };
     let frame = Frame::of(&screen, &KioskQuery::default(), "/collect/code");
     // A door that cannot open now must not spend the code.
-    if let Some(offline) = offline(&screen) {
+    if let Some(offline) = screen.offline_notice() {
         return Ok(code_form(&page, &frame, Some(offline)));
     }
     let mut conn = ctx.db.acquire().await?;

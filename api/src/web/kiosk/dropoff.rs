@@ -34,7 +34,7 @@ pub async fn page(
     let id = screen::point_id(path)?;
     let Some(screen) = screen::enrolled(&ctx, &headers, id).await? else { return Ok(not_set_up(&page, id)) };
     let frame = Frame::of(&screen, &KioskQuery::from(query), "/dropoff");
-    Ok(code_form(&page, &frame, (!screen.online).then_some(Notice::Offline)))
+    Ok(code_form(&page, &frame, screen.offline_notice()))
 }
 
 #[derive(Deserialize)]

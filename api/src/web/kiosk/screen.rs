@@ -12,6 +12,7 @@ use lockers_core::config::DoorDriver;
 use lockers_core::places::{self, LockerPoint, credentials};
 use uuid::Uuid;
 
+use super::frame::Notice;
 use crate::ApiContext;
 use crate::web::WebError;
 use crate::web::page::cookie_value;
@@ -28,6 +29,13 @@ pub struct Screen {
     pub point: LockerPoint,
     /// Under simulated doors every point is online (`places::is_online`).
     pub online: bool,
+}
+
+impl Screen {
+    /// What the screen says while its point is offline.
+    pub fn offline_notice(&self) -> Option<Notice> {
+        (!self.online).then_some(Notice::Offline)
+    }
 }
 
 /// The point of a `/kiosk/{id}` path; a malformed id is a 404 page.

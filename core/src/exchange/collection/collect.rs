@@ -138,7 +138,7 @@ impl Collection {
         let price = |size| tariffs.for_size(size).minor_per_hour;
         // One way in per item: its other live codes die with this one, in the
         // same statement and only when the collect was recorded.
-        let recorded: Option<(Uuid, i32, DateTime<Utc>, i64)> = sqlx::query_as(
+        let recorded: Option<(Uuid, i32, DateTime<Utc>, i64)> = sqlx::query_as(concat!(
             "WITH recorded AS (
                  UPDATE items i SET collect_requested_at = now(),
                                     collect_tariff_paise = CASE i.size WHEN 'S' THEN $4 WHEN 'M' THEN $5
@@ -148,11 +148,11 @@ impl Collection {
                  WHERE i.id = $1 AND l.id = i.locker_id AND i.status = $2 AND i.collect_requested_at IS NULL
                    AND (i.status <> 'expired' OR (i.return_by > now() AND i.abandoned_at IS NULL))
                  RETURNING i.id, i.locker_id, l.door_no, i.collect_requested_at, i.collect_tariff_paise),
-             retired AS (
-                 UPDATE one_time_codes SET consumed_at = now()
-                 WHERE item_id = (SELECT id FROM recorded) AND consumed_at IS NULL AND purpose IN ('pickup', 'return'))
-             SELECT locker_id, door_no, collect_requested_at, collect_tariff_paise FROM recorded",
-        )
+             retired AS (",
+            codes::retire_live!(),
+            "item_id = (SELECT id FROM recorded) AND purpose IN ('pickup', 'return'))
+             SELECT locker_id, door_no, collect_requested_at, collect_tariff_paise FROM recorded"
+        ))
         .bind(redeemed.item_id)
         .bind(wanted.as_str())
         .bind(tariffs.currency())

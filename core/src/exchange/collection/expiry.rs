@@ -24,7 +24,7 @@ use serde_json::json;
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
-use super::{Parties, messages};
+use super::messages;
 use crate::audit::{self, Actor, Entry};
 use crate::billing::{self, Tariffs};
 use crate::config::Config;
@@ -32,6 +32,7 @@ use crate::db::{DbError, During};
 use crate::exchange::ExchangeError;
 use crate::exchange::alerts::{self, Alert};
 use crate::exchange::codes::{self, PointPurpose};
+use crate::exchange::deposit::place_of;
 use crate::messaging::outbox;
 
 /// Items one step of one run handles; the next run takes the rest.
@@ -92,9 +93,9 @@ pub async fn expire_stored(
         .during("expire stored items")?;
     for (item_id, name, door_no) in &expired {
         codes::retire(&mut tx, *item_id, &[PointPurpose::Pickup]).await?;
-        let parties = Parties::of(&mut tx, *item_id).await?;
-        for to in parties.sender() {
-            outbox::queue(&mut tx, &messages::expired(to, name, &parties.point_name, *door_no, return_by)).await?;
+        let place = place_of(&mut tx, *item_id).await?;
+        for to in place.sender.iter().cloned() {
+            outbox::queue(&mut tx, &messages::expired(to, name, &place.name, *door_no, return_by)).await?;
         }
         let after = json!({ "status": "expired", "return_by": return_by });
         let entry = Entry::change("item.expired", "item", item_id, Some(&json!({ "status": "stored" })), Some(&after));
@@ -121,8 +122,8 @@ pub async fn abandon_expired(
     for (item_id, locker_id, name, return_by) in &abandoned {
         codes::retire(&mut tx, *item_id, &[PointPurpose::Return]).await?;
         let bill = billing::close(&mut tx, *item_id, *return_by, &settings.tariffs).await?;
-        let parties = Parties::of(&mut tx, *item_id).await?;
-        for to in parties.sender() {
+        let place = place_of(&mut tx, *item_id).await?;
+        for to in place.sender.iter().cloned() {
             outbox::queue(&mut tx, &messages::abandoned(to, name, &bill.amount, bill.hours)).await?;
         }
         let summary = format!(

@@ -71,40 +71,6 @@ fn ip_key(by: &Actor) -> String {
     by.client_ip.map(crate::net::rate_limit_key).unwrap_or_else(|| "unknown".into())
 }
 
-/// Who an item's messages go to, and where it is.
-struct Parties {
-    point_name: String,
-    sender_email: Option<Email>,
-    /// Only a proven phone gets messages.
-    sender_phone: Option<Phone>,
-}
-
-impl Parties {
-    async fn of(conn: &mut PgConnection, item_id: Uuid) -> Result<Self, DbError> {
-        let (point_name, email, phone): (String, String, Option<String>) = sqlx::query_as(
-            "SELECT p.name, u.email, CASE WHEN u.phone_verified_at IS NOT NULL THEN u.phone END
-             FROM items i JOIN lockers l ON l.id = i.locker_id JOIN locker_points p ON p.id = l.point_id
-             JOIN users u ON u.id = i.sender_id WHERE i.id = $1",
-        )
-        .bind(item_id)
-        .fetch_one(conn)
-        .await
-        .during("load who an item concerns")?;
-        Ok(Self {
-            point_name,
-            sender_email: Email::parse(&email).ok(),
-            sender_phone: phone.and_then(|p| Phone::parse(&p).ok()),
-        })
-    }
-
-    /// The sender: email, and SMS when they have a proven phone.
-    fn sender(&self) -> Vec<Recipient> {
-        let email = self.sender_email.clone().map(Recipient::Email);
-        let sms = self.sender_phone.clone().map(Recipient::Sms);
-        email.into_iter().chain(sms).collect()
-    }
-}
-
 /// The receiver's one channel for a receipt: email when given, else SMS.
 fn receiver(phone: Option<&str>, email: Option<&str>) -> Option<Recipient> {
     email

@@ -14,12 +14,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::PgConnection;
 
-use super::{Parties, messages, receiver};
+use super::{messages, receiver};
 use crate::audit::{self, Actor, Entry};
 use crate::billing::{self, DefaultTariff};
 use crate::db::{DbError, During};
 use crate::exchange::ExchangeError;
 use crate::exchange::alerts::{self, Alert};
+use crate::exchange::deposit::place_of;
 use crate::exchange::doors::{DoorCommand, Reason};
 use crate::exchange::items::{self, Item, ItemStatus};
 use crate::messaging::outbox;
@@ -69,10 +70,11 @@ pub async fn door_opened(conn: &mut PgConnection, by: &Actor, command: &DoorComm
     .during("close an item")?;
     let tariff = tariff_of(recorded)?;
     let bill = billing::close(conn, item.id, at, &tariff).await?;
-    let parties = Parties::of(conn, item.id).await?;
-    let mut told: Vec<_> = parties
-        .sender()
-        .into_iter()
+    let place = place_of(conn, item.id).await?;
+    let mut told: Vec<_> = place
+        .sender
+        .iter()
+        .cloned()
         .map(|to| {
             if to_is_return(command) {
                 messages::returned(to, &item.name, at, &bill.amount, bill.hours)
@@ -84,7 +86,7 @@ pub async fn door_opened(conn: &mut PgConnection, by: &Actor, command: &DoorComm
     if !to_is_return(command)
         && let Some(to) = receiver(item.receiver_phone.as_deref(), item.receiver_email.as_deref())
     {
-        told.push(messages::receipt(to, &item.name, &parties.point_name, item.door_no, at));
+        told.push(messages::receipt(to, &item.name, &place.name, item.door_no, at));
     }
     outbox::queue_all(conn, &told).await?;
     let action = if to_is_return(command) { "item.returned" } else { "item.collected" };
@@ -125,14 +127,14 @@ pub async fn door_failed(
         // Billing stops when the code was typed: the person did all they could.
         let tariff = collect_tariff(conn, item).await?;
         let bill = billing::close(conn, item.id, requested_at, &tariff).await?;
-        let parties = Parties::of(conn, item.id).await?;
+        let place = place_of(conn, item.id).await?;
         let told = if to_is_return(command) {
-            parties.sender().into_iter().next()
+            place.sender.first().cloned()
         } else {
             receiver(item.receiver_phone.as_deref(), item.receiver_email.as_deref())
         };
         if let Some(to) = told {
-            outbox::queue(conn, &messages::open_failed(to, &item.name, &parties.point_name, item.door_no)).await?;
+            outbox::queue(conn, &messages::open_failed(to, &item.name, &place.name, item.door_no)).await?;
         }
         let after = json!({ "flagged": true, "billing_stopped_at": requested_at,
                             "amount_paise": bill.amount.minor, "error": error });

@@ -87,7 +87,7 @@ pub async fn expire_reservations(
             after: Some(json!({ "status": "cancelled", "dropoff_by": item.dropoff_by })),
         };
         audit::record(&mut tx, by, entry).await?;
-        let place = place_of(&mut tx, &item).await?;
+        let place = place_of(&mut tx, item.id).await?;
         tell_sender(&mut tx, &place, messages::reservation_expired(&item, &place)).await?;
     }
     tx.commit().await.during("commit expired reservations")?;

@@ -132,10 +132,12 @@ pub(super) async fn open_for_dropoff(
     let command_id = doors::issue(tx, item.locker_id, Some(item.id), Reason::Deposit).await?;
     // Recorded, and the item's codes retired in the same statement: the door
     // opens once, so the code (if the app asked) is of no more use.
-    sqlx::query(
-        "WITH retired AS (UPDATE one_time_codes SET consumed_at = now() WHERE item_id = $1 AND consumed_at IS NULL)
-         UPDATE items SET dropoff_requested_at = now(), updated_at = now() WHERE id = $1",
-    )
+    sqlx::query(concat!(
+        "WITH retired AS (",
+        codes::retire_live!(),
+        "item_id = $1)
+         UPDATE items SET dropoff_requested_at = now(), updated_at = now() WHERE id = $1"
+    ))
     .bind(item.id)
     .execute(&mut *tx)
     .await

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use minijinja::{Value, context};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::accounts::contact::{Email, Phone};
 use crate::db::{DbError, During};
@@ -18,14 +19,14 @@ pub(crate) struct PlaceOf {
     pub sender: Vec<Recipient>,
 }
 
-/// The item's point and its sender's contacts, in one query.
-pub(crate) async fn place_of(conn: &mut PgConnection, item: &Item) -> Result<PlaceOf, DbError> {
+/// The point of item `item_id` and its sender's contacts, in one query.
+pub(crate) async fn place_of(conn: &mut PgConnection, item_id: Uuid) -> Result<PlaceOf, DbError> {
     let (name, address, email, phone): (String, String, String, Option<String>) = sqlx::query_as(
         "SELECT p.name, p.address, u.email, CASE WHEN u.phone_verified_at IS NOT NULL THEN u.phone END
-         FROM locker_points p, users u WHERE p.id = $1 AND u.id = $2",
+         FROM items i JOIN lockers l ON l.id = i.locker_id JOIN locker_points p ON p.id = l.point_id
+         JOIN users u ON u.id = i.sender_id WHERE i.id = $1",
     )
-    .bind(item.point_id)
-    .bind(item.sender_id)
+    .bind(item_id)
     .fetch_one(conn)
     .await
     .during("read an item's point and sender")?;

@@ -77,7 +77,7 @@ pub async fn door_closed(conn: &mut PgConnection, by: &Actor, command: &DoorComm
     .ok_or_else(|| missing("read a stored item"))?;
     crate::telemetry::metrics::business(crate::telemetry::metrics::name::DEPOSITS, 1);
     audit::record(conn, by, Entry::change("item.store", "item", item_id, Some(&before), Some(&item))).await?;
-    let place = place_of(conn, &item).await?;
+    let place = place_of(conn, item.id).await?;
     let mut told: Vec<_> =
         receiver_recipients(&item).into_iter().map(|to| messages::stored_for_receiver(to, &item, &place)).collect();
     told.extend(messages::stored_for_sender(&item, &place).for_sender(&place));
@@ -112,7 +112,7 @@ pub async fn door_failed(
     };
     alerts::out_of_service(conn, by, alert).await?;
     if let Some(item) = &reserved {
-        let place = place_of(conn, item).await?;
+        let place = place_of(conn, item.id).await?;
         tell_sender(conn, &place, messages::dropoff_failed(item, &place)).await?;
     }
     Ok(())
@@ -168,7 +168,7 @@ pub async fn doors_left_open(
             summary: &summary,
         };
         alerts::out_of_service(&mut tx, by, alert).await?;
-        let place = place_of(&mut tx, &item).await?;
+        let place = place_of(&mut tx, item.id).await?;
         tell_sender(&mut tx, &place, messages::close_the_door(&item, &place)).await?;
     }
     tx.commit().await.during("commit doors left open")?;
